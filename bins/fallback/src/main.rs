@@ -1,0 +1,56 @@
+//! `fallback`: the command line of the fallback project.
+//!
+//! Wiring only: parse arguments, call one library function, turn the outcome into an
+//! exit code. Each subcommand group lives in its own module.
+
+// A command line prints its results.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod config;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// HTTP fallback for FASP-style file transfer: tokens, URLs, transfers and checks.
+///
+/// When a network blocks UDP or SSH, transfers still happen over plain HTTP(S), served
+/// by fallbackd. This command checks configurations and (in later releases) issues
+/// tokens, builds FASP URLs, uploads, downloads and diagnoses.
+#[derive(Debug, Parser)]
+#[command(name = "fallback", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check an aspera.conf and show the effective settings of a user.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+}
+
+/// Exit codes shared by every subcommand.
+pub(crate) mod exit {
+    /// Success: nothing wrong found.
+    pub(crate) const OK: u8 = 0;
+    /// The command ran and found problems (for `config check`: at least one error).
+    pub(crate) const FINDINGS: u8 = 1;
+    /// The command could not run: bad arguments, unreadable file.
+    pub(crate) const FAILURE: u8 = 2;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Config(cmd) => config::run(&cmd),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("fallback: error: {err:#}");
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}

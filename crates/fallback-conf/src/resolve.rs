@@ -1,0 +1,479 @@
+//! Effective settings: user > groups (lowest precedence number first) > default >
+//! built-in default, each value with where it came from.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::diag::Pos;
+use crate::model::{Cipher, FilenameHash, Layer, Secret, TokenCipher, TransferAuth};
+use crate::parse::{Scope, Spans};
+use crate::{Config, Document};
+
+/// Where an effective value came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "from", rename_all = "lowercase")]
+pub enum Origin {
+    /// Not written anywhere: the real product's default.
+    Builtin,
+    /// Written directly under `<CONF>` (`<http_server>`, `<WEB>`).
+    Global {
+        /// Where it is written.
+        pos: Pos,
+    },
+    /// Written in `<default>`.
+    Default {
+        /// Where it is written.
+        pos: Pos,
+    },
+    /// Written in a group the user belongs to.
+    Group {
+        /// The group's name.
+        name: String,
+        /// The group's precedence (lower wins).
+        precedence: u32,
+        /// Where it is written.
+        pos: Pos,
+    },
+    /// Written in the user's own section.
+    User {
+        /// The user's name.
+        name: String,
+        /// Where it is written.
+        pos: Pos,
+    },
+}
+
+impl Origin {
+    /// Where the value is written, if it is written at all.
+    pub fn pos(&self) -> Option<Pos> {
+        match self {
+            Origin::Builtin => None,
+            Origin::Global { pos }
+            | Origin::Default { pos }
+            | Origin::Group { pos, .. }
+            | Origin::User { pos, .. } => Some(*pos),
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Builtin => f.write_str("built-in default"),
+            Origin::Global { pos } => write!(f, "file, line {}", pos.line),
+            Origin::Default { pos } => write!(f, "<default>, line {}", pos.line),
+            Origin::Group {
+                name,
+                precedence,
+                pos,
+            } => write!(
+                f,
+                "group {name} (precedence {precedence}), line {}",
+                pos.line
+            ),
+            Origin::User { name, pos } => write!(f, "user {name}, line {}", pos.line),
+        }
+    }
+}
+
+/// A value and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sourced<T> {
+    /// The effective value.
+    pub value: T,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+impl<T> Sourced<T> {
+    fn builtin(value: T) -> Self {
+        Self {
+            value,
+            origin: Origin::Builtin,
+        }
+    }
+}
+
+/// The effective transfer settings of one user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserSettings {
+    /// The user these settings are for; empty for the `<default>` section alone.
+    pub user: String,
+    /// Uploads to the server.
+    pub transfer_in: Sourced<TransferAuth>,
+    /// Downloads from the server.
+    pub transfer_out: Sourced<TransferAuth>,
+    /// The token secret, if any applies.
+    pub token_key: Sourced<Option<Secret>>,
+    /// Token cipher.
+    pub token_cipher: Sourced<TokenCipher>,
+    /// Default token lifetime in seconds.
+    pub token_life_seconds: Sourced<u64>,
+    /// File name hash of real-product tokens.
+    pub filename_hash: Sourced<FilenameHash>,
+    /// The docroot; `None` means transfers are refused (never the whole file system).
+    pub docroot: Sourced<Option<PathBuf>>,
+    /// Whether files may be read (downloads).
+    pub read_allowed: Sourced<bool>,
+    /// Whether files may be written (uploads).
+    pub write_allowed: Sourced<bool>,
+    /// Whether directories may be listed and transferred.
+    pub dir_allowed: Sourced<bool>,
+    /// Allowed in-transit cipher.
+    pub allowed_cipher: Sourced<Cipher>,
+    /// The user's cipher preference.
+    pub user_value: Sourced<Cipher>,
+}
+
+impl UserSettings {
+    /// The cipher this user's transfers must use, if they must be encrypted: the
+    /// `allowed_cipher` when it names a cipher, else `user_value` when that does.
+    /// Such a user gets HTTPS fallback only.
+    pub fn required_cipher(&self) -> Option<Cipher> {
+        [self.allowed_cipher.value, self.user_value.value]
+            .into_iter()
+            .find(|c| c.is_cipher())
+    }
+
+    /// Whether this user's transfers must be encrypted (HTTPS only).
+    pub fn must_encrypt(&self) -> bool {
+        self.required_cipher().is_some()
+    }
+}
+
+/// The effective `<http_server>` settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServerSettings {
+    /// Serve plain HTTP.
+    pub enable_http: Sourced<bool>,
+    /// HTTP port.
+    pub http_port: Sourced<u16>,
+    /// Serve HTTPS.
+    pub enable_https: Sourced<bool>,
+    /// HTTPS port.
+    pub https_port: Sourced<u16>,
+    /// Listen address (`0.0.0.0`: all interfaces).
+    pub bind_address: Sourced<String>,
+    /// Certificate file; `None`: a self-signed certificate is generated at start.
+    pub cert_file: Sourced<Option<PathBuf>>,
+    /// Private key file.
+    pub key_file: Sourced<Option<PathBuf>>,
+    /// Interrupted transfers may resume.
+    pub restartable_transfers: Sourced<bool>,
+    /// Seconds without client activity before a transfer is cut off; 0: never.
+    pub session_activity_timeout: Sourced<u64>,
+    /// Accept backlog, per listener.
+    pub listen_backlog: Sourced<u32>,
+    /// Keep-alive (undocumented in the product).
+    pub persistent_connection: Sourced<bool>,
+}
+
+/// How clients reach the fallback service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Clients connect to fallbackd's own ports.
+    Direct,
+    /// fallbackd listens on loopback behind a reverse proxy on 80/443.
+    Proxy,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Direct => "direct",
+            Mode::Proxy => "proxy",
+        })
+    }
+}
+
+impl ServerSettings {
+    /// Proxy mode when bound to a loopback address (the article's indirect mode),
+    /// direct mode otherwise.
+    pub fn mode(&self) -> Mode {
+        let addr = self.bind_address.value.trim();
+        let loopback = addr.eq_ignore_ascii_case("localhost")
+            || addr
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if loopback { Mode::Proxy } else { Mode::Direct }
+    }
+}
+
+/// The effective `<WEB>` settings: what the web UI advertises to clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WebSettings {
+    /// Whether FASP URLs carry `fallback=yes`.
+    pub http_fallback: Sourced<bool>,
+    /// Port advertised for HTTP fallback (users that do not encrypt).
+    pub http_fallback_port: Sourced<u16>,
+    /// Port advertised for HTTPS fallback (users that must encrypt).
+    pub https_fallback_port: Sourced<u16>,
+    /// FASP SSH port.
+    pub ssh_port: Sourced<u16>,
+    /// FASP UDP port.
+    pub udp_port: Sourced<u16>,
+}
+
+fn pick<T: Clone>(
+    spans: &Spans,
+    scope: Scope,
+    key: &'static str,
+    value: Option<&T>,
+    origin: impl FnOnce(Pos) -> Origin,
+) -> Option<Sourced<T>> {
+    let value = value?.clone();
+    let pos = spans
+        .get(&(scope, key))
+        .map_or(Pos { line: 0, column: 0 }, |l| l.pos);
+    Some(Sourced {
+        value,
+        origin: origin(pos),
+    })
+}
+
+impl Config {
+    /// The effective settings of user `user`, member of `groups` (names; groups not
+    /// defined in the file are skipped).
+    pub fn user(&self, user: &str, groups: &[&str]) -> UserSettings {
+        let doc: &Document = self.document();
+        let mut scopes = Vec::new();
+        if let Some(i) = doc.users.iter().position(|u| u.name == user) {
+            scopes.push(Scope::User(i));
+        }
+        let mut member: Vec<(u32, usize)> = doc
+            .groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| groups.contains(&g.name.as_str()))
+            .map(|(i, g)| (g.precedence.unwrap_or(0), i))
+            .collect();
+        // Stable: equal precedence keeps file order.
+        member.sort_by_key(|&(p, _)| p);
+        scopes.extend(member.into_iter().map(|(_, i)| Scope::Group(i)));
+        scopes.push(Scope::Default);
+        self.resolve_scopes(user, &scopes)
+    }
+
+    /// The effective settings of a user that has no section of its own and no group:
+    /// `<default>` over the built-in defaults.
+    pub fn defaults(&self) -> UserSettings {
+        self.resolve_scopes("", &[Scope::Default])
+    }
+
+    /// Resolves over `scopes`, highest priority first.
+    pub(crate) fn resolve_scopes(&self, user: &str, scopes: &[Scope]) -> UserSettings {
+        let doc = self.document();
+        let zero = Pos { line: 0, column: 0 };
+        let layers: Vec<(Scope, &Layer, Origin)> = scopes
+            .iter()
+            .map(|&s| match s {
+                Scope::User(i) => (
+                    s,
+                    &doc.users[i].settings,
+                    Origin::User {
+                        name: doc.users[i].name.clone(),
+                        pos: zero,
+                    },
+                ),
+                Scope::Group(i) => (
+                    s,
+                    &doc.groups[i].settings,
+                    Origin::Group {
+                        name: doc.groups[i].name.clone(),
+                        precedence: doc.groups[i].precedence.unwrap_or(0),
+                        pos: zero,
+                    },
+                ),
+                Scope::Default | Scope::Global => {
+                    (Scope::Default, &doc.default, Origin::Default { pos: zero })
+                }
+            })
+            .collect();
+        self.resolve(user, &layers)
+    }
+
+    fn resolve(&self, user: &str, layers: &[(Scope, &Layer, Origin)]) -> UserSettings {
+        let spans = &self.spans;
+        macro_rules! field {
+            ($field:ident, $key:literal, $builtin:expr) => {
+                layers
+                    .iter()
+                    .find_map(|(scope, layer, origin)| {
+                        pick(spans, *scope, $key, layer.$field.as_ref(), |pos| {
+                            with_pos(origin, pos)
+                        })
+                    })
+                    .unwrap_or_else(|| Sourced::builtin($builtin))
+            };
+        }
+        macro_rules! optional {
+            ($field:ident, $key:literal) => {
+                layers
+                    .iter()
+                    .find_map(|(scope, layer, origin)| {
+                        pick(spans, *scope, $key, layer.$field.as_ref(), |pos| {
+                            with_pos(origin, pos)
+                        })
+                    })
+                    .map_or_else(
+                        || Sourced::builtin(None),
+                        |s| Sourced {
+                            value: Some(s.value.into()),
+                            origin: s.origin,
+                        },
+                    )
+            };
+        }
+        UserSettings {
+            user: user.to_owned(),
+            transfer_in: field!(
+                transfer_in,
+                "authorization/transfer/in/value",
+                TransferAuth::Allow
+            ),
+            transfer_out: field!(
+                transfer_out,
+                "authorization/transfer/out/value",
+                TransferAuth::Allow
+            ),
+            token_key: optional!(token_key, "authorization/token/encryption_key"),
+            token_cipher: field!(
+                token_cipher,
+                "authorization/token/encryption_type",
+                TokenCipher::Aes128
+            ),
+            token_life_seconds: field!(
+                token_life_seconds,
+                "authorization/token/life_seconds",
+                86_400
+            ),
+            filename_hash: field!(
+                filename_hash,
+                "authorization/token/filename_hash",
+                FilenameHash::Sha1
+            ),
+            docroot: optional!(docroot, "file_system/access/paths/path/absolute"),
+            read_allowed: field!(
+                read_allowed,
+                "file_system/access/paths/path/read_allowed",
+                true
+            ),
+            write_allowed: field!(
+                write_allowed,
+                "file_system/access/paths/path/write_allowed",
+                true
+            ),
+            dir_allowed: field!(
+                dir_allowed,
+                "file_system/access/paths/path/dir_allowed",
+                true
+            ),
+            allowed_cipher: field!(
+                allowed_cipher,
+                "transfer/encryption/allowed_cipher",
+                Cipher::Any
+            ),
+            user_value: field!(user_value, "transfer/encryption/user_value", Cipher::Any),
+        }
+    }
+
+    /// The effective `<http_server>` settings.
+    pub fn server(&self) -> ServerSettings {
+        let h = &self.document().http_server;
+        let spans = &self.spans;
+        macro_rules! field {
+            ($field:ident, $key:literal, $builtin:expr) => {
+                pick(spans, Scope::Global, $key, h.$field.as_ref(), |pos| {
+                    Origin::Global { pos }
+                })
+                .unwrap_or_else(|| Sourced::builtin($builtin))
+            };
+        }
+        macro_rules! path {
+            ($field:ident, $key:literal) => {
+                pick(spans, Scope::Global, $key, h.$field.as_ref(), |pos| {
+                    Origin::Global { pos }
+                })
+                .map_or_else(
+                    || Sourced::builtin(None),
+                    |s| Sourced {
+                        value: Some(PathBuf::from(s.value)),
+                        origin: s.origin,
+                    },
+                )
+            };
+        }
+        ServerSettings {
+            enable_http: field!(enable_http, "http_server/enable_http", false),
+            http_port: field!(http_port, "http_server/http_port", 8080),
+            enable_https: field!(enable_https, "http_server/enable_https", false),
+            https_port: field!(https_port, "http_server/https_port", 8443),
+            bind_address: field!(
+                bind_address,
+                "http_server/bind_address",
+                "0.0.0.0".to_owned()
+            ),
+            cert_file: path!(cert_file, "http_server/cert_file"),
+            key_file: path!(key_file, "http_server/key_file"),
+            restartable_transfers: field!(
+                restartable_transfers,
+                "http_server/restartable_transfers",
+                true
+            ),
+            session_activity_timeout: field!(
+                session_activity_timeout,
+                "http_server/session_activity_timeout",
+                20
+            ),
+            listen_backlog: field!(listen_backlog, "http_server/listen_backlog", 20),
+            persistent_connection: field!(
+                persistent_connection,
+                "http_server/persistent_connection",
+                false
+            ),
+        }
+    }
+
+    /// The effective `<WEB>` settings, or `None` when the file has no `<WEB>` element.
+    pub fn web(&self) -> Option<WebSettings> {
+        let w = self.document().web.as_ref()?;
+        let spans = &self.spans;
+        macro_rules! field {
+            ($field:ident, $key:literal, $builtin:expr) => {
+                pick(spans, Scope::Global, $key, w.$field.as_ref(), |pos| {
+                    Origin::Global { pos }
+                })
+                .unwrap_or_else(|| Sourced::builtin($builtin))
+            };
+        }
+        Some(WebSettings {
+            http_fallback: field!(http_fallback, "WEB@HttpFallback", false),
+            http_fallback_port: field!(http_fallback_port, "WEB@HttpFallbackPort", 8080),
+            https_fallback_port: field!(https_fallback_port, "WEB@HttpsFallbackPort", 8443),
+            ssh_port: field!(ssh_port, "WEB@SshPort", 33001),
+            udp_port: field!(udp_port, "WEB@UdpPort", 33001),
+        })
+    }
+}
+
+fn with_pos(origin: &Origin, pos: Pos) -> Origin {
+    match origin.clone() {
+        Origin::Builtin => Origin::Builtin,
+        Origin::Global { .. } => Origin::Global { pos },
+        Origin::Default { .. } => Origin::Default { pos },
+        Origin::Group {
+            name, precedence, ..
+        } => Origin::Group {
+            name,
+            precedence,
+            pos,
+        },
+        Origin::User { name, .. } => Origin::User { name, pos },
+    }
+}
