@@ -9,6 +9,8 @@ use fallback_conf::{Config, Diagnostic, Error, Sourced, UserSettings};
 
 use crate::exit;
 
+// Doc comments here are the `--help` text, shown verbatim: no Markdown backticks.
+#[allow(clippy::doc_markdown)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum ConfigCommand {
     /// Validate an aspera.conf like a linter and list every finding.
@@ -299,7 +301,8 @@ fn print_user(u: &UserSettings, groups: &[&str]) {
 struct Table(String);
 
 impl Table {
-    fn row(&mut self, name: &str, value: String, origin: &dyn std::fmt::Display) {
+    fn row(&mut self, name: &str, value: impl std::fmt::Display, origin: &dyn std::fmt::Display) {
+        let value = value.to_string();
         let _ = writeln!(self.0, "  {name:<26} {value:<34} {origin}");
     }
 

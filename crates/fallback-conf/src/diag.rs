@@ -229,8 +229,8 @@ mod tests {
         assert_eq!(idx.pos(3), Pos { line: 2, column: 1 });
         // "cé" is 3 bytes, 2 characters: '<' is column 3.
         assert_eq!(idx.pos(6), Pos { line: 2, column: 3 });
-        assert_eq!(idx.pos(11), Pos { line: 3, column: 1 });
-        assert_eq!(idx.pos(12), Pos { line: 4, column: 1 });
+        assert_eq!(idx.pos(10), Pos { line: 3, column: 1 });
+        assert_eq!(idx.pos(11), Pos { line: 4, column: 1 });
         assert_eq!(idx.pos(999), Pos { line: 4, column: 2 });
     }
 

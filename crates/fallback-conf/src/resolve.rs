@@ -15,6 +15,7 @@ use crate::{Config, Document};
 /// Where an effective value came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "from", rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Origin {
     /// Not written anywhere: the real product's default.
     Builtin,

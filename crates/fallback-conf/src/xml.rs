@@ -278,7 +278,7 @@ fn append_text(
         None => Err(syntax(
             idx,
             Code::XmlSyntax,
-            at,
+            at + (s.len() - s.trim_start().len()),
             "",
             "text outside the root element".to_owned(),
         )),
