@@ -1,5 +1,8 @@
 //! Integration tests of fallback-conf, through its public API only.
 
+// Test helpers panic on purpose: a panic is how a failed expectation is reported.
+#![allow(clippy::unwrap_used)]
+
 mod fixtures;
 mod precedence;
 mod props;

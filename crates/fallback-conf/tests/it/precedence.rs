@@ -69,7 +69,7 @@ fn default_then_builtin() {
     assert_eq!(d.token_life_seconds.value, 3600);
     assert_eq!(origin_kind(&d.token_life_seconds.origin), "default");
     assert_eq!(d.transfer_in.value, TransferAuth::Token);
-    assert_eq!(d.read_allowed.value, true);
+    assert!(d.read_allowed.value);
     assert_eq!(origin_kind(&d.read_allowed.origin), "builtin");
     assert_eq!(d.token_key.origin.pos().unwrap().line, 16);
 }
