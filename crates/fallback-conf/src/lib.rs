@@ -106,6 +106,7 @@ pub struct Config {
     doc: Document,
     spans: parse::Spans,
     diagnostics: Vec<Diagnostic>,
+    users: std::collections::HashMap<String, usize>,
 }
 
 impl Config {
@@ -120,6 +121,7 @@ impl Config {
             doc: parsed.doc,
             spans: parsed.spans,
             diagnostics: parsed.diagnostics,
+            users: parsed.users,
         };
         let more = conf.validate();
         conf.diagnostics.extend(more);

@@ -23,28 +23,27 @@ pub(crate) enum Scope {
     Group(usize),
 }
 
-/// Where a value was written.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Loc {
-    pub(crate) pos: Pos,
-    pub(crate) path: String,
-}
-
 /// Positions of every value, keyed by section and element path relative to the section
 /// (`"authorization/token/encryption_key"`, `"http_server/http_port"`, `"WEB@SshPort"`).
-/// The empty key is the section element itself.
-pub(crate) type Spans = HashMap<(Scope, &'static str), Loc>;
+/// The empty key is the section element itself. Element paths are derived from the
+/// key and the section (see `Config::element_path`), not stored.
+pub(crate) type Spans = HashMap<(Scope, &'static str), Pos>;
 
 pub(crate) struct Parsed {
     pub(crate) doc: Document,
     pub(crate) spans: Spans,
     pub(crate) diagnostics: Vec<Diagnostic>,
+    /// Index of each user name in `doc.users`.
+    pub(crate) users: HashMap<String, usize>,
 }
 
 struct Ctx<'a> {
     idx: &'a LineIndex<'a>,
     spans: Spans,
     diags: Vec<Diagnostic>,
+    /// Index of each user and group name, for duplicate checks in linear time.
+    users: HashMap<String, usize>,
+    groups: HashMap<String, usize>,
 }
 
 impl Ctx<'_> {
@@ -55,27 +54,27 @@ impl Ctx<'_> {
 
     /// Records where `key` was set; reports a duplicate and returns false when it was
     /// already set in the same section.
-    fn claim(&mut self, scope: Scope, key: &'static str, el: &Element, path: &str) -> bool {
+    fn claim(
+        &mut self,
+        scope: Scope,
+        key: &'static str,
+        el: &Element<'_>,
+        path: impl FnOnce() -> String,
+    ) -> bool {
         let pos = self.idx.pos(el.start);
         if let Some(first) = self.spans.get(&(scope, key)) {
             let msg = format!(
-                "<{}> is already set at {} in this section; remove one of them",
-                el.name, first.pos
+                "<{}> is already set at {first} in this section; remove one of them",
+                el.name
             );
-            self.report(Code::DuplicateElement, el.start, path, msg);
+            self.report(Code::DuplicateElement, el.start, &path(), msg);
             return false;
         }
-        self.spans.insert(
-            (scope, key),
-            Loc {
-                pos,
-                path: path.to_owned(),
-            },
-        );
+        self.spans.insert((scope, key), pos);
         true
     }
 
-    fn unknown(&mut self, el: &Element, path: &str, known: &[&str]) {
+    fn unknown(&mut self, el: &Element<'_>, path: &str, known: &[&str]) {
         let hint = suggest(&el.name, known)
             .map(|s| format!("; did you mean <{s}>?"))
             .unwrap_or_default();
@@ -85,8 +84,8 @@ impl Ctx<'_> {
 
     fn value<T>(
         &mut self,
-        el: &Element,
-        path: &str,
+        el: &Element<'_>,
+        path: impl FnOnce() -> String,
         parse: impl FnOnce(&str) -> Result<T, (Code, String)>,
     ) -> Option<T> {
         let v = el.value();
@@ -96,7 +95,7 @@ impl Ctx<'_> {
         match parse(v) {
             Ok(t) => Some(t),
             Err((code, msg)) => {
-                self.report(code, el.value_start(), path, msg);
+                self.report(code, el.value_start(), &path(), msg);
                 None
             }
         }
@@ -206,7 +205,7 @@ const IGNORED_TOP: &[&str] = &[
 
 const KNOWN_TOP: &[&str] = &["http_server", "WEB", "default", "aaa"];
 
-pub(crate) fn document(root: &Element, idx: &LineIndex<'_>) -> Result<Parsed, Diagnostic> {
+pub(crate) fn document(root: &Element<'_>, idx: &LineIndex<'_>) -> Result<Parsed, Diagnostic> {
     if root.name != "CONF" {
         return Err(Diagnostic::new(
             Code::NotAsperaConf,
@@ -222,6 +221,8 @@ pub(crate) fn document(root: &Element, idx: &LineIndex<'_>) -> Result<Parsed, Di
         idx,
         spans: Spans::new(),
         diags: Vec::new(),
+        users: HashMap::new(),
+        groups: HashMap::new(),
     };
     for (name, _) in &root.attrs {
         if name != "version" {
@@ -238,7 +239,7 @@ pub(crate) fn document(root: &Element, idx: &LineIndex<'_>) -> Result<Parsed, Di
     let mut seen_default = false;
     for child in &root.children {
         let path = format!("/CONF/{}", child.name);
-        match child.name.as_str() {
+        match child.name {
             "http_server" => {
                 if std::mem::replace(&mut seen_http, true) {
                     ctx.report(
@@ -271,10 +272,9 @@ pub(crate) fn document(root: &Element, idx: &LineIndex<'_>) -> Result<Parsed, Di
                         "a second <default>: merge it into the first".to_owned(),
                     );
                 }
-                ctx.spans.entry((Scope::Default, "")).or_insert(Loc {
-                    pos: idx.pos(child.start),
-                    path: path.clone(),
-                });
+                ctx.spans
+                    .entry((Scope::Default, ""))
+                    .or_insert(idx.pos(child.start));
                 layer(
                     &mut ctx,
                     Scope::Default,
@@ -293,10 +293,11 @@ pub(crate) fn document(root: &Element, idx: &LineIndex<'_>) -> Result<Parsed, Di
         doc,
         spans: ctx.spans,
         diagnostics: ctx.diags,
+        users: ctx.users,
     })
 }
 
-fn http_server(ctx: &mut Ctx<'_>, el: &Element, base: &str, out: &mut HttpServer) {
+fn http_server(ctx: &mut Ctx<'_>, el: &Element<'_>, base: &str, out: &mut HttpServer) {
     const KNOWN: &[&str] = &[
         "enable_http",
         "http_port",
@@ -331,37 +332,43 @@ fn http_server(ctx: &mut Ctx<'_>, el: &Element, base: &str, out: &mut HttpServer
             "persistent_connection" => "http_server/persistent_connection",
             _ => "http_server/mgmt_address",
         };
-        if !ctx.claim(Scope::Global, key, child, &path) {
+        if !ctx.claim(Scope::Global, key, child, || path.clone()) {
             continue;
         }
         match name {
-            "enable_http" => out.enable_http = ctx.value(child, &path, parse_bool),
-            "http_port" => out.http_port = ctx.value(child, &path, parse_port),
-            "enable_https" => out.enable_https = ctx.value(child, &path, parse_bool),
-            "https_port" => out.https_port = ctx.value(child, &path, parse_port),
-            "bind_address" => out.bind_address = ctx.value(child, &path, parse_string),
-            "cert_file" => out.cert_file = ctx.value(child, &path, parse_string),
-            "key_file" => out.key_file = ctx.value(child, &path, parse_string),
+            "enable_http" => out.enable_http = ctx.value(child, || path.clone(), parse_bool),
+            "http_port" => out.http_port = ctx.value(child, || path.clone(), parse_port),
+            "enable_https" => out.enable_https = ctx.value(child, || path.clone(), parse_bool),
+            "https_port" => out.https_port = ctx.value(child, || path.clone(), parse_port),
+            "bind_address" => out.bind_address = ctx.value(child, || path.clone(), parse_string),
+            "cert_file" => out.cert_file = ctx.value(child, || path.clone(), parse_string),
+            "key_file" => out.key_file = ctx.value(child, || path.clone(), parse_string),
             "restartable_transfers" => {
-                out.restartable_transfers = ctx.value(child, &path, parse_bool);
+                out.restartable_transfers = ctx.value(child, || path.clone(), parse_bool);
             }
             "session_activity_timeout" => {
-                out.session_activity_timeout =
-                    ctx.value(child, &path, |s| parse_uint(s, "of seconds (0 or more)"));
+                out.session_activity_timeout = ctx.value(
+                    child,
+                    || path.clone(),
+                    |s| parse_uint(s, "of seconds (0 or more)"),
+                );
             }
             "listen_backlog" => {
-                out.listen_backlog =
-                    ctx.value(child, &path, |s| parse_uint(s, "from 0 to 4294967295"));
+                out.listen_backlog = ctx.value(
+                    child,
+                    || path.clone(),
+                    |s| parse_uint(s, "from 0 to 4294967295"),
+                );
             }
             "persistent_connection" => {
-                out.persistent_connection = ctx.value(child, &path, parse_bool);
+                out.persistent_connection = ctx.value(child, || path.clone(), parse_bool);
             }
-            _ => out.mgmt_address = ctx.value(child, &path, parse_string),
+            _ => out.mgmt_address = ctx.value(child, || path.clone(), parse_string),
         }
     }
 }
 
-fn web(ctx: &mut Ctx<'_>, el: &Element, path: &str) -> Web {
+fn web(ctx: &mut Ctx<'_>, el: &Element<'_>, path: &str) -> Web {
     const USED: &[&str] = &[
         "HttpFallback",
         "HttpFallbackPort",
@@ -389,13 +396,8 @@ fn web(ctx: &mut Ctx<'_>, el: &Element, path: &str) -> Web {
         "BWCap",
         "MaxTargetRate",
     ];
-    ctx.spans.insert(
-        (Scope::Global, "WEB"),
-        Loc {
-            pos: ctx.idx.pos(el.start),
-            path: path.to_owned(),
-        },
-    );
+    ctx.spans
+        .insert((Scope::Global, "WEB"), ctx.idx.pos(el.start));
     let mut out = Web::default();
     for (name, value) in &el.attrs {
         let apath = format!("{path}/@{name}");
@@ -419,13 +421,8 @@ fn web(ctx: &mut Ctx<'_>, el: &Element, path: &str) -> Web {
                 continue;
             }
         };
-        ctx.spans.insert(
-            (Scope::Global, key),
-            Loc {
-                pos: ctx.idx.pos(el.start),
-                path: apath.clone(),
-            },
-        );
+        ctx.spans
+            .insert((Scope::Global, key), ctx.idx.pos(el.start));
         let v = value.trim();
         let parsed = |r: Result<u16, (Code, String)>, ctx: &mut Ctx<'_>| match r {
             Ok(p) => Some(p),
@@ -451,7 +448,7 @@ fn web(ctx: &mut Ctx<'_>, el: &Element, path: &str) -> Web {
     out
 }
 
-fn aaa(ctx: &mut Ctx<'_>, el: &Element, doc: &mut Document) {
+fn aaa(ctx: &mut Ctx<'_>, el: &Element<'_>, doc: &mut Document) {
     for realms in &el.children {
         let rpath = format!("/CONF/aaa/{}", realms.name);
         if realms.name != "realms" {
@@ -466,7 +463,7 @@ fn aaa(ctx: &mut Ctx<'_>, el: &Element, doc: &mut Document) {
             }
             for section in &realm.children {
                 let spath = format!("{path}/{}", section.name);
-                match section.name.as_str() {
+                match section.name {
                     "users" => {
                         for u in &section.children {
                             if u.name == "user" {
@@ -493,8 +490,8 @@ fn aaa(ctx: &mut Ctx<'_>, el: &Element, doc: &mut Document) {
     }
 }
 
-fn section_name(ctx: &mut Ctx<'_>, el: &Element, base: &str) -> Option<String> {
-    let names: Vec<&Element> = el.children.iter().filter(|c| c.name == "name").collect();
+fn section_name(ctx: &mut Ctx<'_>, el: &Element<'_>, base: &str) -> Option<String> {
+    let names: Vec<&Element<'_>> = el.children.iter().filter(|c| c.name == "name").collect();
     let kind = &el.name;
     match names.as_slice() {
         [] => {
@@ -530,13 +527,13 @@ fn section_name(ctx: &mut Ctx<'_>, el: &Element, base: &str) -> Option<String> {
     }
 }
 
-fn user(ctx: &mut Ctx<'_>, el: &Element, base: &str, doc: &mut Document) {
+fn user(ctx: &mut Ctx<'_>, el: &Element<'_>, base: &str, doc: &mut Document) {
     let Some(name) = section_name(ctx, el, base) else {
         return;
     };
     let path = format!("{base}/user[{name}]");
-    if let Some(i) = doc.users.iter().position(|u| u.name == name) {
-        let first = ctx.spans[&(Scope::User(i), "")].pos;
+    if let Some(&i) = ctx.users.get(&name) {
+        let first = ctx.spans[&(Scope::User(i), "")];
         ctx.report(
             Code::DuplicateName,
             el.start,
@@ -545,26 +542,21 @@ fn user(ctx: &mut Ctx<'_>, el: &Element, base: &str, doc: &mut Document) {
         );
         return;
     }
+    ctx.users.insert(name.clone(), doc.users.len());
     let scope = Scope::User(doc.users.len());
-    ctx.spans.insert(
-        (scope, ""),
-        Loc {
-            pos: ctx.idx.pos(el.start),
-            path: path.clone(),
-        },
-    );
+    ctx.spans.insert((scope, ""), ctx.idx.pos(el.start));
     let mut settings = Layer::default();
     layer(ctx, scope, el, &path, &["name"], &mut settings);
     doc.users.push(User { name, settings });
 }
 
-fn group(ctx: &mut Ctx<'_>, el: &Element, base: &str, doc: &mut Document) {
+fn group(ctx: &mut Ctx<'_>, el: &Element<'_>, base: &str, doc: &mut Document) {
     let Some(name) = section_name(ctx, el, base) else {
         return;
     };
     let path = format!("{base}/group[{name}]");
-    if let Some(i) = doc.groups.iter().position(|g| g.name == name) {
-        let first = ctx.spans[&(Scope::Group(i), "")].pos;
+    if let Some(&i) = ctx.groups.get(&name) {
+        let first = ctx.spans[&(Scope::Group(i), "")];
         ctx.report(
             Code::DuplicateName,
             el.start,
@@ -573,19 +565,14 @@ fn group(ctx: &mut Ctx<'_>, el: &Element, base: &str, doc: &mut Document) {
         );
         return;
     }
+    ctx.groups.insert(name.clone(), doc.groups.len());
     let scope = Scope::Group(doc.groups.len());
-    ctx.spans.insert(
-        (scope, ""),
-        Loc {
-            pos: ctx.idx.pos(el.start),
-            path: path.clone(),
-        },
-    );
+    ctx.spans.insert((scope, ""), ctx.idx.pos(el.start));
     let mut precedence = None;
     for p in el.children.iter().filter(|c| c.name == "precedence") {
-        let ppath = format!("{path}/precedence");
-        if ctx.claim(scope, "precedence", p, &ppath) {
-            precedence = ctx.value(p, &ppath, |s| parse_uint(s, "from 0 to 4294967295"));
+        let ppath = || format!("{path}/precedence");
+        if ctx.claim(scope, "precedence", p, ppath) {
+            precedence = ctx.value(p, ppath, |s| parse_uint(s, "from 0 to 4294967295"));
         }
     }
     let mut settings = Layer::default();
@@ -678,16 +665,19 @@ const LAYER_LEAVES: &[&str] = &[
 fn layer(
     ctx: &mut Ctx<'_>,
     scope: Scope,
-    el: &Element,
+    el: &Element<'_>,
     base: &str,
     skip: &[&str],
     out: &mut Layer,
 ) {
+    let mut rel = String::with_capacity(64);
     for child in &el.children {
-        if skip.contains(&child.name.as_str()) {
+        if skip.contains(&child.name) {
             continue;
         }
-        walk_layer(ctx, scope, child, base, &child.name, out);
+        rel.clear();
+        rel.push_str(child.name);
+        walk_layer(ctx, scope, child, base, &mut rel, out);
     }
 }
 
@@ -706,30 +696,34 @@ fn known_children(rel: &str) -> Vec<&'static str> {
         .collect()
 }
 
+/// Reads `el`, found at `rel` (relative to the section at `base`). `rel` is a reused
+/// buffer: element paths are only formatted when a finding needs one.
 fn walk_layer(
     ctx: &mut Ctx<'_>,
     scope: Scope,
-    el: &Element,
+    el: &Element<'_>,
     base: &str,
-    rel: &str,
+    rel: &mut String,
     out: &mut Layer,
 ) {
-    let path = format!("{base}/{}", el.name);
-    if let Some(&key) = LAYER_LEAVES.iter().find(|k| **k == rel) {
-        if ctx.claim(scope, key, el, &path) {
+    if let Some(&key) = LAYER_LEAVES.iter().find(|k| **k == rel.as_str()) {
+        let path = || format!("{base}/{key}");
+        if ctx.claim(scope, key, el, path) {
             leaf(ctx, key, el, &path, out);
         }
         return;
     }
-    if LAYER_IGNORED.contains(&rel) {
+    if LAYER_IGNORED.contains(&rel.as_str()) {
         return;
     }
-    if !LAYER_CONTAINERS.contains(&rel) {
+    if !LAYER_CONTAINERS.contains(&rel.as_str()) {
         let parent = rel.rsplit_once('/').map_or("", |(p, _)| p);
-        ctx.unknown(el, &path, &known_children(parent));
+        let known = known_children(parent);
+        ctx.unknown(el, &format!("{base}/{rel}"), &known);
         return;
     }
     let mut seen_path = false;
+    let len = rel.len();
     for child in &el.children {
         if rel == "file_system/access/paths"
             && child.name == "path"
@@ -738,19 +732,27 @@ fn walk_layer(
             ctx.report(
                 Code::ExtraDocroot,
                 child.start,
-                &format!("{path}/path"),
+                &format!("{base}/{rel}/path"),
                 "only the first <path> of a section is used as the docroot; \
                  this one is ignored"
                     .to_owned(),
             );
             continue;
         }
-        let child_rel = format!("{rel}/{}", child.name);
-        walk_layer(ctx, scope, child, &path, &child_rel, out);
+        rel.push('/');
+        rel.push_str(child.name);
+        walk_layer(ctx, scope, child, base, rel, out);
+        rel.truncate(len);
     }
 }
 
-fn leaf(ctx: &mut Ctx<'_>, key: &str, el: &Element, path: &str, out: &mut Layer) {
+fn leaf(
+    ctx: &mut Ctx<'_>,
+    key: &str,
+    el: &Element<'_>,
+    path: &dyn Fn() -> String,
+    out: &mut Layer,
+) {
     match key {
         "authorization/transfer/in/value" => {
             out.transfer_in = ctx.value(el, path, parse_keyword::<TransferAuth>);

@@ -231,7 +231,8 @@ fn pick<T: Clone>(
     let value = value?.clone();
     let pos = spans
         .get(&(scope, key))
-        .map_or(Pos { line: 0, column: 0 }, |l| l.pos);
+        .copied()
+        .unwrap_or(Pos { line: 0, column: 0 });
     Some(Sourced {
         value,
         origin: origin(pos),
@@ -244,7 +245,7 @@ impl Config {
     pub fn user(&self, user: &str, groups: &[&str]) -> UserSettings {
         let doc: &Document = self.document();
         let mut scopes = Vec::new();
-        if let Some(i) = doc.users.iter().position(|u| u.name == user) {
+        if let Some(&i) = self.users.get(user) {
             scopes.push(Scope::User(i));
         }
         let mut member: Vec<(u32, usize)> = doc

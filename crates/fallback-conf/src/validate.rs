@@ -5,21 +5,38 @@ use std::path::Path;
 use crate::Config;
 use crate::diag::{Code, Diagnostic, Pos};
 use crate::model::TransferAuth;
-use crate::parse::{Loc, Scope};
+use crate::parse::Scope;
 use crate::resolve::{Mode, Origin, UserSettings};
 
 /// Token secrets shorter than this get a warning (the product recommends 20 or more).
 pub const MIN_TOKEN_KEY_CHARS: usize = 20;
 
 impl Config {
-    fn loc(&self, scope: Scope, key: &'static str) -> Option<&Loc> {
-        self.spans.get(&(scope, key))
+    /// The element path of `key` in `scope`, as findings show it.
+    fn element_path(&self, scope: Scope, key: &str) -> String {
+        let doc = self.document();
+        let section = match scope {
+            Scope::Global => "/CONF".to_owned(),
+            Scope::Default => "/CONF/default".to_owned(),
+            Scope::User(i) => format!("/CONF/aaa/realms/realm/users/user[{}]", doc.users[i].name),
+            Scope::Group(i) => {
+                format!(
+                    "/CONF/aaa/realms/realm/groups/group[{}]",
+                    doc.groups[i].name
+                )
+            }
+        };
+        match key {
+            "" => section,
+            k => format!("{section}/{}", k.replace('@', "/@")),
+        }
     }
 
-    fn at(&self, scope: Scope, key: &'static str, fallback_path: &str) -> (Option<Pos>, String) {
-        self.loc(scope, key).map_or_else(
-            || (None, fallback_path.to_owned()),
-            |l| (Some(l.pos), l.path.clone()),
+    /// Where `key` is written in `scope`, or just its path when it is not written.
+    fn at(&self, scope: Scope, key: &'static str) -> (Option<Pos>, String) {
+        (
+            self.spans.get(&(scope, key)).copied(),
+            self.element_path(scope, key),
         )
     }
 
@@ -34,11 +51,7 @@ impl Config {
     fn check_listeners(&self, out: &mut Vec<Diagnostic>) {
         let s = self.server();
         if !s.enable_http.value && !s.enable_https.value {
-            let (pos, path) = self.at(
-                Scope::Global,
-                "http_server/enable_http",
-                "/CONF/http_server",
-            );
+            let (pos, path) = self.at(Scope::Global, "http_server/enable_http");
             out.push(Diagnostic::new(
                 Code::NoListener,
                 pos,
@@ -49,7 +62,7 @@ impl Config {
             ));
         }
         if s.enable_http.value && s.enable_https.value && s.http_port.value == s.https_port.value {
-            let (pos, path) = self.at(Scope::Global, "http_server/https_port", "/CONF/http_server");
+            let (pos, path) = self.at(Scope::Global, "http_server/https_port");
             out.push(Diagnostic::new(
                 Code::PortConflict,
                 pos,
@@ -62,7 +75,7 @@ impl Config {
         }
         match (&s.cert_file.value, &s.key_file.value) {
             (Some(_), None) => {
-                let (pos, path) = self.at(Scope::Global, "http_server/cert_file", "");
+                let (pos, path) = self.at(Scope::Global, "http_server/cert_file");
                 out.push(Diagnostic::new(
                     Code::CertWithoutKey,
                     pos,
@@ -72,7 +85,7 @@ impl Config {
                 ));
             }
             (None, Some(_)) => {
-                let (pos, path) = self.at(Scope::Global, "http_server/key_file", "");
+                let (pos, path) = self.at(Scope::Global, "http_server/key_file");
                 out.push(Diagnostic::new(
                     Code::CertWithoutKey,
                     pos,
@@ -88,7 +101,7 @@ impl Config {
     fn check_web(&self, out: &mut Vec<Diagnostic>) {
         let s = self.server();
         let Some(w) = self.web() else { return };
-        let (pos, path) = self.at(Scope::Global, "WEB", "/CONF/WEB");
+        let (pos, path) = self.at(Scope::Global, "WEB");
         let serving = s.enable_http.value || s.enable_https.value;
         if serving && !w.http_fallback.value {
             out.push(Diagnostic::new(
@@ -151,7 +164,7 @@ impl Config {
             if let Some(key) = &layer.token_key
                 && key.char_len() < MIN_TOKEN_KEY_CHARS
             {
-                let (pos, path) = self.at(scope, "authorization/token/encryption_key", "");
+                let (pos, path) = self.at(scope, "authorization/token/encryption_key");
                 out.push(Diagnostic::new(
                     Code::WeakTokenKey,
                     pos,
@@ -166,7 +179,7 @@ impl Config {
             if let Some(root) = &layer.docroot
                 && !Path::new(root).is_absolute()
             {
-                let (pos, path) = self.at(scope, "file_system/access/paths/path/absolute", "");
+                let (pos, path) = self.at(scope, "file_system/access/paths/path/absolute");
                 out.push(Diagnostic::new(
                     Code::DocrootNotAbsolute,
                     pos,
@@ -201,7 +214,7 @@ impl Config {
                 self.check_token_key(&eff, Scope::User(i), out);
             }
             if any_root && !any_group_root && eff.docroot.value.is_none() {
-                let (pos, path) = self.at(Scope::User(i), "", "");
+                let (pos, path) = self.at(Scope::User(i), "");
                 out.push(Diagnostic::new(
                     Code::DocrootMissing,
                     pos,
@@ -244,7 +257,7 @@ impl Config {
                     | (Origin::Group { .. }, Scope::Group(_))
             );
             if here && setting.value == TransferAuth::Token {
-                let (pos, path) = self.at(scope, key, "");
+                let (pos, path) = self.at(scope, key);
                 out.push(Diagnostic::new(
                     Code::TokenKeyMissing,
                     pos,

@@ -5,6 +5,8 @@
 //! No entity is ever expanded beyond the five XML ones and character references, and a
 //! DOCTYPE is refused outright.
 
+use std::borrow::Cow;
+
 use quick_xml::Reader;
 use quick_xml::errors::{Error as XmlError, IllFormedError};
 use quick_xml::events::{BytesStart, Event};
@@ -16,20 +18,24 @@ pub const MAX_BYTES: usize = 32 * 1024 * 1024;
 /// Deepest accepted nesting. aspera.conf nests about ten levels.
 pub const MAX_DEPTH: usize = 64;
 
+/// An element; names and most text borrow from the input.
 #[derive(Debug)]
-pub(crate) struct Element {
-    pub(crate) name: String,
+pub(crate) struct Element<'a> {
+    pub(crate) name: &'a str,
     pub(crate) attrs: Vec<(String, String)>,
-    pub(crate) text: String,
-    pub(crate) children: Vec<Element>,
+    /// Text content; whitespace before the first non-blank segment is dropped.
+    pub(crate) text: Cow<'a, str>,
+    pub(crate) children: Vec<Element<'a>>,
     /// Byte offset of the `<` that opens the element.
     pub(crate) start: usize,
     /// Byte offset of the element's first text, or of its start when it has none.
     pub(crate) text_start: usize,
 }
 
-impl Element {
-    fn new(tag: &BytesStart<'_>, start: usize) -> Result<Self, String> {
+impl<'a> Element<'a> {
+    /// `text` is the whole input and `start` the offset of the tag's `<`: the name is
+    /// sliced from the input so it borrows from it rather than from the event.
+    fn new(text: &'a str, tag: &BytesStart<'_>, start: usize) -> Result<Self, String> {
         let mut attrs = Vec::new();
         for attr in tag.attributes() {
             let attr = attr.map_err(|e| format!("bad attribute: {e}"))?;
@@ -38,10 +44,15 @@ impl Element {
                 .map_err(|e| format!("bad attribute value: {e}"))?;
             attrs.push((attr.key.0.to_owned(), value.into_owned()));
         }
+        let len = tag.name().0.len();
+        let name = text
+            .get(start + 1..start + 1 + len)
+            .filter(|n| *n == tag.name().0)
+            .ok_or_else(|| "cannot locate the element name".to_owned())?;
         Ok(Self {
-            name: tag.name().0.to_owned(),
+            name,
             attrs,
-            text: String::new(),
+            text: Cow::Borrowed(""),
             children: Vec::new(),
             start,
             text_start: start,
@@ -63,17 +74,17 @@ fn syntax(idx: &LineIndex<'_>, code: Code, at: usize, path: &str, msg: String) -
     Diagnostic::new(code, Some(idx.pos(at)), path, msg)
 }
 
-fn path_of(stack: &[Element]) -> String {
+fn path_of(stack: &[Element<'_>]) -> String {
     let mut p = String::new();
     for e in stack {
         p.push('/');
-        p.push_str(&e.name);
+        p.push_str(e.name);
     }
     p
 }
 
 /// Parses `text` into its root element.
-pub(crate) fn parse(text: &str, idx: &LineIndex<'_>) -> Result<Element, Diagnostic> {
+pub(crate) fn parse<'a>(text: &'a str, idx: &LineIndex<'_>) -> Result<Element<'a>, Diagnostic> {
     if text.len() > MAX_BYTES {
         return Err(Diagnostic::new(
             Code::TooLarge,
@@ -87,8 +98,8 @@ pub(crate) fn parse(text: &str, idx: &LineIndex<'_>) -> Result<Element, Diagnost
     }
     let mut reader = Reader::from_str(text);
     reader.config_mut().check_end_names = true;
-    let mut stack: Vec<Element> = Vec::new();
-    let mut root: Option<Element> = None;
+    let mut stack: Vec<Element<'a>> = Vec::new();
+    let mut root: Option<Element<'a>> = None;
 
     loop {
         let before = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
@@ -170,12 +181,12 @@ pub(crate) fn parse(text: &str, idx: &LineIndex<'_>) -> Result<Element, Diagnost
                         format!("elements nest deeper than {MAX_DEPTH} levels"),
                     ));
                 }
-                let el = Element::new(&tag, before)
+                let el = Element::new(text, &tag, before)
                     .map_err(|m| syntax(idx, Code::XmlSyntax, before, &path_of(&stack), m))?;
                 stack.push(el);
             }
             Event::Empty(tag) => {
-                let el = Element::new(&tag, before)
+                let el = Element::new(text, &tag, before)
                     .map_err(|m| syntax(idx, Code::XmlSyntax, before, &path_of(&stack), m))?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(el),
@@ -197,8 +208,8 @@ pub(crate) fn parse(text: &str, idx: &LineIndex<'_>) -> Result<Element, Diagnost
                     None => root = Some(el),
                 }
             }
-            Event::Text(t) => append_text(&mut stack, &t.xml10_content(), before, idx)?,
-            Event::CData(t) => append_text(&mut stack, &t.xml10_content(), before, idx)?,
+            Event::Text(t) => append_text(&mut stack, t.xml10_content(), before, idx)?,
+            Event::CData(t) => append_text(&mut stack, t.xml10_content(), before, idx)?,
             Event::GeneralRef(r) => {
                 let resolved = match r.resolve_char_ref() {
                     Ok(Some(c)) => Some(c),
@@ -224,7 +235,8 @@ pub(crate) fn parse(text: &str, idx: &LineIndex<'_>) -> Result<Element, Diagnost
                         ),
                     ));
                 };
-                append_text(&mut stack, c.encode_utf8(&mut [0; 4]), before, idx)?;
+                let owned: Cow<'a, str> = Cow::Owned(c.to_string());
+                append_text(&mut stack, owned, before, idx)?;
             }
             Event::DocType(_) => {
                 return Err(syntax(
@@ -260,21 +272,26 @@ pub(crate) fn parse(text: &str, idx: &LineIndex<'_>) -> Result<Element, Diagnost
     })
 }
 
-fn append_text(
-    stack: &mut [Element],
-    s: &str,
+fn append_text<'a>(
+    stack: &mut [Element<'a>],
+    s: Cow<'a, str>,
     at: usize,
     idx: &LineIndex<'_>,
 ) -> Result<(), Diagnostic> {
+    let blank = s.trim().is_empty();
     match stack.last_mut() {
+        // Layout whitespace before any content: nothing to keep.
+        Some(el) if el.text.is_empty() && blank => Ok(()),
         Some(el) => {
             if el.text.is_empty() {
                 el.text_start = at;
+                el.text = s;
+            } else {
+                el.text.to_mut().push_str(&s);
             }
-            el.text.push_str(s);
             Ok(())
         }
-        None if s.trim().is_empty() => Ok(()),
+        None if blank => Ok(()),
         None => Err(syntax(
             idx,
             Code::XmlSyntax,
