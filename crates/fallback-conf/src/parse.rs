@@ -75,7 +75,7 @@ impl Ctx<'_> {
     }
 
     fn unknown(&mut self, el: &Element<'_>, path: &str, known: &[&str]) {
-        let hint = suggest(&el.name, known)
+        let hint = suggest(el.name, known)
             .map(|s| format!("; did you mean <{s}>?"))
             .unwrap_or_default();
         let msg = format!("unknown element <{}> is ignored{hint}", el.name);
