@@ -1,1 +1,257 @@
-fn main() {}
+//! Project automation: `cargo xtask ci | bench | fuzz`.
+//!
+//! Standard library only, so it builds in seconds. Each task prints the commands it runs.
+
+// A task runner reports on the terminal.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+const HELP: &str = "\
+cargo xtask <task> [options]
+
+Tasks:
+  ci                 everything CI runs: fmt check, clippy -D warnings, tests
+                     (nextest), doc tests, benchmark smoke runs, dependency-direction
+                     checks and a short fuzz run
+  bench [--quick]    criterion benchmarks (reports ratios against peers measured in
+                     the same run); --quick shortens warm-up and measurement
+  fuzz [--seconds N] [TARGET...]
+                     run the cargo-fuzz targets (all by default) for N seconds each
+                     (default 60); installs cargo-fuzz under target/tools if missing
+";
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("bench") => bench(&args[1..]),
+        Some("fuzz") => fuzz(&args[1..]),
+        Some("-h" | "--help" | "help") | None => {
+            print!("{HELP}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown task {other:?}\n\n{HELP}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn run(mut cmd: Command) -> Result {
+    let shown = format!(
+        "{} {}",
+        cmd.get_program().to_string_lossy(),
+        cmd.get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!("\n$ {shown}");
+    let started = Instant::now();
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start `{shown}`: {e}"))?;
+    println!("  ({:.1} s)", started.elapsed().as_secs_f64());
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{shown}` failed with {status}"))
+    }
+}
+
+fn has_nextest() -> bool {
+    cargo()
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn ci() -> Result {
+    let mut c = cargo();
+    c.args(["fmt", "--all", "--", "--check"]);
+    run(c)?;
+
+    let mut c = cargo();
+    c.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run(c)?;
+
+    dependency_directions()?;
+
+    let mut c = cargo();
+    if has_nextest() {
+        c.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+    } else {
+        println!("cargo-nextest not found: using cargo test");
+        c.args(["test", "--workspace", "--lib", "--bins", "--tests"]);
+    }
+    run(c)?;
+
+    // nextest does not run doc tests.
+    let mut c = cargo();
+    c.args(["test", "--workspace", "--doc"]);
+    run(c)?;
+
+    // Benchmarks in criterion's test mode: each runs once, so they keep compiling
+    // and their setup assertions keep holding. Timings are not CI's job.
+    let mut c = cargo();
+    c.args(["test", "--workspace", "--benches"]);
+    run(c)?;
+
+    fuzz(&["--seconds".into(), "15".into()])?;
+    println!("\nci: all checks passed");
+    Ok(())
+}
+
+/// Arrows point one way (ARCHITECTURE.md): libraries never depend on what sits above
+/// them. Checked on the resolved dependency graph, so a transitive edge counts too.
+fn dependency_directions() -> Result {
+    const RULES: &[(&str, &[&str])] = &[
+        (
+            "fallback-conf",
+            &["tokio", "hyper", "axum", "clap", "reqwest", "anyhow"],
+        ),
+        ("fallback", &[]),
+    ];
+    println!("\n$ dependency-direction checks (cargo tree)");
+    for (krate, forbidden) in RULES {
+        let out = cargo()
+            .args([
+                "tree",
+                "--package",
+                krate,
+                "--edges",
+                "normal",
+                "--prefix",
+                "none",
+                "--format",
+                "{p}",
+            ])
+            .output()
+            .map_err(|e| format!("cannot run cargo tree: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "cargo tree -p {krate} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let tree = String::from_utf8_lossy(&out.stdout);
+        for dep in *forbidden {
+            if tree
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(dep))
+            {
+                return Err(format!(
+                    "{krate} depends on {dep}; see ARCHITECTURE.md for which way arrows point"
+                ));
+            }
+        }
+        println!("  {krate}: ok");
+    }
+    Ok(())
+}
+
+fn bench(args: &[String]) -> Result {
+    let quick = args.iter().any(|a| a == "--quick");
+    let mut c = cargo();
+    c.args(["bench", "--workspace", "--benches"]);
+    if quick {
+        c.args(["--", "--warm-up-time", "1", "--measurement-time", "3"]);
+    }
+    run(c)
+}
+
+const FUZZ_TARGETS: &[(&str, &str)] = &[("conf_parse", "fixtures/conf")];
+
+fn fuzz(args: &[String]) -> Result {
+    let mut seconds = 60u64;
+    let mut targets: Vec<&str> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--seconds" => {
+                seconds = it
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or("--seconds takes a number")?;
+            }
+            t => targets.push(
+                FUZZ_TARGETS
+                    .iter()
+                    .find(|(name, _)| *name == t)
+                    .map(|(name, _)| *name)
+                    .ok_or_else(|| format!("unknown fuzz target {t:?}"))?,
+            ),
+        }
+    }
+    if targets.is_empty() {
+        targets = FUZZ_TARGETS.iter().map(|(n, _)| *n).collect();
+    }
+    let tools = root().join("target/tools");
+    let cargo_fuzz = tools.join("bin/cargo-fuzz");
+    if !cargo_fuzz.exists() {
+        let mut c = cargo();
+        c.args(["install", "--locked", "cargo-fuzz", "--root"])
+            .arg(&tools);
+        run(c)?;
+    }
+    for target in targets {
+        let seeds = FUZZ_TARGETS
+            .iter()
+            .find(|(n, _)| *n == target)
+            .map(|(_, s)| root().join(s))
+            .ok_or("unreachable")?;
+        let corpus = root().join("fuzz/corpus").join(target);
+        std::fs::create_dir_all(&corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
+        // libFuzzer reads seed files one directory level deep: pass subdirectories too.
+        let mut seed_dirs = vec![seeds.clone()];
+        if let Ok(entries) = std::fs::read_dir(&seeds) {
+            let mut sub: Vec<PathBuf> = entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect();
+            sub.sort();
+            seed_dirs.extend(sub);
+        }
+        // `-s none`: no sanitizer, so it builds with the stable toolchain.
+        let mut c = Command::new(&cargo_fuzz);
+        c.current_dir(root().join("fuzz"))
+            .args(["run", "-s", "none", target])
+            .arg(&corpus)
+            .args(&seed_dirs)
+            .arg("--")
+            .arg(format!("-max_total_time={seconds}"))
+            .arg("-max_len=65536");
+        run(c)?;
+    }
+    Ok(())
+}

@@ -9,6 +9,13 @@ use fallback_conf::{Config, Diagnostic, Error, Sourced, UserSettings};
 
 use crate::exit;
 
+/// `writeln!` into the command's output buffer (writing to a `String` cannot fail).
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
 // Doc comments here are the `--help` text, shown verbatim: no Markdown backticks.
 #[allow(clippy::doc_markdown)]
 #[derive(Debug, Subcommand)]
@@ -26,6 +33,7 @@ pub(crate) enum ConfigCommand {
     Check(CheckArgs),
     /// Show the effective settings and where each value comes from.
     ///
+    /// Without FILE, shows the built-in defaults (what an empty aspera.conf means).
     /// Precedence: user > groups (lower <precedence> first) > <default> > built-in
     /// default. Group membership comes from the system, so name the user's groups
     /// with --group. Secrets are never printed, only their length.
@@ -46,8 +54,8 @@ pub(crate) struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ShowArgs {
-    /// The aspera.conf file to read.
-    file: PathBuf,
+    /// The aspera.conf file to read; omit it to see the built-in defaults.
+    file: Option<PathBuf>,
     /// Show the settings of this user (default: a user with no section of its own).
     #[arg(long, short = 'u', value_name = "USER")]
     user: Option<String>,
@@ -60,10 +68,13 @@ pub(crate) struct ShowArgs {
 }
 
 pub(crate) fn run(cmd: &ConfigCommand) -> anyhow::Result<u8> {
-    match cmd {
-        ConfigCommand::Check(args) => check(args),
-        ConfigCommand::Show(args) => show(args),
-    }
+    let mut out = String::new();
+    let code = match cmd {
+        ConfigCommand::Check(args) => check(args, &mut out),
+        ConfigCommand::Show(args) => show(args, &mut out),
+    }?;
+    crate::write_stdout(&out)?;
+    Ok(code)
 }
 
 /// Loads the file; a syntax error is a finding (returned as `Err(diagnostic)`), an I/O
@@ -76,7 +87,7 @@ fn load(file: &Path) -> anyhow::Result<Result<Config, Diagnostic>> {
     }
 }
 
-fn check(args: &CheckArgs) -> anyhow::Result<u8> {
+fn check(args: &CheckArgs, out: &mut String) -> anyhow::Result<u8> {
     let diagnostics = match load(&args.file)? {
         Ok(conf) => conf.diagnostics().to_vec(),
         Err(d) => vec![d],
@@ -84,18 +95,19 @@ fn check(args: &CheckArgs) -> anyhow::Result<u8> {
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = diagnostics.len() - errors;
     if args.json {
-        let out = serde_json::json!({
+        let json = serde_json::json!({
             "file": args.file,
             "errors": errors,
             "warnings": warnings,
             "diagnostics": diagnostics,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!(out, "{}", serde_json::to_string_pretty(&json)?);
     } else {
         for d in &diagnostics {
-            println!("{}", located(&args.file, d));
+            outln!(out, "{}", located(&args.file, d));
         }
-        println!(
+        outln!(
+            out,
             "{}: {errors} error{}, {warnings} warning{}",
             args.file.display(),
             plural(errors),
@@ -117,13 +129,18 @@ fn located(file: &Path, d: &Diagnostic) -> String {
     }
 }
 
-fn show(args: &ShowArgs) -> anyhow::Result<u8> {
-    let conf = match load(&args.file)? {
-        Ok(conf) => conf,
-        Err(d) => {
-            eprintln!("{}", located(&args.file, &d));
-            return Ok(exit::FINDINGS);
-        }
+fn show(args: &ShowArgs, out: &mut String) -> anyhow::Result<u8> {
+    let builtin = PathBuf::from("(built-in defaults)");
+    let file = args.file.as_ref().unwrap_or(&builtin);
+    let conf = match &args.file {
+        None => Config::builtin(),
+        Some(f) => match load(f)? {
+            Ok(conf) => conf,
+            Err(d) => {
+                eprintln!("{}", located(f, &d));
+                return Ok(exit::FINDINGS);
+            }
+        },
     };
     let groups: Vec<&str> = args.group.iter().map(String::as_str).collect();
     let user = match &args.user {
@@ -134,7 +151,7 @@ fn show(args: &ShowArgs) -> anyhow::Result<u8> {
     let web = conf.web();
     let errors = conf.diagnostics().iter().filter(|d| d.is_error()).count();
     if args.json {
-        let out = serde_json::json!({
+        let json = serde_json::json!({
             "file": args.file,
             "mode": server.mode(),
             "http_server": server,
@@ -143,12 +160,12 @@ fn show(args: &ShowArgs) -> anyhow::Result<u8> {
             "required_cipher": user.required_cipher(),
             "diagnostics": conf.diagnostics(),
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!(out, "{}", serde_json::to_string_pretty(&json)?);
         return Ok(exit::OK);
     }
     let mut t = Table::default();
-    println!("{} ({} mode)", args.file.display(), server.mode());
-    println!("\n<http_server>");
+    outln!(out, "{} ({} mode)", file.display(), server.mode());
+    outln!(out, "\n<http_server>");
     t.row(
         "enable_http",
         v(&server.enable_http),
@@ -195,11 +212,11 @@ fn show(args: &ShowArgs) -> anyhow::Result<u8> {
         v(&server.listen_backlog),
         &server.listen_backlog.origin,
     );
-    t.print();
+    t.print(out);
     match &web {
         Some(w) => {
             let mut t = Table::default();
-            println!("\n<WEB>");
+            outln!(out, "\n<WEB>");
             t.row(
                 "HttpFallback",
                 yes_no(w.http_fallback.value),
@@ -217,29 +234,34 @@ fn show(args: &ShowArgs) -> anyhow::Result<u8> {
             );
             t.row("SshPort", v(&w.ssh_port), &w.ssh_port.origin);
             t.row("UdpPort", v(&w.udp_port), &w.udp_port.origin);
-            t.print();
+            t.print(out);
         }
-        None => println!("\n<WEB>: absent (no Connect Server settings in this file)"),
+        None => outln!(
+            out,
+            "\n<WEB>: absent (no Connect Server settings in this file)"
+        ),
     }
-    print_user(&user, &groups);
+    print_user(out, &user, &groups);
     if errors > 0 {
-        println!(
+        outln!(
+            out,
             "\nthe file has {errors} error{}; run `fallback config check {}`",
             plural(errors),
-            args.file.display()
+            file.display()
         );
     }
     Ok(exit::OK)
 }
 
-fn print_user(u: &UserSettings, groups: &[&str]) {
+fn print_user(out: &mut String, u: &UserSettings, groups: &[&str]) {
     let mut t = Table::default();
     if u.user.is_empty() {
-        println!("\nsettings of a user with no section of their own");
+        outln!(out, "\nsettings of a user with no section of their own");
     } else if groups.is_empty() {
-        println!("\nsettings of user {}", u.user);
+        outln!(out, "\nsettings of user {}", u.user);
     } else {
-        println!(
+        outln!(
+            out,
             "\nsettings of user {} (groups: {})",
             u.user,
             groups.join(", ")
@@ -289,10 +311,16 @@ fn print_user(u: &UserSettings, groups: &[&str]) {
         &u.allowed_cipher.origin,
     );
     t.row("user_value", v(&u.user_value), &u.user_value.origin);
-    t.print();
+    t.print(out);
     match u.required_cipher() {
-        Some(c) => println!("  => transfers must be encrypted ({c}): HTTPS fallback only"),
-        None => println!("  => transfers need not be encrypted: HTTP or HTTPS fallback"),
+        Some(c) => outln!(
+            out,
+            "  => transfers must be encrypted ({c}): HTTPS fallback only"
+        ),
+        None => outln!(
+            out,
+            "  => transfers need not be encrypted: HTTP or HTTPS fallback"
+        ),
     }
 }
 
@@ -306,8 +334,8 @@ impl Table {
         let _ = writeln!(self.0, "  {name:<26} {value:<34} {origin}");
     }
 
-    fn print(self) {
-        print!("{}", self.0);
+    fn print(self, out: &mut String) {
+        out.push_str(&self.0);
     }
 }
 

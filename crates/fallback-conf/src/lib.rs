@@ -131,6 +131,16 @@ impl Config {
         Ok(conf)
     }
 
+    /// A configuration with nothing written: every value is the built-in default.
+    pub fn builtin() -> Self {
+        Config {
+            doc: Document::default(),
+            spans: parse::Spans::new(),
+            diagnostics: Vec::new(),
+            users: std::collections::HashMap::new(),
+        }
+    }
+
     /// Parses aspera.conf bytes, which must be UTF-8.
     pub fn parse_bytes(bytes: &[u8]) -> Result<Self> {
         match std::str::from_utf8(bytes) {
