@@ -99,11 +99,15 @@ fn show_explains_where_each_value_comes_from() {
         .args(["--user", "bob", "--group", "staff"])
         .assert()
         .code(0)
-        .stdout(predicate::str::contains("settings of user bob (groups: staff)"))
+        .stdout(predicate::str::contains(
+            "settings of user bob (groups: staff)",
+        ))
         .stdout(predicate::str::is_match(r"token life_seconds\s+600\s+user bob, line 38").unwrap())
         .stdout(
-            predicate::str::is_match(r"docroot\s+/srv/staff\s+group staff \(precedence 1\), line 51")
-                .unwrap(),
+            predicate::str::is_match(
+                r"docroot\s+/srv/staff\s+group staff \(precedence 1\), line 51",
+            )
+            .unwrap(),
         )
         .stdout(predicate::str::contains("HTTPS fallback only"))
         // The secret itself never appears.
