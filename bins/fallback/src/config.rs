@@ -9,15 +9,6 @@ use fallback_conf::{Config, Diagnostic, Error, Sourced, UserSettings};
 
 use crate::exit;
 
-/// `writeln!` into the command's output buffer (writing to a `String` cannot fail).
-macro_rules! outln {
-    ($out:expr, $($arg:tt)*) => {{
-        let _ = writeln!($out, $($arg)*);
-    }};
-}
-
-// Doc comments here are the `--help` text, shown verbatim: no Markdown backticks.
-#[allow(clippy::doc_markdown)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum ConfigCommand {
     /// Validate an aspera.conf like a linter and list every finding.

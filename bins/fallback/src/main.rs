@@ -5,8 +5,18 @@
 
 // A command line prints its results.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
+// Doc comments on clap types are the `--help` text, shown verbatim: no Markdown.
+#![allow(clippy::doc_markdown)]
+
+/// `writeln!` into the command's output buffer (writing to a `String` cannot fail).
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
 
 mod config;
+mod token;
 
 use std::process::ExitCode;
 
@@ -15,8 +25,8 @@ use clap::{Parser, Subcommand};
 /// HTTP fallback for FASP-style file transfer: tokens, URLs, transfers and checks.
 ///
 /// When a network blocks UDP or SSH, transfers still happen over plain HTTP(S), served
-/// by fallbackd. This command checks configurations and (in later releases) issues
-/// tokens, builds FASP URLs, uploads, downloads and diagnoses.
+/// by fallbackd. This command checks configurations and issues tokens; building FASP
+/// URLs, uploads, downloads and diagnosis come in later releases.
 #[derive(Debug, Parser)]
 #[command(name = "fallback", version, propagate_version = true)]
 struct Cli {
@@ -29,6 +39,9 @@ enum Command {
     /// Check an aspera.conf and show the effective settings of a user.
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// Issue, inspect and verify transfer tokens (like astokengen).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
 }
 
 /// Exit codes shared by every subcommand.
@@ -58,6 +71,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Config(cmd) => config::run(&cmd),
+        Command::Token(cmd) => token::run(&cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,19 +1,8 @@
 //! `fallback config check|show`.
 
-use std::path::PathBuf;
-
-use assert_cmd::Command;
 use predicates::prelude::*;
 
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/conf")
-        .join(name)
-}
-
-fn fallback() -> Command {
-    Command::cargo_bin("fallback").unwrap()
-}
+use crate::{fallback, fixture};
 
 #[test]
 fn check_passes_a_good_file_with_exit_0() {

@@ -4,3 +4,16 @@
 #![allow(clippy::unwrap_used)]
 
 mod config;
+mod token;
+
+use std::path::PathBuf;
+
+pub(crate) fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/conf")
+        .join(name)
+}
+
+pub(crate) fn fallback() -> assert_cmd::Command {
+    assert_cmd::Command::cargo_bin("fallback").unwrap()
+}

@@ -1,0 +1,195 @@
+//! `fallback token generate|inspect|verify`.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+use crate::{fallback, fixture};
+
+fn generate(args: &[&str]) -> String {
+    let out = fallback()
+        .args(["token", "generate", "--config"])
+        .arg(fixture("multi-user.conf"))
+        .args(args)
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    String::from_utf8(out).unwrap().trim().to_owned()
+}
+
+fn verify(token: &str, args: &[&str]) -> assert_cmd::assert::Assert {
+    fallback()
+        .args(["token", "verify", "-", "--config"])
+        .arg(fixture("multi-user.conf"))
+        .args(args)
+        .write_stdin(token)
+        .assert()
+}
+
+#[test]
+fn generate_then_verify_a_download() {
+    let t = generate(&[
+        "--user",
+        "alice",
+        "--down",
+        "-p",
+        "/projects",
+        "-p",
+        "/readme.txt",
+    ]);
+    assert!(t.starts_with("fbt1_"), "{t}");
+    verify(
+        &t,
+        &["--user", "alice", "--down", "-p", "/projects/2026/a.bin"],
+    )
+    .code(0)
+    .stdout(predicate::str::starts_with(
+        "valid: download token for alice",
+    ));
+    verify(&t, &["--user", "alice", "--down", "-p", "/projects2"])
+        .code(1)
+        .stdout(predicate::str::contains("[path-not-covered]"));
+    verify(&t, &["--user", "alice", "--up", "-p", "/projects/x"])
+        .code(1)
+        .stdout(predicate::str::contains("[wrong-direction]"));
+    verify(&t, &["--user", "carol", "--down", "-p", "/projects"])
+        .code(1)
+        .stdout(predicate::str::contains("[wrong-user]"));
+}
+
+#[test]
+fn upload_tokens_name_one_destination() {
+    let t = generate(&["-u", "alice", "--up", "--dest", "/incoming", "--ttl", "10m"]);
+    verify(&t, &["-u", "alice", "--up", "-p", "/incoming/new.txt"]).code(0);
+    fallback()
+        .args(["token", "generate", "--config"])
+        .arg(fixture("multi-user.conf"))
+        .args(["-u", "alice", "--up"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--dest"));
+}
+
+#[test]
+fn file_list_like_astokengen() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("list.txt");
+    std::fs::write(&list, "# sources\n/a/one.txt\n\n/b\n").unwrap();
+    let out = fallback()
+        .args(["token", "generate", "--json", "--config"])
+        .arg(fixture("multi-user.conf"))
+        .args(["-u", "alice", "--down", "--file-list"])
+        .arg(&list)
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        v["claims"]["paths"],
+        serde_json::json!(["/a/one.txt", "/b"])
+    );
+    // Default lifetime: the user's effective life_seconds (3600 from <default>).
+    let life =
+        v["claims"]["expires_at"].as_u64().unwrap() - v["claims"]["issued_at"].as_u64().unwrap();
+    assert_eq!(life, 3600);
+}
+
+#[test]
+fn sealed_tokens_need_the_config_to_inspect() {
+    // A file that sets encryption_type makes sealed tokens.
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("aspera.conf");
+    std::fs::write(
+        &conf,
+        "<CONF><http_server><enable_https>true</enable_https></http_server><default>\
+         <authorization><token><encryption_key>sealed-secret-0123456789</encryption_key>\
+         <encryption_type>aes-256</encryption_type></token></authorization>\
+         <file_system><access><paths><path><absolute>/srv</absolute></path></paths></access></file_system>\
+         </default></CONF>",
+    )
+    .unwrap();
+    let out = fallback()
+        .args([
+            "token",
+            "generate",
+            "-u",
+            "zoe",
+            "--down",
+            "-p",
+            "/secret-plans",
+            "--config",
+        ])
+        .arg(&conf)
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let t = String::from_utf8(out).unwrap().trim().to_owned();
+    fallback()
+        .args(["token", "inspect", &t])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("sealed (aes-256-gcm)"))
+        .stdout(predicate::str::contains("secret-plans").not());
+    fallback()
+        .args(["token", "inspect", &t, "--config"])
+        .arg(&conf)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("/secret-plans"))
+        .stdout(predicate::str::contains("verified with the configured key"));
+}
+
+#[test]
+fn garbage_is_refused_with_exit_1() {
+    Command::cargo_bin("fallback")
+        .unwrap()
+        .args(["token", "inspect", "not-a-token"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no fbt1_ prefix"));
+    verify("fbt1_AAAA", &["-u", "alice", "--down", "-p", "/x"])
+        .code(1)
+        .stdout(predicate::str::contains("invalid: "));
+}
+
+#[test]
+fn no_key_configured_is_a_failure_that_says_what_to_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("aspera.conf");
+    std::fs::write(
+        &conf,
+        "<CONF><http_server><enable_http>true</enable_http></http_server><default>\
+         <file_system><access><paths><path><absolute>/srv</absolute></path></paths></access></file_system>\
+         </default></CONF>",
+    )
+    .unwrap();
+    fallback()
+        .args([
+            "token", "generate", "-u", "a", "--down", "-p", "/x", "--config",
+        ])
+        .arg(&conf)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("encryption_key"));
+}
+
+#[test]
+fn ttl_accepts_human_durations() {
+    for ttl in ["90", "30m", "1h", "2h30m", "7d"] {
+        generate(&["-u", "alice", "--up", "--dest", "/in", "--ttl", ttl]);
+    }
+    fallback()
+        .args([
+            "token", "generate", "-u", "alice", "--up", "--dest", "/in", "--ttl", "soon",
+            "--config",
+        ])
+        .arg(fixture("multi-user.conf"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not a duration"));
+}
