@@ -139,6 +139,10 @@ fn dependency_directions() -> Result {
             "fallback-conf",
             &["tokio", "hyper", "axum", "clap", "reqwest", "anyhow"],
         ),
+        (
+            "fallback-token",
+            &["tokio", "hyper", "axum", "clap", "reqwest", "anyhow"],
+        ),
         ("fallback", &[]),
     ];
     println!("\n$ dependency-direction checks (cargo tree)");
@@ -189,7 +193,11 @@ fn bench(args: &[String]) -> Result {
     run(c)
 }
 
-const FUZZ_TARGETS: &[(&str, &str)] = &[("conf_parse", "fixtures/conf")];
+/// Each fuzz target with its seed directory under the repository root.
+const FUZZ_TARGETS: &[(&str, &str)] = &[
+    ("conf_parse", "fixtures/conf"),
+    ("token_decode", "fixtures/tokens/seeds"),
+];
 
 fn fuzz(args: &[String]) -> Result {
     let mut seconds = 60u64;
