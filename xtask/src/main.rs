@@ -143,6 +143,10 @@ fn dependency_directions() -> Result {
             "fallback-token",
             &["tokio", "hyper", "axum", "clap", "reqwest", "anyhow"],
         ),
+        (
+            "fallback-url",
+            &["tokio", "hyper", "axum", "clap", "reqwest", "anyhow"],
+        ),
         ("fallback", &[]),
     ];
     println!("\n$ dependency-direction checks (cargo tree)");
@@ -193,11 +197,65 @@ fn bench(args: &[String]) -> Result {
     run(c)
 }
 
-/// Each fuzz target with its seed directory under the repository root.
-const FUZZ_TARGETS: &[(&str, &str)] = &[
-    ("conf_parse", "fixtures/conf"),
-    ("token_decode", "fixtures/tokens/seeds"),
+/// Where a fuzz target's seed inputs come from: the fixtures the tests use, so the
+/// fuzzer starts from real shapes.
+#[derive(Clone, Copy)]
+enum Seeds {
+    /// Every file under a directory (recursively), one input each.
+    Dir(&'static str),
+    /// Every non-comment line of a text file, one input each.
+    Lines(&'static str),
+    /// Every `"token": "..."` string of a JSON file, one input each.
+    JsonTokens(&'static str),
+}
+
+const FUZZ_TARGETS: &[(&str, Seeds)] = &[
+    ("conf_parse", Seeds::Dir("fixtures/conf")),
+    (
+        "token_decode",
+        Seeds::JsonTokens("fixtures/tokens/vectors.json"),
+    ),
+    ("url_parse", Seeds::Lines("fixtures/urls/real-world.txt")),
 ];
+
+/// Writes the seed inputs of `seeds` into `dir`, one file each.
+fn write_seeds(seeds: Seeds, dir: &Path) -> Result {
+    let io = |e: std::io::Error| format!("{}: {e}", dir.display());
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let read = |p: &str| std::fs::read_to_string(root().join(p)).map_err(|e| format!("{p}: {e}"));
+    let inputs: Vec<Vec<u8>> = match seeds {
+        Seeds::Dir(d) => {
+            let mut out = Vec::new();
+            let mut stack = vec![root().join(d)];
+            while let Some(p) = stack.pop() {
+                for e in std::fs::read_dir(&p).map_err(io)?.flatten() {
+                    if e.path().is_dir() {
+                        stack.push(e.path());
+                    } else {
+                        out.push(std::fs::read(e.path()).map_err(io)?);
+                    }
+                }
+            }
+            out
+        }
+        Seeds::Lines(f) => read(f)?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| l.as_bytes().to_vec())
+            .collect(),
+        Seeds::JsonTokens(f) => read(f)?
+            .split("\"token\": \"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .map(|t| t.as_bytes().to_vec())
+            .collect(),
+    };
+    for (i, input) in inputs.iter().enumerate() {
+        std::fs::write(dir.join(format!("seed-{i:03}")), input).map_err(io)?;
+    }
+    Ok(())
+}
 
 fn fuzz(args: &[String]) -> Result {
     let mut seconds = 60u64;
@@ -235,27 +293,19 @@ fn fuzz(args: &[String]) -> Result {
         let seeds = FUZZ_TARGETS
             .iter()
             .find(|(n, _)| *n == target)
-            .map(|(_, s)| root().join(s))
+            .map(|(_, s)| *s)
             .ok_or("unreachable")?;
         let corpus = root().join("fuzz/corpus").join(target);
         std::fs::create_dir_all(&corpus).map_err(|e| format!("{}: {e}", corpus.display()))?;
-        // libFuzzer reads seed files one directory level deep: pass subdirectories too.
-        let mut seed_dirs = vec![seeds.clone()];
-        if let Ok(entries) = std::fs::read_dir(&seeds) {
-            let mut sub: Vec<PathBuf> = entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.is_dir())
-                .collect();
-            sub.sort();
-            seed_dirs.extend(sub);
-        }
-        // `-s none`: no sanitizer, so it builds with the stable toolchain.
+        let seed_dir = root().join("target/fuzz-seeds").join(target);
+        write_seeds(seeds, &seed_dir)?;
+        // `-s none`: no sanitizer, so it builds with the stable toolchain. New inputs go
+        // to the first directory (the corpus); the seeds are only read.
         let mut c = Command::new(&cargo_fuzz);
         c.current_dir(root().join("fuzz"))
             .args(["run", "-s", "none", target])
             .arg(&corpus)
-            .args(&seed_dirs)
+            .arg(&seed_dir)
             .arg("--")
             .arg(format!("-max_total_time={seconds}"))
             .arg("-max_len=65536");

@@ -17,6 +17,7 @@ macro_rules! outln {
 
 mod config;
 mod token;
+mod url;
 
 use std::process::ExitCode;
 
@@ -25,8 +26,8 @@ use clap::{Parser, Subcommand};
 /// HTTP fallback for FASP-style file transfer: tokens, URLs, transfers and checks.
 ///
 /// When a network blocks UDP or SSH, transfers still happen over plain HTTP(S), served
-/// by fallbackd. This command checks configurations and issues tokens; building FASP
-/// URLs, uploads, downloads and diagnosis come in later releases.
+/// by fallbackd. This command checks configurations, issues tokens and builds FASP URLs;
+/// uploads, downloads and diagnosis come in later releases.
 #[derive(Debug, Parser)]
 #[command(name = "fallback", version, propagate_version = true)]
 struct Cli {
@@ -42,6 +43,9 @@ enum Command {
     /// Issue, inspect and verify transfer tokens (like astokengen).
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Build and explain FASP URLs (fasp://, faspe://).
+    #[command(subcommand)]
+    Url(url::UrlCommand),
 }
 
 /// Exit codes shared by every subcommand.
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Config(cmd) => config::run(&cmd),
         Command::Token(cmd) => token::run(&cmd),
+        Command::Url(cmd) => url::run(&cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),

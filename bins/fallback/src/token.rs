@@ -140,7 +140,7 @@ pub(crate) fn run(cmd: &TokenCommand) -> anyhow::Result<u8> {
 }
 
 /// `30m`, `1h`, `2h30m`, `7d`, `PT1H`, or plain seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
@@ -154,7 +154,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from(d).map_err(|_| format!("{s:?} is negative"))
 }
 
-fn load_config(path: &Path) -> anyhow::Result<Config> {
+pub(crate) fn load_config(path: &Path) -> anyhow::Result<Config> {
     let conf = Config::load(path).with_context(|| format!("cannot use {}", path.display()))?;
     if let Some(e) = conf.diagnostics().iter().find(|d| d.is_error()) {
         bail!(

@@ -349,8 +349,9 @@ impl fmt::Display for FaspUrl {
     /// The URL text, every component percent-encoded as needed.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}://", self.scheme.as_str())?;
-        if let Some(u) = &self.user {
-            write!(f, "{}", utf8_percent_encode(u, COMPONENT))?;
+        if self.user.is_some() || self.password.is_some() {
+            let user = self.user.as_deref().unwrap_or_default();
+            write!(f, "{}", utf8_percent_encode(user, COMPONENT))?;
             if let Some(p) = &self.password {
                 write!(f, ":{}", utf8_percent_encode(p, COMPONENT))?;
             }

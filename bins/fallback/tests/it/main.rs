@@ -5,6 +5,7 @@
 
 mod config;
 mod token;
+mod url;
 
 use std::path::PathBuf;
 

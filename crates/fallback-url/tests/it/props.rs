@@ -87,20 +87,23 @@ fn url() -> impl Strategy<Value = FaspUrl> {
     (
         any::<bool>(),
         of("[ -~é\\\\]{1,16}"),
+        of("[ -~]{1,8}"),
         host(),
         of(1..=u16::MAX),
         prop_oneof![Just(String::new()), "(/[ -~é]{1,8}){1,3}"],
         params(),
     )
-        .prop_map(|(faspe, user, host, port, path, params)| FaspUrl {
-            scheme: if faspe { Scheme::Faspe } else { Scheme::Fasp },
-            user,
-            password: None,
-            host,
-            port,
-            path,
-            params,
-        })
+        .prop_map(
+            |(faspe, user, password, host, port, path, params)| FaspUrl {
+                scheme: if faspe { Scheme::Faspe } else { Scheme::Fasp },
+                user,
+                password,
+                host,
+                port,
+                path,
+                params,
+            },
+        )
 }
 
 proptest! {
