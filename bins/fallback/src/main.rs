@@ -7,6 +7,8 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 // Doc comments on clap types are the `--help` text, shown verbatim: no Markdown.
 #![allow(clippy::doc_markdown)]
+// Command-line flags are booleans by nature.
+#![allow(clippy::struct_excessive_bools)]
 
 /// `writeln!` into the command's output buffer (writing to a `String` cannot fail).
 macro_rules! outln {
