@@ -1,0 +1,111 @@
+//! The transfer engine: files beneath a docroot, nothing else.
+//!
+//! A [`Storage`] holds a directory handle on one docroot. Every path is a [`RelPath`]
+//! (the project's only path canonicaliser) opened *beneath* that handle with cap-std, so
+//! neither `..` nor a symlink can lead outside, whichever operation asks (read, list,
+//! upload target, rename target, cleanup).
+//!
+//! Uploads in progress live under `<docroot>/.fallback/uploads` (same file system, never
+//! addressable by requests): `<id>.json` holds what the upload is (user, destination,
+//! length, metadata, expiry) and `<id>.part` the bytes received so far, so the offset is
+//! the part file's length and survives a crash or a restart. A file appears at its final
+//! path only when complete and verified: fsync the data, rename, fsync the directory.
+//! Its SHA-256 is recorded in an extended attribute, checked against size and mtime, so
+//! downloads can announce it. Memory per transfer is constant (1 MiB buffers).
+//!
+//! The engine is synchronous: callers run it on blocking threads.
+#![warn(missing_docs)]
+
+mod relpath;
+mod store;
+mod upload;
+
+pub use relpath::{MAX_PATH_BYTES, MAX_SEGMENTS, PathError, RESERVED, RelPath};
+pub use store::{Entry, EntryKind, ManifestEntry, Storage};
+pub use upload::{AppendOutcome, Completed, NewUpload, UploadId, UploadInfo, UploadWriter};
+
+/// What went wrong in the engine. [`Error::kind`] tells the server which status to send.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The path does not exist (or leads outside the docroot, which is reported the same
+    /// way so nothing outside can be probed).
+    #[error("not found")]
+    NotFound,
+    /// A file where a directory is needed, or the reverse.
+    #[error("{0}")]
+    WrongKind(&'static str),
+    /// The path leaves the docroot (a symlink pointing outside).
+    #[error("path escapes the docroot")]
+    Escapes,
+    /// No such upload, or it expired.
+    #[error("no such upload")]
+    UnknownUpload,
+    /// The upload belongs to another user.
+    #[error("upload belongs to another user")]
+    NotOwner,
+    /// Another request is writing this upload right now.
+    #[error("upload is locked by another request")]
+    Locked,
+    /// `Upload-Offset` does not match the bytes received.
+    #[error("offset mismatch: the upload is at {actual}")]
+    OffsetMismatch {
+        /// Bytes actually received so far.
+        actual: u64,
+    },
+    /// More bytes than the declared length.
+    #[error("more data than the declared upload length")]
+    TooLong,
+    /// A chunk or the whole file did not match its checksum; the chunk was discarded.
+    #[error("checksum mismatch")]
+    ChecksumMismatch,
+    /// The file system is full (ENOSPC or EDQUOT).
+    #[error("no space left on the storage")]
+    NoSpace,
+    /// Limits (uploads in progress, sizes).
+    #[error("{0}")]
+    Limit(String),
+    /// Any other I/O failure.
+    #[error("storage error")]
+    Io(#[source] std::io::Error),
+}
+
+impl Error {
+    /// Maps an I/O error: missing and escaping paths are `NotFound`-like, a full disk is
+    /// `NoSpace`.
+    pub(crate) fn io(e: std::io::Error) -> Self {
+        use std::io::ErrorKind as K;
+        match e.kind() {
+            K::NotFound => Error::NotFound,
+            K::StorageFull | K::QuotaExceeded => Error::NoSpace,
+            K::PermissionDenied if e.raw_os_error().is_none() => Error::Escapes,
+            _ => match e.raw_os_error() {
+                Some(libc_enospc) if libc_enospc == 28 || libc_enospc == 122 => Error::NoSpace,
+                // ELOOP and EXDEV: cap-std's answer to a path that would leave the root.
+                Some(40 | 18) => Error::Escapes,
+                _ => Error::Io(e),
+            },
+        }
+    }
+
+    /// A short stable name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::NotFound => "not-found",
+            Error::WrongKind(_) => "wrong-kind",
+            Error::Escapes => "escapes",
+            Error::UnknownUpload => "unknown-upload",
+            Error::NotOwner => "not-owner",
+            Error::Locked => "locked",
+            Error::OffsetMismatch { .. } => "offset-mismatch",
+            Error::TooLong => "too-long",
+            Error::ChecksumMismatch => "checksum-mismatch",
+            Error::NoSpace => "no-space",
+            Error::Limit(_) => "limit",
+            Error::Io(_) => "io",
+        }
+    }
+}
+
+/// A `Result` with the engine's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

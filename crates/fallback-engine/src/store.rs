@@ -1,0 +1,325 @@
+//! Reading: stat, open, list, digests.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read as _;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::relpath::{RESERVED, RelPath};
+use crate::{Error, Result};
+
+/// Extended attribute holding a file's SHA-256 with the size and mtime it was computed
+/// for: `v1 <hex sha256> <size> <mtime secs>.<nanos>`.
+const DIGEST_XATTR: &str = "user.fallback.sha256";
+
+/// File or directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+}
+
+/// What a path is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// File or directory.
+    pub kind: EntryKind,
+    /// Size in bytes (0 for directories).
+    pub size: u64,
+    /// Last modification.
+    pub modified: SystemTime,
+    /// Strong validator: changes whenever the content may have changed.
+    pub etag: String,
+    /// SHA-256 of the content, when recorded and still valid.
+    pub sha256: Option<[u8; 32]>,
+}
+
+/// One file of a directory manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ManifestEntry {
+    /// Path relative to the listed directory, `/`-separated, no leading `/`.
+    pub path: String,
+    /// File or directory.
+    pub kind: EntryKind,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, Unix seconds.
+    pub mtime: i64,
+    /// SHA-256 hex, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// One docroot.
+#[derive(Debug)]
+pub struct Storage {
+    pub(crate) root: Dir,
+    pub(crate) root_path: PathBuf,
+    pub(crate) staging: Dir,
+    /// Running digests of uploads being written by this process, keyed by id, valid
+    /// for the offset stored with them.
+    pub(crate) digests: Mutex<HashMap<String, (u64, Sha256)>>,
+    pub(crate) upload_ttl: Duration,
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+pub(crate) fn unhex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn mtime_parts(meta: &std::fs::Metadata) -> (i64, i64) {
+    (meta.mtime(), meta.mtime_nsec())
+}
+
+/// Records `sha256` on an open file, for its current size and mtime. File systems
+/// without user extended attributes simply do not record it.
+pub(crate) fn record_digest(file: &File, sha256: &[u8; 32]) {
+    let Ok(meta) = file.metadata() else { return };
+    let (s, ns) = mtime_parts(&meta);
+    let value = format!("v1 {} {} {s}.{ns}", hex(sha256), meta.len());
+    let _ = rustix::fs::fsetxattr(
+        file,
+        DIGEST_XATTR,
+        value.as_bytes(),
+        rustix::fs::XattrFlags::empty(),
+    );
+}
+
+/// The recorded SHA-256 of an open file, if it is still valid for its size and mtime.
+pub(crate) fn recorded_digest(file: &File, meta: &std::fs::Metadata) -> Option<[u8; 32]> {
+    let mut buf = [0u8; 160];
+    let n = rustix::fs::fgetxattr(file, DIGEST_XATTR, &mut buf).ok()?;
+    let text = std::str::from_utf8(&buf[..n]).ok()?;
+    let mut parts = text.split(' ');
+    if parts.next()? != "v1" {
+        return None;
+    }
+    let digest = unhex32(parts.next()?)?;
+    let size: u64 = parts.next()?.parse().ok()?;
+    let (s, ns) = mtime_parts(meta);
+    (size == meta.len() && parts.next()? == format!("{s}.{ns}")).then_some(digest)
+}
+
+fn etag(meta: &std::fs::Metadata) -> String {
+    let (s, ns) = mtime_parts(meta);
+    let mut h = Sha256::new();
+    h.update(meta.dev().to_le_bytes());
+    h.update(meta.ino().to_le_bytes());
+    h.update(meta.len().to_le_bytes());
+    h.update(s.to_le_bytes());
+    h.update(ns.to_le_bytes());
+    format!("\"{}\"", hex(&h.finalize()[..12]))
+}
+
+fn entry(file: &File, meta: &std::fs::Metadata) -> Entry {
+    let is_dir = meta.is_dir();
+    Entry {
+        kind: if is_dir {
+            EntryKind::Dir
+        } else {
+            EntryKind::File
+        },
+        size: if is_dir { 0 } else { meta.len() },
+        modified: meta.modified().unwrap_or(UNIX_EPOCH),
+        etag: etag(meta),
+        sha256: if is_dir {
+            None
+        } else {
+            recorded_digest(file, meta)
+        },
+    }
+}
+
+impl Storage {
+    /// Opens the docroot at `docroot` (which must exist) and its staging area (created
+    /// if missing). Uploads in progress expire after `upload_ttl` without completing.
+    pub fn open(docroot: &Path, upload_ttl: Duration) -> Result<Self> {
+        let root = Dir::open_ambient_dir(docroot, ambient_authority()).map_err(Error::io)?;
+        let staging_rel = Path::new(RESERVED).join("uploads");
+        root.create_dir_all(&staging_rel).map_err(Error::io)?;
+        let staging = root.open_dir(&staging_rel).map_err(Error::io)?;
+        Ok(Storage {
+            root,
+            root_path: docroot.to_owned(),
+            staging,
+            digests: Mutex::new(HashMap::new()),
+            upload_ttl,
+        })
+    }
+
+    /// The docroot this storage serves.
+    pub fn docroot(&self) -> &Path {
+        &self.root_path
+    }
+
+    fn open_file(&self, path: &RelPath) -> Result<File> {
+        let f = self
+            .root
+            .open(path.to_fs_path())
+            .map_err(Error::io)?
+            .into_std();
+        Ok(f)
+    }
+
+    /// What `path` is.
+    pub fn stat(&self, path: &RelPath) -> Result<Entry> {
+        let f = self.open_file(path)?;
+        let meta = f.metadata().map_err(Error::io)?;
+        if !meta.is_dir() && !meta.is_file() {
+            return Err(Error::NotFound);
+        }
+        Ok(entry(&f, &meta))
+    }
+
+    /// Opens a regular file for reading, with what it is. The returned file stays the
+    /// same object even if the path is replaced meanwhile.
+    pub fn open_read(&self, path: &RelPath) -> Result<(File, Entry)> {
+        let f = self.open_file(path)?;
+        let meta = f.metadata().map_err(Error::io)?;
+        if meta.is_dir() {
+            return Err(Error::WrongKind("is a directory"));
+        }
+        if !meta.is_file() {
+            return Err(Error::NotFound);
+        }
+        let e = entry(&f, &meta);
+        Ok((f, e))
+    }
+
+    /// Computes (and records) the SHA-256 of a file: for files written by other means.
+    pub fn digest(&self, path: &RelPath) -> Result<[u8; 32]> {
+        let (mut f, e) = self.open_read(path)?;
+        if let Some(d) = e.sha256 {
+            return Ok(d);
+        }
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf).map_err(Error::io)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        let d: [u8; 32] = h.finalize().into();
+        record_digest(&f, &d);
+        Ok(d)
+    }
+
+    /// Every file and directory beneath `dir`, depth first, sorted by path, at most
+    /// `limit` entries (then `Error::Limit`). Symlinks are followed only where they stay
+    /// inside the docroot; others are left out, target unrevealed. The reserved staging
+    /// directory never appears.
+    pub fn manifest(&self, dir: &RelPath, limit: usize) -> Result<Vec<ManifestEntry>> {
+        let start = self.root.open_dir(dir.to_fs_path()).map_err(|e| {
+            if e.raw_os_error() == Some(20) {
+                Error::WrongKind("not a directory")
+            } else {
+                Error::io(e)
+            }
+        })?;
+        let mut out = Vec::new();
+        let mut stack: Vec<(Dir, String, u32)> = vec![(start, String::new(), 0)];
+        while let Some((d, prefix, depth)) = stack.pop() {
+            let mut names: Vec<String> = d
+                .entries()
+                .map_err(Error::io)?
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect();
+            names.sort();
+            for name in names {
+                if dir.is_root() && prefix.is_empty() && name == RESERVED {
+                    continue;
+                }
+                // Names a request could not address are not listed either.
+                if RelPath::parse(&name).is_err() || name.contains('/') {
+                    continue;
+                }
+                let rel = if prefix.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{prefix}/{name}")
+                };
+                // Follows symlinks beneath the root only; others fail and are skipped.
+                let Ok(f) = d.open(&name).map(cap_std::fs::File::into_std) else {
+                    continue;
+                };
+                let Ok(meta) = f.metadata() else { continue };
+                if meta.is_dir() {
+                    out.push(ManifestEntry {
+                        path: rel.clone(),
+                        kind: EntryKind::Dir,
+                        size: 0,
+                        mtime: meta.mtime(),
+                        sha256: None,
+                    });
+                    if depth < 64
+                        && let Ok(sub) = d.open_dir(&name)
+                    {
+                        stack.push((sub, rel, depth + 1));
+                    }
+                } else if meta.is_file() {
+                    out.push(ManifestEntry {
+                        path: rel,
+                        kind: EntryKind::File,
+                        size: meta.len(),
+                        mtime: meta.mtime(),
+                        sha256: recorded_digest(&f, &meta).map(|d| hex(&d)),
+                    });
+                }
+                if out.len() > limit {
+                    return Err(Error::Limit(format!(
+                        "more than {limit} entries; list a subdirectory"
+                    )));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    /// Opens the directory holding `path`'s final location, creating it beneath the
+    /// root if needed.
+    pub(crate) fn parent_dir(&self, path: &RelPath) -> Result<Dir> {
+        let parent = path.parent();
+        if !parent.is_root() {
+            self.root
+                .create_dir_all(parent.to_fs_path())
+                .map_err(Error::io)?;
+        }
+        self.root.open_dir(parent.to_fs_path()).map_err(Error::io)
+    }
+}
+
+/// The current time as Unix seconds.
+pub(crate) fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

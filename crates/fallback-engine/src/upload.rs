@@ -1,0 +1,549 @@
+//! Uploads in progress: created, appended to, completed atomically, terminated.
+
+use std::fs::File;
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+
+use cap_std::fs::{Dir, OpenOptions};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::relpath::RelPath;
+use crate::store::{Storage, hex, now_unix, record_digest, unhex32};
+use crate::{Error, Result};
+
+/// An upload's id: 128 random bits, 32 lowercase hex characters. Unguessable, and safe
+/// as a file name because nothing else parses.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UploadId(String);
+
+impl UploadId {
+    fn random() -> Result<Self> {
+        let mut b = [0u8; 16];
+        getrandom::fill(&mut b).map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
+        Ok(UploadId(hex(&b)))
+    }
+
+    /// Parses an id from a URL; anything but 32 lowercase hex characters is `None`.
+    pub fn parse(s: &str) -> Option<Self> {
+        (s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then(|| UploadId(s.to_owned()))
+    }
+
+    /// The id text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn part(&self) -> String {
+        format!("{}.part", self.0)
+    }
+
+    fn state(&self) -> String {
+        format!("{}.json", self.0)
+    }
+}
+
+impl std::fmt::Display for UploadId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What to create.
+#[derive(Debug, Clone)]
+pub struct NewUpload {
+    /// The owner: only requests for this user may touch the upload.
+    pub user: String,
+    /// Final path, beneath the docroot.
+    pub dest: RelPath,
+    /// Declared length; `None` for a single-shot upload whose end is the body's end.
+    pub length: Option<u64>,
+    /// Client metadata (tus `Upload-Metadata`), kept as given.
+    pub metadata: Vec<(String, String)>,
+    /// Expected SHA-256 of the whole file, checked before it becomes visible.
+    pub expected_sha256: Option<[u8; 32]>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct State {
+    version: u32,
+    user: String,
+    dest: String,
+    length: Option<u64>,
+    metadata: Vec<(String, String)>,
+    expected_sha256: Option<String>,
+    created_at: u64,
+    expires_at: u64,
+}
+
+/// An upload in progress, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadInfo {
+    /// Its id.
+    pub id: UploadId,
+    /// Its owner.
+    pub user: String,
+    /// Final path.
+    pub dest: RelPath,
+    /// Declared length (`None`: single shot, unknown).
+    pub length: Option<u64>,
+    /// Bytes received and stored so far.
+    pub offset: u64,
+    /// Client metadata.
+    pub metadata: Vec<(String, String)>,
+    /// Expiry, Unix seconds.
+    pub expires_at: u64,
+}
+
+/// A file that became visible at its final path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completed {
+    /// Final path.
+    pub path: RelPath,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 of the content.
+    pub sha256: [u8; 32],
+}
+
+/// The result of an append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Bytes stored after this append.
+    pub offset: u64,
+    /// Set when this append completed the upload.
+    pub completed: Option<Completed>,
+}
+
+/// fsync of a directory, so a rename or a new entry in it is durable. (A `Dir` handle
+/// is opened `O_PATH`, which cannot be synced: open the directory itself read-only.)
+fn sync_dir(dir: &Dir) -> Result<()> {
+    dir.open(".")
+        .map_err(Error::io)?
+        .sync_all()
+        .map_err(Error::io)
+}
+
+/// Uploads in progress per user.
+const MAX_UPLOADS_PER_USER: usize = 1000;
+
+impl Storage {
+    fn read_state(&self, id: &UploadId) -> Result<State> {
+        let mut f = match self.staging.open(id.state()) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::UnknownUpload);
+            }
+            Err(e) => return Err(Error::io(e)),
+        };
+        let mut text = String::new();
+        f.read_to_string(&mut text).map_err(Error::io)?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::Io(std::io::Error::other(format!("upload state {id}: {e}"))))
+    }
+
+    fn info(&self, id: &UploadId, state: State) -> Result<UploadInfo> {
+        let offset = match self.staging.metadata(id.part()) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(Error::io(e)),
+        };
+        Ok(UploadInfo {
+            id: id.clone(),
+            user: state.user,
+            dest: RelPath::parse(&state.dest).map_err(|_| Error::UnknownUpload)?,
+            length: state.length,
+            offset,
+            metadata: state.metadata,
+            expires_at: state.expires_at,
+        })
+    }
+
+    fn uploads_of(&self, user: &str) -> Result<usize> {
+        let mut n = 0;
+        for e in self.staging.entries().map_err(Error::io)?.flatten() {
+            let name = e.file_name();
+            let Some(id) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(UploadId::parse)
+            else {
+                continue;
+            };
+            if self.read_state(&id).is_ok_and(|s| s.user == user) {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Creates an upload: its state is durable before this returns.
+    pub fn create_upload(&self, new: NewUpload) -> Result<UploadInfo> {
+        if new.dest.is_root() {
+            return Err(Error::WrongKind("the destination is the docroot itself"));
+        }
+        if self.uploads_of(&new.user)? >= MAX_UPLOADS_PER_USER {
+            return Err(Error::Limit(format!(
+                "{MAX_UPLOADS_PER_USER} uploads in progress already; finish or delete some"
+            )));
+        }
+        let id = UploadId::random()?;
+        let now = now_unix();
+        let state = State {
+            version: 1,
+            user: new.user,
+            dest: new.dest.to_string(),
+            length: new.length,
+            metadata: new.metadata,
+            expected_sha256: new.expected_sha256.map(|d| hex(&d)),
+            created_at: now,
+            expires_at: now.saturating_add(self.upload_ttl.as_secs()),
+        };
+        let json = serde_json::to_vec(&state).map_err(|e| Error::Io(std::io::Error::other(e)))?;
+        // Data file first (empty), then the state, written aside and renamed in.
+        let part = self
+            .staging
+            .open_with(id.part(), OpenOptions::new().write(true).create_new(true))
+            .map_err(Error::io)?;
+        part.sync_all().map_err(Error::io)?;
+        let tmp = format!("{}.json.tmp", id.as_str());
+        let mut f = self
+            .staging
+            .open_with(&tmp, OpenOptions::new().write(true).create_new(true))
+            .map_err(Error::io)?;
+        f.write_all(&json).map_err(Error::io)?;
+        f.sync_all().map_err(Error::io)?;
+        self.staging
+            .rename(&tmp, &self.staging, id.state())
+            .map_err(Error::io)?;
+        sync_dir(&self.staging)?;
+        self.info(&id, state)
+    }
+
+    /// An upload's state and offset. Expired uploads are removed and reported unknown.
+    pub fn upload(&self, id: &UploadId) -> Result<UploadInfo> {
+        let state = self.read_state(id)?;
+        if now_unix() > state.expires_at {
+            self.remove_upload(id)?;
+            return Err(Error::UnknownUpload);
+        }
+        self.info(id, state)
+    }
+
+    fn remove_upload(&self, id: &UploadId) -> Result<()> {
+        for name in [id.state(), id.part()] {
+            match self.staging.remove_file(&name) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(e)),
+            }
+        }
+        if let Ok(mut d) = self.digests.lock() {
+            d.remove(id.as_str());
+        }
+        sync_dir(&self.staging)
+    }
+
+    /// Deletes an upload of `user` (tus termination).
+    pub fn terminate(&self, id: &UploadId, user: &str) -> Result<()> {
+        let info = self.upload(id)?;
+        if info.user != user {
+            return Err(Error::NotOwner);
+        }
+        // Wait for no writer: the lock is taken and released.
+        let part = self.lock_part(id)?;
+        drop(part);
+        self.remove_upload(id)
+    }
+
+    /// Removes uploads past their expiry; returns how many.
+    pub fn sweep_expired(&self) -> Result<usize> {
+        let mut n = 0;
+        for e in self.staging.entries().map_err(Error::io)?.flatten() {
+            let name = e.file_name();
+            let Some(id) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(UploadId::parse)
+            else {
+                continue;
+            };
+            if matches!(self.upload(&id), Err(Error::UnknownUpload)) {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn lock_part(&self, id: &UploadId) -> Result<File> {
+        let f = self
+            .staging
+            .open_with(id.part(), OpenOptions::new().read(true).write(true))
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Error::UnknownUpload
+                } else {
+                    Error::io(e)
+                }
+            })?
+            .into_std();
+        // One writer per upload, across processes sharing the storage.
+        rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+            |e| {
+                if e == rustix::io::Errno::WOULDBLOCK {
+                    Error::Locked
+                } else {
+                    Error::Io(e.into())
+                }
+            },
+        )?;
+        Ok(f)
+    }
+
+    /// Starts appending to `id` at `offset` for `user`. `chunk_sha256` is the expected
+    /// digest of exactly the bytes of this append (tus checksum extension).
+    pub fn writer(
+        &self,
+        id: &UploadId,
+        user: &str,
+        offset: u64,
+        chunk_sha256: Option<[u8; 32]>,
+    ) -> Result<UploadWriter<'_>> {
+        let info = self.upload(id)?;
+        if info.user != user {
+            return Err(Error::NotOwner);
+        }
+        let mut file = self.lock_part(id)?;
+        // The offset under the lock is the truth.
+        let actual = file.metadata().map_err(Error::io)?.len();
+        if actual != offset {
+            return Err(Error::OffsetMismatch { actual });
+        }
+        let cached = self
+            .digests
+            .lock()
+            .ok()
+            .and_then(|mut d| d.remove(id.as_str()))
+            .filter(|(o, _)| *o == actual)
+            .map(|(_, h)| h);
+        let whole = if let Some(h) = cached {
+            h
+        } else {
+            // Recover the running digest from the stored bytes (after a restart, or
+            // when another instance wrote the previous chunk).
+            let mut h = Sha256::new();
+            let mut buf = vec![0u8; 1 << 20];
+            file.seek(SeekFrom::Start(0)).map_err(Error::io)?;
+            loop {
+                let n = file.read(&mut buf).map_err(Error::io)?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+            }
+            h
+        };
+        file.seek(SeekFrom::Start(actual)).map_err(Error::io)?;
+        Ok(UploadWriter {
+            storage: self,
+            info: UploadInfo {
+                offset: actual,
+                ..info
+            },
+            file,
+            start: actual,
+            whole,
+            chunk: chunk_sha256.map(|d| (Sha256::new(), d)),
+            buf: Vec::with_capacity(1 << 20),
+        })
+    }
+
+    /// Starts a single-shot upload of `dest` (HTTP PUT): not resumable; if it does not
+    /// finish, [`UploadWriter::abort`] removes it.
+    pub fn put(
+        &self,
+        user: &str,
+        dest: &RelPath,
+        length: Option<u64>,
+        expected_sha256: Option<[u8; 32]>,
+    ) -> Result<UploadWriter<'_>> {
+        let info = self.create_upload(NewUpload {
+            user: user.to_owned(),
+            dest: dest.clone(),
+            length,
+            metadata: vec![("single-shot".to_owned(), "put".to_owned())],
+            expected_sha256,
+        })?;
+        self.writer(&info.id, user, 0, None)
+    }
+
+    fn finalize(
+        &self,
+        id: &UploadId,
+        file: &File,
+        whole: Sha256,
+        dest: &RelPath,
+    ) -> Result<Completed> {
+        let state = self.read_state(id)?;
+        let sha256: [u8; 32] = whole.finalize().into();
+        if let Some(expected) = state.expected_sha256.as_deref().and_then(unhex32)
+            && expected != sha256
+        {
+            self.remove_upload(id)?;
+            return Err(Error::ChecksumMismatch);
+        }
+        let size = file.metadata().map_err(Error::io)?.len();
+        record_digest(file, &sha256);
+        file.sync_all().map_err(Error::io)?;
+        let parent = self.parent_dir(dest)?;
+        let name = dest.file_name().ok_or(Error::WrongKind("no file name"))?;
+        if parent.metadata(name).is_ok_and(|m| m.is_dir()) {
+            return Err(Error::WrongKind("a directory is in the way"));
+        }
+        self.staging
+            .rename(id.part(), &parent, name)
+            .map_err(Error::io)?;
+        sync_dir(&parent)?;
+        self.remove_upload(id)?;
+        Ok(Completed {
+            path: dest.clone(),
+            size,
+            sha256,
+        })
+    }
+}
+
+/// Appends bytes to one upload; holds its lock. Memory: one 1 MiB buffer.
+#[derive(Debug)]
+pub struct UploadWriter<'a> {
+    storage: &'a Storage,
+    info: UploadInfo,
+    file: File,
+    start: u64,
+    whole: Sha256,
+    chunk: Option<(Sha256, [u8; 32])>,
+    buf: Vec<u8>,
+}
+
+impl UploadWriter<'_> {
+    /// The upload being written.
+    pub fn info(&self) -> &UploadInfo {
+        &self.info
+    }
+
+    /// Bytes stored or buffered so far.
+    pub fn offset(&self) -> u64 {
+        self.info.offset
+    }
+
+    fn flush_buf(&mut self) -> Result<()> {
+        if !self.buf.is_empty() {
+            self.file.write_all(&self.buf).map_err(Error::io)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Appends `data`. Refuses (and keeps nothing of this append) past the declared
+    /// length.
+    pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        let end = self.info.offset + data.len() as u64;
+        if self.info.length.is_some_and(|l| end > l) {
+            self.discard()?;
+            return Err(Error::TooLong);
+        }
+        self.whole.update(data);
+        if let Some((h, _)) = &mut self.chunk {
+            h.update(data);
+        }
+        self.info.offset = end;
+        if self.buf.len() + data.len() > self.buf.capacity() {
+            self.flush_buf()?;
+        }
+        if data.len() >= self.buf.capacity() {
+            self.file.write_all(data).map_err(Error::io)?;
+        } else {
+            self.buf.extend_from_slice(data);
+        }
+        Ok(())
+    }
+
+    /// Drops every byte of this append (checksum failure, length exceeded).
+    fn discard(&mut self) -> Result<()> {
+        self.buf.clear();
+        self.file.set_len(self.start).map_err(Error::io)?;
+        self.file.sync_data().map_err(Error::io)?;
+        // The running digest now covers bytes that are gone: forget it.
+        if let Ok(mut d) = self.storage.digests.lock() {
+            d.remove(self.info.id.as_str());
+        }
+        Ok(())
+    }
+
+    /// Ends the append: the bytes are made durable (fdatasync) before the new offset is
+    /// reported. Completes the upload when the declared length is reached, or, with
+    /// `body_complete`, when a single-shot upload's body ended.
+    pub fn finish(mut self, body_complete: bool) -> Result<AppendOutcome> {
+        self.flush_buf()?;
+        if let Some((h, expected)) = self.chunk.take()
+            && <[u8; 32]>::from(h.finalize()) != expected
+        {
+            self.discard()?;
+            return Err(Error::ChecksumMismatch);
+        }
+        self.file.sync_data().map_err(Error::io)?;
+        let offset = self.info.offset;
+        let done = match self.info.length {
+            Some(l) => offset == l,
+            None => body_complete,
+        };
+        if done {
+            let completed = self.storage.finalize(
+                &self.info.id,
+                &self.file,
+                self.whole.clone(),
+                &self.info.dest,
+            )?;
+            return Ok(AppendOutcome {
+                offset,
+                completed: Some(completed),
+            });
+        }
+        if let Ok(mut d) = self.storage.digests.lock() {
+            d.insert(
+                self.info.id.as_str().to_owned(),
+                (offset, self.whole.clone()),
+            );
+        }
+        Ok(AppendOutcome {
+            offset,
+            completed: None,
+        })
+    }
+
+    /// Keeps what was received (flushed and synced) and ends the append, for a body that
+    /// broke off. Single-shot uploads cannot resume, so they are removed instead.
+    pub fn abort(mut self) -> Result<u64> {
+        if self.info.length.is_none() || self.info.metadata.iter().any(|(k, _)| k == "single-shot")
+        {
+            let id = self.info.id.clone();
+            drop(self.file);
+            self.storage.remove_upload(&id)?;
+            return Ok(0);
+        }
+        if self.chunk.is_some() {
+            // A checksummed append that did not arrive whole cannot be verified.
+            self.discard()?;
+            return Ok(self.start);
+        }
+        self.flush_buf()?;
+        self.file.sync_data().map_err(Error::io)?;
+        if let Ok(mut d) = self.storage.digests.lock() {
+            d.insert(
+                self.info.id.as_str().to_owned(),
+                (self.info.offset, self.whole.clone()),
+            );
+        }
+        Ok(self.info.offset)
+    }
+}

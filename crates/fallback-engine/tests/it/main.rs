@@ -1,0 +1,234 @@
+//! Integration tests of fallback-engine on real temporary directories.
+
+// Test helpers panic on purpose: a panic is how a failed expectation is reported.
+#![allow(clippy::unwrap_used)]
+
+use std::io::Read as _;
+use std::time::Duration;
+
+use fallback_engine::{EntryKind, Error, NewUpload, RelPath, Storage, UploadId};
+use sha2::{Digest as _, Sha256};
+
+fn storage() -> (tempfile::TempDir, Storage) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Storage::open(dir.path(), Duration::from_hours(24)).unwrap();
+    (dir, s)
+}
+
+fn p(s: &str) -> RelPath {
+    RelPath::parse(s).unwrap()
+}
+
+fn new(dest: &str, len: u64) -> NewUpload {
+    NewUpload {
+        user: "alice".into(),
+        dest: p(dest),
+        length: Some(len),
+        metadata: vec![],
+        expected_sha256: None,
+    }
+}
+
+#[test]
+fn resumable_upload_becomes_visible_only_when_complete() {
+    let (dir, s) = storage();
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let info = s
+        .create_upload(new("/in/sub/file.bin", data.len() as u64))
+        .unwrap();
+    assert_eq!(info.offset, 0);
+    let mut w = s.writer(&info.id, "alice", 0, None).unwrap();
+    w.write(&data[..1_000_000]).unwrap();
+    assert!(w.finish(false).unwrap().completed.is_none());
+    assert!(!dir.path().join("in/sub/file.bin").exists());
+    // A second writer at a wrong offset is refused with the real offset.
+    assert!(matches!(
+        s.writer(&info.id, "alice", 5, None),
+        Err(Error::OffsetMismatch { actual: 1_000_000 })
+    ));
+    assert!(matches!(
+        s.writer(&info.id, "bob", 1_000_000, None),
+        Err(Error::NotOwner)
+    ));
+    // A fresh storage (a restarted process) resumes from the stored bytes.
+    let s2 = Storage::open(dir.path(), Duration::from_hours(24)).unwrap();
+    assert_eq!(s2.upload(&info.id).unwrap().offset, 1_000_000);
+    let mut w = s2.writer(&info.id, "alice", 1_000_000, None).unwrap();
+    w.write(&data[1_000_000..]).unwrap();
+    let out = w.finish(false).unwrap();
+    let done = out.completed.unwrap();
+    assert_eq!(done.sha256, <[u8; 32]>::from(Sha256::digest(&data)));
+    assert_eq!(
+        std::fs::read(dir.path().join("in/sub/file.bin")).unwrap(),
+        data
+    );
+    assert!(matches!(s.upload(&info.id), Err(Error::UnknownUpload)));
+    // The staging area is empty again.
+    assert_eq!(
+        std::fs::read_dir(dir.path().join(".fallback/uploads"))
+            .unwrap()
+            .count(),
+        0
+    );
+    let e = s.stat(&p("/in/sub/file.bin")).unwrap();
+    assert_eq!(e.kind, EntryKind::File);
+    assert_eq!(e.size, data.len() as u64);
+}
+
+#[test]
+fn chunk_checksum_mismatch_discards_the_chunk() {
+    let (_d, s) = storage();
+    let info = s.create_upload(new("/f", 10)).unwrap();
+    let mut w = s.writer(&info.id, "alice", 0, Some([0u8; 32])).unwrap();
+    w.write(b"hello").unwrap();
+    assert!(matches!(w.finish(false), Err(Error::ChecksumMismatch)));
+    assert_eq!(s.upload(&info.id).unwrap().offset, 0);
+    let good: [u8; 32] = Sha256::digest(b"hello").into();
+    let mut w = s.writer(&info.id, "alice", 0, Some(good)).unwrap();
+    w.write(b"hello").unwrap();
+    assert_eq!(w.finish(false).unwrap().offset, 5);
+}
+
+#[test]
+fn whole_file_digest_is_checked_before_the_rename() {
+    let (dir, s) = storage();
+    let mut n = new("/f", 3);
+    n.expected_sha256 = Some([1u8; 32]);
+    let info = s.create_upload(n).unwrap();
+    let mut w = s.writer(&info.id, "alice", 0, None).unwrap();
+    w.write(b"abc").unwrap();
+    assert!(matches!(w.finish(false), Err(Error::ChecksumMismatch)));
+    assert!(!dir.path().join("f").exists());
+}
+
+#[test]
+fn writing_past_the_length_is_refused() {
+    let (_d, s) = storage();
+    let info = s.create_upload(new("/f", 3)).unwrap();
+    let mut w = s.writer(&info.id, "alice", 0, None).unwrap();
+    assert!(matches!(w.write(b"abcd"), Err(Error::TooLong)));
+    drop(w);
+    assert_eq!(s.upload(&info.id).unwrap().offset, 0);
+}
+
+#[test]
+fn one_writer_at_a_time() {
+    let (_d, s) = storage();
+    let info = s.create_upload(new("/f", 3)).unwrap();
+    let w = s.writer(&info.id, "alice", 0, None).unwrap();
+    assert!(matches!(
+        s.writer(&info.id, "alice", 0, None),
+        Err(Error::Locked)
+    ));
+    drop(w);
+    assert!(s.writer(&info.id, "alice", 0, None).is_ok());
+}
+
+#[test]
+fn single_shot_put_and_abort() {
+    let (dir, s) = storage();
+    let mut w = s.put("alice", &p("/a.txt"), None, None).unwrap();
+    w.write(b"partial").unwrap();
+    assert_eq!(w.abort().unwrap(), 0);
+    assert!(!dir.path().join("a.txt").exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path().join(".fallback/uploads"))
+            .unwrap()
+            .count(),
+        0
+    );
+    let mut w = s.put("alice", &p("/a.txt"), None, None).unwrap();
+    w.write(b"whole").unwrap();
+    let c = w.finish(true).unwrap().completed.unwrap();
+    assert_eq!(c.size, 5);
+    assert_eq!(std::fs::read(dir.path().join("a.txt")).unwrap(), b"whole");
+}
+
+#[test]
+fn digests_are_recorded_and_invalidated() {
+    let (dir, s) = storage();
+    let mut w = s.put("alice", &p("/d.txt"), Some(4), None).unwrap();
+    w.write(b"data").unwrap();
+    w.finish(true).unwrap();
+    let e = s.stat(&p("/d.txt")).unwrap();
+    // Only where the file system keeps user extended attributes (tmpfs may not).
+    if let Some(d) = e.sha256 {
+        assert_eq!(d, <[u8; 32]>::from(Sha256::digest(b"data")));
+        std::fs::write(dir.path().join("d.txt"), b"changed!").unwrap();
+        assert_eq!(s.stat(&p("/d.txt")).unwrap().sha256, None);
+    }
+    assert_eq!(
+        s.digest(&p("/d.txt")).unwrap(),
+        <[u8; 32]>::from(Sha256::digest(b"changed!"))
+    );
+}
+
+#[test]
+fn symlinks_out_of_the_docroot_are_never_followed() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), b"secret").unwrap();
+    let (dir, s) = storage();
+    std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("link")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("dirlink")).unwrap();
+    std::fs::write(dir.path().join("inside"), b"ok").unwrap();
+    std::os::unix::fs::symlink("inside", dir.path().join("good-link")).unwrap();
+    assert!(matches!(
+        s.open_read(&p("/link")),
+        Err(Error::Escapes | Error::NotFound)
+    ));
+    assert!(matches!(
+        s.open_read(&p("/dirlink/secret")),
+        Err(Error::Escapes | Error::NotFound)
+    ));
+    let (mut f, _) = s.open_read(&p("/good-link")).unwrap();
+    let mut got = String::new();
+    f.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "ok");
+    // Uploads cannot land through the link either.
+    let info = s.create_upload(new("/dirlink/planted", 1)).unwrap();
+    let mut w = s.writer(&info.id, "alice", 0, None).unwrap();
+    w.write(b"x").unwrap();
+    assert!(w.finish(false).is_err());
+    assert!(!outside.path().join("planted").exists());
+    // Listings leave them out.
+    let m = s.manifest(&RelPath::root(), 100).unwrap();
+    let names: Vec<&str> = m.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(names, ["good-link", "inside"]);
+}
+
+#[test]
+fn manifest_is_recursive_sorted_and_bounded() {
+    let (dir, s) = storage();
+    std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+    std::fs::write(dir.path().join("a/b/c.txt"), b"123").unwrap();
+    std::fs::write(dir.path().join("a/z.txt"), b"").unwrap();
+    let m = s.manifest(&p("/a"), 100).unwrap();
+    let names: Vec<(&str, u64)> = m.iter().map(|e| (e.path.as_str(), e.size)).collect();
+    assert_eq!(names, [("b", 0), ("b/c.txt", 3), ("z.txt", 0)]);
+    assert!(matches!(s.manifest(&p("/a"), 1), Err(Error::Limit(_))));
+    assert!(matches!(
+        s.manifest(&p("/a/z.txt"), 10),
+        Err(Error::WrongKind(_))
+    ));
+}
+
+#[test]
+fn ids_are_validated_and_terminate_works() {
+    let (_d, s) = storage();
+    assert!(UploadId::parse("../../etc/passwd").is_none());
+    assert!(UploadId::parse(&"A".repeat(32)).is_none());
+    let info = s.create_upload(new("/t", 5)).unwrap();
+    assert!(matches!(s.terminate(&info.id, "bob"), Err(Error::NotOwner)));
+    s.terminate(&info.id, "alice").unwrap();
+    assert!(matches!(s.upload(&info.id), Err(Error::UnknownUpload)));
+}
+
+#[test]
+fn expired_uploads_are_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Storage::open(dir.path(), Duration::ZERO).unwrap();
+    let info = s.create_upload(new("/t", 5)).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(s.sweep_expired().unwrap(), 1);
+    assert!(matches!(s.upload(&info.id), Err(Error::UnknownUpload)));
+}
