@@ -1,0 +1,179 @@
+//! `fallbackd`: the HTTP fallback daemon. Wiring only: arguments, configuration, logs,
+//! TLS provider, then `fallback_server::serve`.
+
+// A daemon prints its start banner.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+// Doc comments on clap types are the `--help` text, shown verbatim: no Markdown.
+#![allow(clippy::doc_markdown)]
+
+mod embedded;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, ValueEnum};
+use fallback_conf::Config;
+use fallback_server::{AppState, Listeners, Options, ServeOptions};
+
+/// Serve HTTP fallback transfers: uploads and downloads over HTTP(S) for clients whose
+/// network blocks FASP (UDP, SSH), authorized by transfer tokens and confined to each
+/// user's docroot, as aspera.conf says.
+///
+/// Without --config it runs an embedded default that is safe to try: docroot
+/// ./fallback-data, HTTP on 127.0.0.1:8080 only, a random token key kept in the data
+/// folder; it prints ready tokens, a FASP URL and curl commands.
+#[derive(Debug, Parser)]
+#[command(name = "fallbackd", version)]
+struct Args {
+    /// The aspera.conf to serve (<http_server>, token keys, docroots).
+    #[arg(long, short = 'c', value_name = "FILE", env = "FALLBACKD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data folder of the embedded default (used without --config).
+    #[arg(long, value_name = "DIR", default_value = "fallback-data")]
+    data: PathBuf,
+    /// Listen address, overriding <http_server><bind_address>.
+    #[arg(long, value_name = "ADDR")]
+    bind: Option<String>,
+    /// HTTP port, overriding <http_port> (0: any free port).
+    #[arg(long, value_name = "PORT")]
+    http_port: Option<u16>,
+    /// HTTPS port, overriding <https_port> (0: any free port).
+    #[arg(long, value_name = "PORT")]
+    https_port: Option<u16>,
+    /// Log format on standard error.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Seconds given to transfers in flight after SIGTERM before connections are cut.
+    #[arg(long, value_name = "SECONDS", default_value = "30")]
+    drain_timeout: u64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FALLBACKD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = term => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logs(args.log_format);
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fallbackd: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("fallbackd: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let (conf, embedded) = match &args.config {
+        Some(file) => {
+            let conf =
+                Config::load(file).with_context(|| format!("cannot read {}", file.display()))?;
+            for d in conf.diagnostics() {
+                if d.is_error() {
+                    tracing::error!(file = %file.display(), "{d}");
+                } else {
+                    tracing::warn!(file = %file.display(), "{d}");
+                }
+            }
+            let conf = conf.into_checked().with_context(|| {
+                format!(
+                    "{} has errors; `fallback config check {}` lists them",
+                    file.display(),
+                    file.display()
+                )
+            })?;
+            tracing::info!(config = %file.display(), mode = %conf.server().mode(), "configuration loaded");
+            (conf, None)
+        }
+        None => {
+            let e = embedded::Embedded::prepare(&args.data)?;
+            (e.config()?, Some(e))
+        }
+    };
+    let options = Options::from_config(&conf);
+    let state = AppState::new(conf, options)?;
+    let listeners = Listeners::bind_with(
+        &state,
+        args.bind.as_deref(),
+        args.http_port,
+        args.https_port,
+    )
+    .await
+    .context("cannot listen; another server may hold the port (use --http-port)")?;
+    if listeners.http.is_none() && listeners.https.is_none() {
+        anyhow::bail!("neither enable_http nor enable_https is true: nothing to serve");
+    }
+    if let Some(e) = &embedded {
+        e.print_banner(&state, &listeners)?;
+    }
+    let sweeper = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_hours(1));
+        loop {
+            tick.tick().await;
+            let s = sweeper.clone();
+            if let Ok(n) = tokio::task::spawn_blocking(move || s.sweep_expired()).await
+                && n > 0
+            {
+                tracing::info!(removed = n, "expired uploads removed");
+            }
+        }
+    });
+    let app = fallback_server::router(state);
+    fallback_server::serve(
+        app,
+        listeners,
+        shutdown_signal(),
+        ServeOptions {
+            drain_timeout: Duration::from_secs(args.drain_timeout),
+            ..ServeOptions::default()
+        },
+    )
+    .await?;
+    tracing::info!("stopped");
+    Ok(())
+}

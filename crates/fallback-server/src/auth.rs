@@ -1,0 +1,211 @@
+//! Who is asking, and may they: token, user settings, transport, docroot, path.
+
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use fallback_conf::{TransferAuth, UserSettings};
+use fallback_engine::{RelPath, Storage};
+use fallback_token::{Access, Claims, Direction, Key, VerifyOptions};
+
+use crate::error::ApiError;
+use crate::{AppState, Transport};
+
+/// An identified requester.
+pub(crate) struct Identity {
+    /// The transfer user (empty when anonymous).
+    pub(crate) user: String,
+    /// The token's claims; `None` for an anonymous request allowed by `allow`.
+    pub(crate) claims: Option<Claims>,
+    /// The user's docroot.
+    pub(crate) storage: Arc<Storage>,
+}
+
+/// The bearer token of a request: `Authorization: Bearer`, or `?token=` when allowed
+/// (GET and HEAD only, for links a browser follows).
+fn bearer(headers: &HeaderMap, query: Option<&str>, query_allowed: bool) -> Option<String> {
+    if let Some(v) = headers.get(axum::http::header::AUTHORIZATION) {
+        let v = v.to_str().ok()?.trim();
+        let (scheme, rest) = v.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| rest.trim().to_owned());
+    }
+    if !query_allowed {
+        return None;
+    }
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == "token").then(|| {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
+}
+
+/// Whether the request carried a token in its query (so responses must not be cached
+/// or leak it through Referer).
+pub(crate) fn token_in_query(parts: &Parts) -> bool {
+    parts
+        .uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p.starts_with("token=")))
+}
+
+fn direction_policy(s: &UserSettings, d: Direction) -> TransferAuth {
+    match d {
+        Direction::Upload => s.transfer_in.value,
+        Direction::Download => s.transfer_out.value,
+    }
+}
+
+impl AppState {
+    /// Verifies the token (or allows an anonymous request where the configuration says
+    /// `allow`), then checks the user's settings for this direction and transport.
+    pub(crate) fn identify(
+        &self,
+        parts: &Parts,
+        direction: Direction,
+    ) -> Result<Identity, ApiError> {
+        let https = parts
+            .extensions
+            .get::<Transport>()
+            .map_or(self.inner.options.assume_https, |t| t.https);
+        let query_allowed =
+            parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD;
+        let token = bearer(&parts.headers, parts.uri.query(), query_allowed);
+        let conf = self.config();
+        let (user, settings, claims) = match token {
+            None => {
+                let d = conf.defaults();
+                if direction_policy(&d, direction) != TransferAuth::Allow {
+                    return Err(ApiError::Unauthorized {
+                        reason: format!("no token for a {direction} that requires one"),
+                    });
+                }
+                (String::new(), d, None)
+            }
+            Some(token) => {
+                let Some(ring) = self.keys() else {
+                    return Err(ApiError::Unauthorized {
+                        reason: "no token key is configured".to_owned(),
+                    });
+                };
+                let opts = VerifyOptions {
+                    skew: self.inner.options.token_skew,
+                    ..VerifyOptions::default()
+                };
+                let claims = ring
+                    .decode(&token, &opts)
+                    .map_err(|e| ApiError::Unauthorized {
+                        reason: format!("token refused: {} ({e})", e.kind()),
+                    })?;
+                let settings = conf.user(&claims.user, &[]);
+                // The key that verified must be this user's own: a secret configured for
+                // one user cannot mint tokens for another.
+                match Key::from_settings(&settings) {
+                    Some(Ok(k)) if k.id() == claims.key_id => {}
+                    _ => {
+                        return Err(ApiError::Unauthorized {
+                            reason: format!(
+                                "token for user {:?} not made with that user's key",
+                                claims.user
+                            ),
+                        });
+                    }
+                }
+                (claims.user.clone(), settings, Some(claims))
+            }
+        };
+        if direction_policy(&settings, direction) == TransferAuth::Deny {
+            return Err(ApiError::Forbidden {
+                public: format!("{direction}s are not allowed for this user"),
+                reason: format!("{direction} denied by configuration for {user:?}"),
+            });
+        }
+        let allowed = match direction {
+            Direction::Upload => settings.write_allowed.value,
+            Direction::Download => settings.read_allowed.value,
+        };
+        if !allowed {
+            return Err(ApiError::Forbidden {
+                public: format!("{direction}s are not allowed for this user"),
+                reason: format!("{direction} not allowed by read/write_allowed for {user:?}"),
+            });
+        }
+        if settings.must_encrypt() && !https {
+            let port = self.inner.options.https_port;
+            return Err(ApiError::Forbidden {
+                public: match port {
+                    Some(p) => format!(
+                        "this user's transfers must be encrypted: use HTTPS (port {p}, path /aspera/https)"
+                    ),
+                    None => "this user's transfers must be encrypted: use HTTPS".to_owned(),
+                },
+                reason: format!("plain HTTP refused for encrypting user {user:?}"),
+            });
+        }
+        let Some(docroot) = settings.docroot.value.as_deref() else {
+            return Err(ApiError::Forbidden {
+                public: "no docroot is configured for this user".to_owned(),
+                reason: format!("user {user:?} has no docroot"),
+            });
+        };
+        let storage = self.storage(docroot)?;
+        Ok(Identity {
+            user,
+            claims,
+            storage,
+        })
+    }
+}
+
+impl Identity {
+    /// Whether this requester may `direction` at `path`: the token's direction and
+    /// paths (an anonymous requester may touch the whole docroot). A path outside the
+    /// token is 403 whether or not it exists.
+    pub(crate) fn permit(&self, direction: Direction, path: &RelPath) -> Result<(), ApiError> {
+        let Some(claims) = &self.claims else {
+            return Ok(());
+        };
+        let p = path.to_string();
+        claims
+            .check(&Access {
+                user: None,
+                direction,
+                path: &p,
+            })
+            .map_err(|e| ApiError::Forbidden {
+                public: if e.is_forbidden() {
+                    "the token does not allow this".to_owned()
+                } else {
+                    "forbidden".to_owned()
+                },
+                reason: format!("{} for {p} by {:?}", e.kind(), self.user),
+            })
+    }
+
+    /// The upload destination directory of the token (the docroot when anonymous).
+    pub(crate) fn upload_root(&self) -> Result<RelPath, ApiError> {
+        match &self.claims {
+            None => Ok(RelPath::root()),
+            Some(c) => {
+                if c.direction != Direction::Upload {
+                    return Err(ApiError::Forbidden {
+                        public: "the token does not allow this".to_owned(),
+                        reason: format!(
+                            "wrong-direction: download token used to upload by {:?}",
+                            self.user
+                        ),
+                    });
+                }
+                let dest = c.paths.first().map_or("/", String::as_str);
+                RelPath::parse(dest).map_err(|e| ApiError::Forbidden {
+                    public: "the token does not allow this".to_owned(),
+                    reason: format!("token destination {dest:?} unusable: {e}"),
+                })
+            }
+        }
+    }
+}

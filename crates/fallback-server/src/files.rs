@@ -1,0 +1,437 @@
+//! `/health`, `/info`, `GET|HEAD|PUT /files/{path}`.
+
+use std::io::{Read as _, Seek as _, SeekFrom};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use bytes::Bytes;
+use fallback_engine::{Entry, EntryKind, RelPath};
+use fallback_token::Direction;
+use http_range_header::{RangeUnsatisfiableError, parse_range_header};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::auth::token_in_query;
+use crate::body::{Start, pump};
+use crate::error::ApiError;
+use crate::{AppState, PROTOCOL, split_base};
+
+const READ_BLOCK: usize = 1 << 20;
+
+pub(crate) async fn health() -> &'static str {
+    "ok\n"
+}
+
+pub(crate) async fn info(State(state): State<AppState>) -> impl IntoResponse {
+    let o = state.options();
+    Json(serde_json::json!({
+        "service": "fallbackd",
+        "version": env!("CARGO_PKG_VERSION"),
+        "protocol": PROTOCOL,
+        "tus": {
+            "version": "1.0.0",
+            "extensions": crate::tus::EXTENSIONS.split(',').collect::<Vec<_>>(),
+            "max_size": o.max_upload_size,
+            "checksum_algorithms": ["sha256"],
+        },
+        "limits": {
+            "max_upload_size": o.max_upload_size,
+            "manifest_entries": o.manifest_limit,
+            "session_activity_timeout": o.activity_timeout.map_or(0, |d| d.as_secs()),
+        },
+    }))
+}
+
+/// The docroot-relative path of a `/files...` request, from the raw (still encoded)
+/// URI path, decoded exactly once by the canonicaliser.
+fn file_path(uri_path: &str) -> Result<(RelPath, bool), ApiError> {
+    let (_, rest) = split_base(uri_path);
+    let raw = rest.strip_prefix("/files").unwrap_or(rest);
+    RelPath::parse_encoded_dir(raw).map_err(|e| ApiError::BadRequest(format!("bad path: {e}")))
+}
+
+/// An RFC 9110 HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`).
+pub(crate) fn http_date(t: SystemTime) -> String {
+    jiff::Timestamp::try_from(t)
+        .ok()
+        .and_then(|ts| {
+            jiff::fmt::rfc2822::DateTimePrinter::new()
+                .timestamp_to_rfc9110_string(&ts)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// RFC 6266 / 5987: an ASCII fallback without quotes or controls, and the UTF-8 name.
+fn content_disposition(name: &str) -> HeaderValue {
+    const ATTR: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let v = format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
+        utf8_percent_encode(name, ATTR)
+    );
+    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+}
+
+fn common_headers(h: &mut HeaderMap, query_token: bool) {
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if query_token {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+    } else {
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-cache"),
+        );
+    }
+}
+
+fn entry_headers(h: &mut HeaderMap, e: &Entry, name: &str) {
+    if let Ok(v) = HeaderValue::from_str(&e.etag) {
+        h.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&http_date(e.modified)) {
+        h.insert(header::LAST_MODIFIED, v);
+    }
+    if let Some(d) = e.sha256 {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(d);
+        if let Ok(v) = HeaderValue::from_str(&format!("sha-256=:{b64}:")) {
+            h.insert("repr-digest", v);
+        }
+    }
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_DISPOSITION, content_disposition(name));
+}
+
+/// The byte range to send: `None` for the whole file.
+fn wanted_range(headers: &HeaderMap, e: &Entry) -> Result<Option<(u64, u64)>, ApiError> {
+    let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    if let Some(cond) = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+        // Strong comparison only: an ETag, or the exact Last-Modified date.
+        let matches = cond == e.etag || cond == http_date(e.modified);
+        if !matches {
+            return Ok(None);
+        }
+    }
+    let parsed = match parse_range_header(range) {
+        Ok(p) => p,
+        // Reversed ranges and abusive ones are refused; other malformed headers are
+        // ignored, as RFC 9110 allows.
+        Err(
+            RangeUnsatisfiableError::Invalid(http_range_header::RangeInvalid::Reversed)
+            | RangeUnsatisfiableError::Rejected(_)
+            | RangeUnsatisfiableError::Unsatisfiable,
+        ) => return Err(ApiError::RangeNotSatisfiable { len: e.size }),
+        Err(_) => return Ok(None),
+    };
+    match parsed.validate(e.size) {
+        // One range is served; none usable (empty file) or several: the whole file
+        // (a server may ignore Range).
+        Ok(ranges) => Ok(match ranges.as_slice() {
+            [one] => Some((*one.start(), *one.end())),
+            _ => None,
+        }),
+        Err(_) => Err(ApiError::RangeNotSatisfiable { len: e.size }),
+    }
+}
+
+/// Streams `len` bytes from `file` at `start`, 1 MiB at a time, from a blocking
+/// thread; a reader that stalls past `activity` is cut off.
+fn stream_file(mut file: std::fs::File, start: u64, len: u64, activity: Option<Duration>) -> Body {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = file.seek(SeekFrom::Start(start)) {
+            let _ = tx.blocking_send(Err(e));
+            return;
+        }
+        let mut left = len;
+        while left > 0 {
+            let n = usize::try_from(left).unwrap_or(READ_BLOCK).min(READ_BLOCK);
+            let mut buf = vec![0u8; n];
+            let chunk = match file.read(&mut buf) {
+                Ok(0) => Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "file shrank while being sent",
+                )),
+                Ok(got) => {
+                    buf.truncate(got);
+                    left -= got as u64;
+                    Ok(Bytes::from(buf))
+                }
+                Err(e) => Err(e),
+            };
+            let failed = chunk.is_err();
+            let sent = match activity {
+                Some(d) => handle
+                    .block_on(tokio::time::timeout(d, tx.send(chunk)))
+                    .is_ok_and(|r| r.is_ok()),
+                None => tx.blocking_send(chunk).is_ok(),
+            };
+            if !sent || failed {
+                return;
+            }
+        }
+    });
+    Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+}
+
+pub(crate) async fn get_file(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (parts, _) = req.into_parts();
+    let (path, _) = file_path(parts.uri.path())?;
+    let id = state.identify(&parts, Direction::Download)?;
+    id.permit(Direction::Download, &path)?;
+    let query_token = token_in_query(&parts);
+    let storage = id.storage.clone();
+    let p = path.clone();
+    let opened = tokio::task::spawn_blocking(move || match storage.open_read(&p) {
+        Ok((f, e)) => Ok((Some(f), e)),
+        Err(fallback_engine::Error::WrongKind(_)) => storage.stat(&p).map(|e| (None, e)),
+        Err(e) => Err(e),
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let (file, entry) = opened;
+    let Some(file) = file else {
+        return manifest(&state, &id.storage, &path, &parts.method, query_token).await;
+    };
+    debug_assert_eq!(entry.kind, EntryKind::File);
+    let name = path.file_name().unwrap_or("download");
+    if let Some(inm) = parts
+        .headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        && inm
+            .split(',')
+            .any(|t| t.trim() == entry.etag || t.trim() == "*")
+    {
+        let mut resp = StatusCode::NOT_MODIFIED.into_response();
+        entry_headers(resp.headers_mut(), &entry, name);
+        common_headers(resp.headers_mut(), query_token);
+        return Ok(resp);
+    }
+    let range = wanted_range(&parts.headers, &entry)?;
+    let (status, start, len) = match range {
+        Some((a, b)) => (StatusCode::PARTIAL_CONTENT, a, b - a + 1),
+        None => (StatusCode::OK, 0, entry.size),
+    };
+    let body = if parts.method == Method::HEAD {
+        Body::empty()
+    } else {
+        stream_file(file, start, len, state.options().activity_timeout)
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    entry_headers(h, &entry, name);
+    common_headers(h, query_token);
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) =
+            HeaderValue::from_str(&format!("bytes {start}-{}/{}", start + len - 1, entry.size))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    if parts.method == Method::GET {
+        tracing::info!(
+            user = %id.user,
+            direction = "download",
+            path = %path,
+            bytes = len,
+            range = range.is_some(),
+            "transfer start"
+        );
+    }
+    Ok(resp)
+}
+
+async fn manifest(
+    state: &AppState,
+    storage: &Arc<fallback_engine::Storage>,
+    dir: &RelPath,
+    method: &Method,
+    query_token: bool,
+) -> Result<Response, ApiError> {
+    let storage = storage.clone();
+    let d = dir.clone();
+    let limit = state.options().manifest_limit;
+    let entries = tokio::task::spawn_blocking(move || storage.manifest(&d, limit))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let files = entries.iter().filter(|e| e.kind == EntryKind::File).count();
+    let bytes: u64 = entries.iter().map(|e| e.size).sum();
+    let json = serde_json::json!({
+        "path": dir.to_string(),
+        "files": files,
+        "bytes": bytes,
+        "entries": entries,
+    });
+    let mut resp = if *method == Method::HEAD {
+        StatusCode::OK.into_response()
+    } else {
+        Json(json).into_response()
+    };
+    common_headers(resp.headers_mut(), query_token);
+    Ok(resp)
+}
+
+pub(crate) async fn put_file(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let (path, trailing) = file_path(parts.uri.path())?;
+    if trailing || path.is_root() {
+        return Err(ApiError::Conflict(
+            "PUT needs a file path, not a directory".to_owned(),
+        ));
+    }
+    let id = state.identify(&parts, Direction::Upload)?;
+    id.upload_root()?;
+    id.permit(Direction::Upload, &path)?;
+    let length = match parts.headers.get(header::CONTENT_LENGTH) {
+        None => None,
+        Some(v) => Some(crate::tus::header_u64(v).ok_or_else(|| {
+            ApiError::BadRequest("Content-Length must be a non-negative integer".to_owned())
+        })?),
+    };
+    let max = state.options().max_upload_size;
+    if length.is_some_and(|l| l > max) {
+        return Err(ApiError::TooLarge(format!(
+            "uploads are limited to {max} bytes"
+        )));
+    }
+    let started = Instant::now();
+    tracing::info!(user = %id.user, direction = "upload", path = %path, bytes = ?length, "transfer start");
+    let outcome = pump(
+        id.storage.clone(),
+        Start::Put {
+            user: id.user.clone(),
+            dest: path.clone(),
+            length,
+        },
+        body,
+        state.options().activity_timeout,
+        max,
+        true,
+    )
+    .await;
+    log_end(&id.user, "upload", &path, started, &outcome);
+    let outcome = outcome?;
+    let done = outcome
+        .completed
+        .ok_or_else(|| ApiError::Internal("single-shot upload did not complete".to_owned()))?;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(done.sha256);
+    let mut resp = (StatusCode::CREATED, format!("stored {} bytes\n", done.size)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("sha-256=:{b64}:")) {
+        resp.headers_mut().insert("repr-digest", v);
+    }
+    Ok(resp)
+}
+
+/// One log line per transfer end: user, direction, path, bytes, duration, rate, outcome.
+pub(crate) fn log_end(
+    user: &str,
+    direction: &str,
+    path: &RelPath,
+    started: Instant,
+    outcome: &Result<fallback_engine::AppendOutcome, ApiError>,
+) {
+    let elapsed = started.elapsed();
+    let duration_ms = elapsed.as_millis();
+    match outcome {
+        Ok(o) => {
+            // MB/s for people, rounded to 0.01: precision loss is irrelevant here.
+            #[allow(clippy::cast_precision_loss)]
+            let rate_mb_s = if elapsed.is_zero() {
+                0.0
+            } else {
+                (o.offset as f64 / elapsed.as_secs_f64() / 1e4).round() / 100.0
+            };
+            tracing::info!(
+                user,
+                direction,
+                path = %path,
+                offset = o.offset,
+                complete = o.completed.is_some(),
+                duration_ms,
+                rate_mb_s,
+                outcome = "ok",
+                "transfer end"
+            );
+        }
+        Err(e) => tracing::info!(
+            user,
+            direction,
+            path = %path,
+            duration_ms,
+            outcome = "failed",
+            reason = %e.reason(),
+            "transfer end"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000);
+        assert_eq!(http_date(t), "Mon, 21 Sep 2026 14:13:20 GMT");
+        let _ = Duration::ZERO;
+        assert_eq!(
+            http_date(SystemTime::UNIX_EPOCH),
+            "Thu, 01 Jan 1970 00:00:00 GMT"
+        );
+    }
+
+    #[test]
+    fn dispositions_are_safe() {
+        let v = content_disposition("a\"b\r\nc é.txt");
+        let s = v.to_str().unwrap();
+        assert!(!s.contains('\r') && !s.contains('\n'));
+        assert!(
+            s.starts_with("attachment; filename=\"a_b__c _.txt\""),
+            "{s}"
+        );
+        assert!(
+            s.contains("filename*=UTF-8''a%22b%0D%0Ac%20%C3%A9.txt"),
+            "{s}"
+        );
+    }
+}

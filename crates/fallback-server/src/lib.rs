@@ -1,0 +1,272 @@
+//! The HTTP fallback service: an axum [`Router`] a web app can nest, and the listeners
+//! that serve it over HTTP and HTTPS.
+//!
+//! Routes (each also under `/aspera/http` and `/aspera/https`, so any proxy layout
+//! works; the protocol is written up in `docs/protocol.md`):
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /health` | liveness, no auth |
+//! | `GET /info` | version, protocol, limits |
+//! | `GET\|HEAD /files/{path}` | download, with `Range`, `If-Range`, `ETag`, `Repr-Digest`; a directory gives a JSON manifest |
+//! | `PUT /files/{path}` | single-shot upload (`curl -T`) |
+//! | `OPTIONS\|POST /uploads`, `HEAD\|PATCH\|DELETE /uploads/{id}` | tus 1.0.0 resumable uploads |
+//!
+//! Every request but `/health`, `/info` and tus discovery is authorized by a transfer
+//! token (`Authorization: Bearer`, or `?token=` on GET), verified against the user's
+//! aspera.conf settings; paths are confined to the user's docroot.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let conf = fallback_conf::Config::load("/opt/aspera/etc/aspera.conf".as_ref())?.into_checked()?;
+//! let state = fallback_server::AppState::new(conf, fallback_server::Options::default())?;
+//! // Nest it in your own app...
+//! let app = axum::Router::new().merge(fallback_server::router(state.clone()));
+//! // ...or serve it on the ports aspera.conf names.
+//! let listeners = fallback_server::Listeners::bind(&state).await?;
+//! fallback_server::serve(app, listeners, std::future::pending(), Default::default()).await?;
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod auth;
+mod body;
+mod error;
+mod files;
+mod listen;
+mod tus;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, on};
+use fallback_conf::Config;
+use fallback_engine::Storage;
+use fallback_token::KeyRing;
+
+pub use listen::{Listeners, ServeOptions, Tls, TlsSource, serve, tls_acceptor};
+
+/// Protocol name and version reported by `/info`.
+pub const PROTOCOL: &str = "fallback/1";
+
+/// Why the service could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The token keys of the configuration could not be derived.
+    #[error("token keys: {0}")]
+    Keys(#[from] fallback_token::Error),
+    /// A listener could not bind.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The certificate or key could not be loaded or generated.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// Serving failed.
+    #[error("serving: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How a request reached us; set by the listeners. An embedding app may insert it too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transport {
+    /// Whether the request came over TLS.
+    pub https: bool,
+}
+
+/// Tunables of the service.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// A request body or client stalled longer than this is cut off (the upload stays
+    /// resumable); `None`: never. Default: aspera.conf `session_activity_timeout`.
+    pub activity_timeout: Option<Duration>,
+    /// Uploads in progress expire after this long. Default 24 h.
+    pub upload_ttl: Duration,
+    /// Clock skew tolerated in tokens. Default 60 s.
+    pub token_skew: Duration,
+    /// Largest upload accepted, bytes. Default 1 TiB.
+    pub max_upload_size: u64,
+    /// Most entries in a directory manifest. Default 100,000.
+    pub manifest_limit: usize,
+    /// The HTTPS port to name when refusing plain HTTP to an encrypting user.
+    pub https_port: Option<u16>,
+    /// Transport assumed when a request carries no [`Transport`] (an embedding app that
+    /// terminates TLS itself sets `true`).
+    pub assume_https: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            activity_timeout: Some(Duration::from_secs(20)),
+            upload_ttl: Duration::from_hours(24),
+            token_skew: fallback_token::DEFAULT_SKEW,
+            max_upload_size: 1 << 40,
+            manifest_limit: 100_000,
+            https_port: None,
+            assume_https: false,
+        }
+    }
+}
+
+impl Options {
+    /// Options taken from a configuration's `<http_server>` (activity timeout, HTTPS
+    /// port), defaults elsewhere.
+    pub fn from_config(conf: &Config) -> Self {
+        let s = conf.server();
+        Options {
+            activity_timeout: match s.session_activity_timeout.value {
+                0 => None,
+                n => Some(Duration::from_secs(n)),
+            },
+            https_port: s.enable_https.value.then_some(s.https_port.value),
+            ..Options::default()
+        }
+    }
+}
+
+struct Inner {
+    conf: Config,
+    keys: Option<KeyRing>,
+    options: Options,
+    storages: Mutex<HashMap<PathBuf, Arc<Storage>>>,
+}
+
+/// Shared state of the service: configuration, token keys, open docroots.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// State for a (checked) configuration.
+    pub fn new(conf: Config, options: Options) -> Result<Self, Error> {
+        let keys = KeyRing::from_config(&conf).transpose()?;
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                conf,
+                keys,
+                options,
+                storages: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The configuration served.
+    pub fn config(&self) -> &Config {
+        &self.inner.conf
+    }
+
+    /// The token keys, if the configuration has any.
+    pub fn keys(&self) -> Option<&KeyRing> {
+        self.inner.keys.as_ref()
+    }
+
+    /// The options.
+    pub fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    fn storage(&self, docroot: &Path) -> Result<Arc<Storage>, error::ApiError> {
+        let mut map = self
+            .inner
+            .storages
+            .lock()
+            .map_err(|_| error::ApiError::Internal("storage map poisoned".to_owned()))?;
+        if let Some(s) = map.get(docroot) {
+            return Ok(s.clone());
+        }
+        let s = Arc::new(
+            Storage::open(docroot, self.inner.options.upload_ttl).map_err(|e| {
+                error::ApiError::Internal(format!("docroot {}: {e}", docroot.display()))
+            })?,
+        );
+        map.insert(docroot.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    /// Removes expired uploads in every docroot opened so far; returns how many.
+    pub fn sweep_expired(&self) -> usize {
+        let storages: Vec<Arc<Storage>> = self
+            .inner
+            .storages
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        storages
+            .iter()
+            .map(|s| s.sweep_expired().unwrap_or(0))
+            .sum()
+    }
+}
+
+/// The routes of one base path.
+fn routes(prefix: &str) -> Router<AppState> {
+    Router::new()
+        .route(&format!("{prefix}/health"), get(files::health))
+        .route(&format!("{prefix}/info"), get(files::info))
+        .route(
+            &format!("{prefix}/files"),
+            get(files::get_file).head(files::get_file),
+        )
+        .route(
+            &format!("{prefix}/files/"),
+            get(files::get_file).head(files::get_file),
+        )
+        .route(
+            &format!("{prefix}/files/{{*path}}"),
+            get(files::get_file)
+                .head(files::get_file)
+                .put(files::put_file),
+        )
+        .route(
+            &format!("{prefix}/uploads"),
+            on(axum::routing::MethodFilter::OPTIONS, tus::options).post(tus::create),
+        )
+        .route(
+            &format!("{prefix}/uploads/{{id}}"),
+            on(axum::routing::MethodFilter::OPTIONS, tus::options)
+                .head(tus::head)
+                .patch(tus::patch)
+                .delete(tus::delete),
+        )
+}
+
+/// The service's router: every route at `/`, `/aspera/http` and `/aspera/https`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(routes(""))
+        .merge(routes("/aspera/http"))
+        .merge(routes("/aspera/https"))
+        .with_state(state)
+}
+
+/// Splits a request path into its base (`""`, `/aspera/http`, `/aspera/https`) and the
+/// rest (`/files/...`, `/uploads/...`).
+pub(crate) fn split_base(path: &str) -> (&'static str, &str) {
+    for base in ["/aspera/https", "/aspera/http"] {
+        if let Some(rest) = path.strip_prefix(base)
+            && (rest.is_empty() || rest.starts_with('/'))
+        {
+            return (base, rest);
+        }
+    }
+    ("", path)
+}

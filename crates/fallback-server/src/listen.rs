@@ -1,0 +1,345 @@
+//! Listeners: HTTP and HTTPS on the configured addresses, TLS with rustls, graceful
+//! shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest as _, Sha256};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt as _;
+
+use crate::{AppState, Error, Transport};
+
+/// Where the certificate comes from.
+#[derive(Debug, Clone)]
+pub enum TlsSource {
+    /// PEM files: a certificate chain and its private key.
+    Files {
+        /// Certificate chain (PEM).
+        cert: PathBuf,
+        /// Private key (PEM).
+        key: PathBuf,
+    },
+    /// A self-signed certificate generated now for these names.
+    SelfSigned(Vec<String>),
+}
+
+/// Bound listeners, ready to serve.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Plain HTTP.
+    pub http: Option<TcpListener>,
+    /// HTTPS and its TLS acceptor.
+    pub https: Option<(TcpListener, Tls)>,
+}
+
+/// A [`TlsAcceptor`] with the certificate's SHA-256 fingerprint.
+#[derive(Clone)]
+pub struct Tls {
+    /// The acceptor.
+    pub acceptor: TlsAcceptor,
+    /// SHA-256 of the leaf certificate, hex with colons.
+    pub fingerprint: String,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+fn fingerprint(der: &[u8]) -> String {
+    Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Builds the TLS acceptor (TLS 1.2 and 1.3, HTTP/2 and HTTP/1.1 by ALPN).
+pub fn tls_acceptor(source: &TlsSource) -> Result<Tls, Error> {
+    let (certs, key): (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) = match source {
+        TlsSource::Files { cert, key } => {
+            let certs = CertificateDer::pem_file_iter(cert)
+                .map_err(|e| Error::Tls(format!("{}: {e}", cert.display())))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| Error::Tls(format!("{}: {e}", cert.display())))?;
+            if certs.is_empty() {
+                return Err(Error::Tls(format!("{}: no certificate", cert.display())));
+            }
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| Error::Tls(format!("{}: {e}", key.display())))?;
+            (certs, key)
+        }
+        TlsSource::SelfSigned(names) => {
+            let ck = rcgen::generate_simple_self_signed(names.clone())
+                .map_err(|e| Error::Tls(format!("self-signed certificate: {e}")))?;
+            let key = PrivateKeyDer::try_from(ck.signing_key.serialize_der())
+                .map_err(|e| Error::Tls(format!("self-signed key: {e}")))?;
+            (vec![ck.cert.der().clone()], key)
+        }
+    };
+    let fp = fingerprint(&certs[0]);
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| Error::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Tls {
+        acceptor: TlsAcceptor::from(Arc::new(config)),
+        fingerprint: fp,
+    })
+}
+
+async fn bind(addr: &str) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr).await.map_err(|source| Error::Bind {
+        addr: addr.to_owned(),
+        source,
+    })
+}
+
+fn join(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+impl Listeners {
+    /// Binds what the configuration's `<http_server>` enables, on `bind_address`.
+    pub async fn bind(state: &AppState) -> Result<Self, Error> {
+        Self::bind_with(state, None, None, None).await
+    }
+
+    /// Like [`Listeners::bind`], with the address and ports overridden where given
+    /// (port 0: an ephemeral port).
+    pub async fn bind_with(
+        state: &AppState,
+        bind_address: Option<&str>,
+        plain_port: Option<u16>,
+        tls_port: Option<u16>,
+    ) -> Result<Self, Error> {
+        let s = state.config().server();
+        let host = bind_address.unwrap_or(&s.bind_address.value).to_owned();
+        let http = if s.enable_http.value {
+            Some(bind(&join(&host, plain_port.unwrap_or(s.http_port.value))).await?)
+        } else {
+            None
+        };
+        let https = if s.enable_https.value {
+            let source = match (&s.cert_file.value, &s.key_file.value) {
+                (Some(cert), Some(key)) => TlsSource::Files {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                },
+                _ => TlsSource::SelfSigned(vec![
+                    "localhost".to_owned(),
+                    "127.0.0.1".to_owned(),
+                    host.clone(),
+                ]),
+            };
+            let acceptor = tls_acceptor(&source)?;
+            if matches!(source, TlsSource::SelfSigned(_)) {
+                tracing::warn!(
+                    fingerprint = %acceptor.fingerprint,
+                    "no cert_file/key_file configured: serving a self-signed certificate generated at start"
+                );
+            }
+            Some((
+                bind(&join(&host, tls_port.unwrap_or(s.https_port.value))).await?,
+                acceptor,
+            ))
+        } else {
+            None
+        };
+        Ok(Listeners { http, https })
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The bound HTTPS address.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+}
+
+/// Connection-level limits.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Time allowed to send the request head (slowloris protection).
+    pub header_timeout: Duration,
+    /// Time allowed for the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// On shutdown, time given to requests in flight before connections are cut.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            header_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(15),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serves `app` on the listeners until `shutdown` resolves, then stops accepting and
+/// lets requests in flight finish (up to the drain timeout).
+pub async fn serve(
+    app: Router,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send,
+    opts: ServeOptions,
+) -> Result<(), Error> {
+    let graceful = Arc::new(GracefulShutdown::new());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(l) = listeners.http {
+        tracing::info!(addr = %l.local_addr()?, scheme = "http", "listening");
+        tasks.spawn(accept_loop(
+            l,
+            None,
+            app.clone(),
+            graceful.clone(),
+            stop_rx.clone(),
+            opts.clone(),
+        ));
+    }
+    if let Some((l, tls)) = listeners.https {
+        tracing::info!(addr = %l.local_addr()?, scheme = "https", fingerprint = %tls.fingerprint, "listening");
+        tasks.spawn(accept_loop(
+            l,
+            Some(tls.acceptor),
+            app.clone(),
+            graceful.clone(),
+            stop_rx.clone(),
+            opts.clone(),
+        ));
+    }
+    shutdown.await;
+    tracing::info!("shutting down: no new connections; draining transfers in flight");
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    let graceful = Arc::try_unwrap(graceful).map_err(|_| {
+        Error::Io(std::io::Error::other(
+            "graceful shutdown handle still shared",
+        ))
+    })?;
+    if tokio::time::timeout(opts.drain_timeout, graceful.shutdown())
+        .await
+        .is_ok()
+    {
+        tracing::info!("all connections closed");
+    } else {
+        tracing::warn!(
+            after_secs = opts.drain_timeout.as_secs(),
+            "drain timeout: cutting remaining connections (uploads stay resumable)"
+        );
+    }
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    app: Router,
+    graceful: Arc<GracefulShutdown>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    opts: ServeOptions,
+) {
+    let https = tls.is_some();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: wait a little, keep serving.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let tls = tls.clone();
+        let opts2 = opts.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(Transport { https });
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            app.clone().oneshot(req)
+        });
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(opts2.header_timeout)
+            .max_buf_size(64 * 1024);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(64 * 1024);
+        match tls {
+            None => {
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            Some(acceptor) => {
+                let graceful = graceful.clone();
+                tokio::spawn(async move {
+                    let tls_stream = match tokio::time::timeout(
+                        opts2.handshake_timeout,
+                        acceptor.accept(stream),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::info!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::info!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
+                    let conn = graceful.watch(conn.into_owned());
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! tus 1.0.0 at `/uploads`: core, creation, creation-with-upload, checksum (sha256),
+//! termination, expiration.
+
+use std::time::Instant;
+
+use axum::extract::{Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use fallback_engine::{NewUpload, RelPath, UploadId, UploadInfo};
+use fallback_token::Direction;
+
+use crate::auth::Identity;
+use crate::body::{Start, pump};
+use crate::error::ApiError;
+use crate::files::log_end;
+use crate::{AppState, split_base};
+
+pub(crate) const EXTENSIONS: &str = "creation,creation-with-upload,checksum,termination,expiration";
+const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
+
+/// An unsigned decimal header value: digits only, no sign, no spaces, at most 19 digits
+/// (so it fits in u64 with room).
+pub(crate) fn header_u64(v: &HeaderValue) -> Option<u64> {
+    let s = v.to_str().ok()?;
+    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn tus_headers(h: &mut HeaderMap) {
+    h.insert("tus-resumable", HeaderValue::from_static("1.0.0"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+fn with_tus(mut resp: Response) -> Response {
+    tus_headers(resp.headers_mut());
+    resp
+}
+
+fn require_tus(h: &HeaderMap) -> Result<(), ApiError> {
+    match h.get("tus-resumable").and_then(|v| v.to_str().ok()) {
+        Some("1.0.0") => Ok(()),
+        _ => Err(ApiError::TusVersion),
+    }
+}
+
+fn tus_error(e: ApiError) -> Response {
+    let mut resp = e.into_response();
+    tus_headers(resp.headers_mut());
+    resp.headers_mut()
+        .insert("tus-version", HeaderValue::from_static("1.0.0"));
+    resp
+}
+
+/// Parses `Upload-Metadata`: `key base64,key base64,key` (value optional).
+fn metadata(h: &HeaderMap) -> Result<Vec<(String, String)>, ApiError> {
+    let Some(v) = h.get("upload-metadata") else {
+        return Ok(Vec::new());
+    };
+    let v = v
+        .to_str()
+        .map_err(|_| ApiError::BadRequest("Upload-Metadata is not ASCII".to_owned()))?;
+    let mut out = Vec::new();
+    for pair in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let mut it = pair.split(' ');
+        let key = it.next().unwrap_or_default();
+        let value = match it.next() {
+            None => String::new(),
+            Some(b64) => {
+                let bytes = STANDARD.decode(b64).map_err(|_| {
+                    ApiError::BadRequest(format!("Upload-Metadata {key}: value is not base64"))
+                })?;
+                String::from_utf8(bytes).map_err(|_| {
+                    ApiError::BadRequest(format!("Upload-Metadata {key}: value is not UTF-8"))
+                })?
+            }
+        };
+        if key.is_empty() || it.next().is_some() || out.iter().any(|(k, _)| k == key) {
+            return Err(ApiError::BadRequest(format!(
+                "Upload-Metadata: bad or repeated key {key:?}"
+            )));
+        }
+        out.push((key.to_owned(), value));
+    }
+    Ok(out)
+}
+
+/// `Upload-Checksum: sha256 <base64>`.
+fn chunk_checksum(h: &HeaderMap) -> Result<Option<[u8; 32]>, ApiError> {
+    let Some(v) = h.get("upload-checksum") else {
+        return Ok(None);
+    };
+    let v = v.to_str().unwrap_or_default();
+    let (algo, b64) = v.split_once(' ').ok_or_else(|| {
+        ApiError::BadRequest("Upload-Checksum: write `sha256 <base64>`".to_owned())
+    })?;
+    if !algo.eq_ignore_ascii_case("sha256") {
+        return Err(ApiError::BadRequest(format!(
+            "Upload-Checksum: {algo} is not supported (sha256 is)"
+        )));
+    }
+    let bytes = STANDARD
+        .decode(b64.trim())
+        .map_err(|_| ApiError::BadRequest("Upload-Checksum: bad base64".to_owned()))?;
+    let d: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| ApiError::BadRequest("Upload-Checksum: not 32 bytes".to_owned()))?;
+    Ok(Some(d))
+}
+
+/// The expected SHA-256 of the whole file from metadata `sha256` (hex or base64).
+fn expected_digest(meta: &[(String, String)]) -> Result<Option<[u8; 32]>, ApiError> {
+    let Some((_, v)) = meta.iter().find(|(k, _)| k == "sha256") else {
+        return Ok(None);
+    };
+    let bytes = if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+        (0..32)
+            .map(|i| u8::from_str_radix(&v[2 * i..2 * i + 2], 16).unwrap_or(0))
+            .collect()
+    } else {
+        STANDARD
+            .decode(v)
+            .map_err(|_| ApiError::BadRequest("metadata sha256: hex or base64".to_owned()))?
+    };
+    bytes
+        .try_into()
+        .map(Some)
+        .map_err(|_| ApiError::BadRequest("metadata sha256: not 32 bytes".to_owned()))
+}
+
+fn expires(info: &UploadInfo) -> Option<HeaderValue> {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(info.expires_at);
+    HeaderValue::from_str(&crate::files::http_date(t)).ok()
+}
+
+pub(crate) async fn options() -> Response {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    let h = resp.headers_mut();
+    tus_headers(h);
+    h.insert("tus-version", HeaderValue::from_static("1.0.0"));
+    h.insert("tus-extension", HeaderValue::from_static(EXTENSIONS));
+    h.insert("tus-checksum-algorithm", HeaderValue::from_static("sha256"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, HEAD, PATCH, DELETE, OPTIONS"),
+    );
+    resp
+}
+
+fn location(parts: &Parts, id: &UploadId) -> String {
+    let (base, _) = split_base(parts.uri.path());
+    format!("{base}/uploads/{id}")
+}
+
+/// The destination of a new upload: the token's directory joined with metadata `path`
+/// (or `filename`).
+fn destination(id: &Identity, meta: &[(String, String)]) -> Result<RelPath, ApiError> {
+    let root = id.upload_root()?;
+    let rel = meta
+        .iter()
+        .find(|(k, _)| k == "path")
+        .or_else(|| meta.iter().find(|(k, _)| k == "filename"))
+        .map(|(_, v)| v.as_str())
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "Upload-Metadata needs `filename` or `path` (the destination, relative to the token's directory)"
+                    .to_owned(),
+            )
+        })?;
+    let rel =
+        RelPath::parse(rel).map_err(|e| ApiError::BadRequest(format!("metadata path: {e}")))?;
+    if rel.is_root() {
+        return Err(ApiError::BadRequest(
+            "metadata path names no file".to_owned(),
+        ));
+    }
+    Ok(root.join(&rel))
+}
+
+pub(crate) async fn create(State(state): State<AppState>, req: Request) -> Response {
+    create_inner(state, req).await.unwrap_or_else(tus_error)
+}
+
+async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    require_tus(&parts.headers)?;
+    let id = state.identify(&parts, Direction::Upload)?;
+    let length = match parts.headers.get("upload-length") {
+        Some(v) => header_u64(v).ok_or_else(|| {
+            ApiError::BadRequest("Upload-Length must be a non-negative integer".to_owned())
+        })?,
+        None if parts.headers.contains_key("upload-defer-length") => {
+            return Err(ApiError::BadRequest(
+                "Upload-Defer-Length is not supported: give Upload-Length".to_owned(),
+            ));
+        }
+        None => return Err(ApiError::BadRequest("Upload-Length is required".to_owned())),
+    };
+    let max = state.options().max_upload_size;
+    if length > max {
+        return Err(ApiError::TooLarge(format!(
+            "uploads are limited to {max} bytes"
+        )));
+    }
+    let meta = metadata(&parts.headers)?;
+    let dest = destination(&id, &meta)?;
+    id.permit(Direction::Upload, &dest)?;
+    let expected = expected_digest(&meta)?;
+    let storage = id.storage.clone();
+    let new = NewUpload {
+        user: id.user.clone(),
+        dest: dest.clone(),
+        length: Some(length),
+        metadata: meta,
+        expected_sha256: expected,
+    };
+    let info = tokio::task::spawn_blocking(move || storage.create_upload(new))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    tracing::info!(user = %id.user, direction = "upload", path = %dest, bytes = length, upload = %info.id, "upload created");
+    let loc = location(&parts, &info.id);
+    let mut offset = 0;
+    let with_body = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == OFFSET_OCTET_STREAM.as_bytes());
+    if with_body && length > 0 {
+        let started = Instant::now();
+        let outcome = pump(
+            id.storage.clone(),
+            Start::Append {
+                id: info.id.clone(),
+                user: id.user.clone(),
+                offset: 0,
+                chunk_sha256: chunk_checksum(&parts.headers)?,
+            },
+            body,
+            state.options().activity_timeout,
+            max,
+            false,
+        )
+        .await;
+        log_end(&id.user, "upload", &dest, started, &outcome);
+        match outcome {
+            Ok(o) => offset = o.offset,
+            // The upload exists: report it with what was kept, so the client resumes.
+            Err(ApiError::Timeout | ApiError::BadRequest(_)) => {
+                offset = id.storage.upload(&info.id).map_or(0, |i| i.offset);
+            }
+            Err(e) => return Err(e),
+        }
+    } else if length == 0 {
+        // An empty file completes at creation.
+        let storage = id.storage.clone();
+        let (iid, user) = (info.id.clone(), id.user.clone());
+        tokio::task::spawn_blocking(move || storage.writer(&iid, &user, 0, None)?.finish(false))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))??;
+    }
+    let mut resp = StatusCode::CREATED.into_response();
+    let h = resp.headers_mut();
+    tus_headers(h);
+    if let Ok(v) = HeaderValue::from_str(&loc) {
+        h.insert(header::LOCATION, v);
+    }
+    h.insert("upload-offset", HeaderValue::from(offset));
+    if let Some(v) = expires(&info) {
+        h.insert("upload-expires", v);
+    }
+    Ok(resp)
+}
+
+/// Identifies the requester and loads their upload `id`, checking ownership and that
+/// the token still covers its destination.
+async fn owned_upload(
+    state: &AppState,
+    parts: &Parts,
+    id: &str,
+) -> Result<(Identity, UploadInfo), ApiError> {
+    require_tus(&parts.headers)?;
+    let who = state.identify(parts, Direction::Upload)?;
+    let uid = UploadId::parse(id).ok_or(ApiError::NotFound {
+        reason: "malformed upload id".to_owned(),
+    })?;
+    let storage = who.storage.clone();
+    let info = tokio::task::spawn_blocking(move || storage.upload(&uid))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    if info.user != who.user {
+        return Err(ApiError::NotFound {
+            reason: format!("upload {} belongs to another user", info.id),
+        });
+    }
+    who.permit(Direction::Upload, &info.dest)?;
+    Ok((who, info))
+}
+
+pub(crate) async fn head(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let (parts, _) = req.into_parts();
+    match owned_upload(&state, &parts, &id).await {
+        Ok((_, info)) => {
+            let mut resp = StatusCode::OK.into_response();
+            let h = resp.headers_mut();
+            tus_headers(h);
+            h.insert("upload-offset", HeaderValue::from(info.offset));
+            if let Some(l) = info.length {
+                h.insert("upload-length", HeaderValue::from(l));
+            }
+            if let Some(v) = expires(&info) {
+                h.insert("upload-expires", v);
+            }
+            resp
+        }
+        Err(e) => tus_error(e),
+    }
+}
+
+pub(crate) async fn patch(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let result = async {
+        let (who, info) = owned_upload(&state, &parts, &id).await?;
+        let ct = parts.headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes);
+        if ct != Some(OFFSET_OCTET_STREAM.as_bytes()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let offset = parts
+            .headers
+            .get("upload-offset")
+            .and_then(header_u64)
+            .ok_or_else(|| ApiError::BadRequest("Upload-Offset must be a non-negative integer".to_owned()))?;
+        if offset != info.offset {
+            return Err(ApiError::OffsetMismatch { actual: info.offset });
+        }
+        if let (Some(cl), Some(len)) = (parts.headers.get(header::CONTENT_LENGTH).and_then(header_u64), info.length)
+            && offset.saturating_add(cl) > len
+        {
+            return Err(ApiError::TooLarge("more data than the upload's length".to_owned()));
+        }
+        let started = Instant::now();
+        let outcome = pump(
+            who.storage.clone(),
+            Start::Append {
+                id: info.id.clone(),
+                user: who.user.clone(),
+                offset,
+                chunk_sha256: chunk_checksum(&parts.headers)?,
+            },
+            body,
+            state.options().activity_timeout,
+            state.options().max_upload_size,
+            false,
+        )
+        .await;
+        log_end(&who.user, "upload", &info.dest, started, &outcome);
+        let o = outcome?;
+        let mut resp = StatusCode::NO_CONTENT.into_response();
+        let h = resp.headers_mut();
+        h.insert("upload-offset", HeaderValue::from(o.offset));
+        if let Some(v) = expires(&info) {
+            h.insert("upload-expires", v);
+        }
+        if let Some(done) = &o.completed {
+            let b64 = STANDARD.encode(done.sha256);
+            if let Ok(v) = HeaderValue::from_str(&format!("sha-256=:{b64}:")) {
+                h.insert("repr-digest", v);
+            }
+            tracing::info!(user = %who.user, path = %done.path, bytes = done.size, "upload complete");
+        }
+        Ok(with_tus(resp))
+    }
+    .await;
+    result.unwrap_or_else(tus_error)
+}
+
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
+    let (parts, _) = req.into_parts();
+    let result = async {
+        let (who, info) = owned_upload(&state, &parts, &id).await?;
+        let storage = who.storage.clone();
+        let user = who.user.clone();
+        let uid = info.id.clone();
+        tokio::task::spawn_blocking(move || storage.terminate(&uid, &user))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))??;
+        tracing::info!(user = %who.user, path = %info.dest, upload = %info.id, "upload terminated");
+        Ok(with_tus(StatusCode::NO_CONTENT.into_response()))
+    }
+    .await;
+    result.unwrap_or_else(tus_error)
+}
