@@ -105,6 +105,7 @@ fn ci() -> Result {
     run(c)?;
 
     dependency_directions()?;
+    test_tools()?;
 
     let mut c = cargo();
     if has_nextest() {
@@ -131,6 +132,30 @@ fn ci() -> Result {
     Ok(())
 }
 
+/// The external programs the end-to-end tests drive: curl, and tuspy (installed with
+/// pip when missing, as `.ci/run` does).
+fn test_tools() -> Result {
+    println!("\n$ checking test tools (curl, python3 tuspy)");
+    let ok = |c: &mut Command| c.output().is_ok_and(|o| o.status.success());
+    if !ok(Command::new("curl").arg("--version")) {
+        return Err("curl is missing: apt-get install curl".to_owned());
+    }
+    if !ok(Command::new("python3").args(["-c", "import tusclient"])) {
+        let mut c = Command::new("python3");
+        c.args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "tuspy",
+        ]);
+        run(c).map_err(|e| format!("{e}; install it with: python3 -m pip install tuspy"))?;
+    }
+    println!("  ok");
+    Ok(())
+}
+
 /// Arrows point one way (ARCHITECTURE.md): libraries never depend on what sits above
 /// them. Checked on the resolved dependency graph, so a transitive edge counts too.
 fn dependency_directions() -> Result {
@@ -147,6 +172,11 @@ fn dependency_directions() -> Result {
             "fallback-url",
             &["tokio", "hyper", "axum", "clap", "reqwest", "anyhow"],
         ),
+        (
+            "fallback-engine",
+            &["tokio", "hyper", "axum", "clap", "reqwest", "anyhow"],
+        ),
+        ("fallback-server", &["clap", "anyhow", "reqwest"]),
         ("fallback", &[]),
     ];
     println!("\n$ dependency-direction checks (cargo tree)");

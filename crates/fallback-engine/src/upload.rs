@@ -230,6 +230,30 @@ impl Storage {
         self.info(id, state)
     }
 
+    /// Like [`Storage::upload`], but first waits up to `wait` for a writer of this
+    /// upload (in any process) to finish, so the offset reported is not one that is
+    /// still growing. After `wait` the current offset is reported anyway: a client that
+    /// sends from a stale offset gets a mismatch, never a corrupt file.
+    pub fn upload_settled(&self, id: &UploadId, wait: std::time::Duration) -> Result<UploadInfo> {
+        let deadline = std::time::Instant::now() + wait;
+        if let Ok(f) = self
+            .staging
+            .open(id.part())
+            .map(cap_std::fs::File::into_std)
+        {
+            // Locked by a writer: wait; locked or failed otherwise: stop waiting.
+            while rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockShared)
+                == Err(rustix::io::Errno::WOULDBLOCK)
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            // The shared lock is released when `f` closes, right after this read.
+            return self.upload(id);
+        }
+        self.upload(id)
+    }
+
     fn remove_upload(&self, id: &UploadId) -> Result<()> {
         for name in [id.state(), id.part()] {
             match self.staging.remove_file(&name) {

@@ -280,6 +280,7 @@ async fn owned_upload(
     state: &AppState,
     parts: &Parts,
     id: &str,
+    settle: bool,
 ) -> Result<(Identity, UploadInfo), ApiError> {
     require_tus(&parts.headers)?;
     let who = state.identify(parts, Direction::Upload)?;
@@ -287,7 +288,18 @@ async fn owned_upload(
         reason: "malformed upload id".to_owned(),
     })?;
     let storage = who.storage.clone();
-    let info = tokio::task::spawn_blocking(move || storage.upload(&uid))
+    // HEAD waits for a writer still draining a broken body, so the offset it reports
+    // is final (bounded by the activity timeout, 10 s at most).
+    let wait = if settle {
+        state
+            .options()
+            .activity_timeout
+            .unwrap_or(std::time::Duration::from_secs(10))
+            .min(std::time::Duration::from_secs(10))
+    } else {
+        std::time::Duration::ZERO
+    };
+    let info = tokio::task::spawn_blocking(move || storage.upload_settled(&uid, wait))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
     if info.user != who.user {
@@ -305,7 +317,7 @@ pub(crate) async fn head(
     req: Request,
 ) -> Response {
     let (parts, _) = req.into_parts();
-    match owned_upload(&state, &parts, &id).await {
+    match owned_upload(&state, &parts, &id, true).await {
         Ok((_, info)) => {
             let mut resp = StatusCode::OK.into_response();
             let h = resp.headers_mut();
@@ -330,7 +342,7 @@ pub(crate) async fn patch(
 ) -> Response {
     let (parts, body) = req.into_parts();
     let result = async {
-        let (who, info) = owned_upload(&state, &parts, &id).await?;
+        let (who, info) = owned_upload(&state, &parts, &id, false).await?;
         let ct = parts.headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes);
         if ct != Some(OFFSET_OCTET_STREAM.as_bytes()) {
             return Err(ApiError::UnsupportedMediaType);
@@ -391,7 +403,7 @@ pub(crate) async fn delete(
 ) -> Response {
     let (parts, _) = req.into_parts();
     let result = async {
-        let (who, info) = owned_upload(&state, &parts, &id).await?;
+        let (who, info) = owned_upload(&state, &parts, &id, false).await?;
         let storage = who.storage.clone();
         let user = who.user.clone();
         let uid = info.id.clone();

@@ -1,0 +1,356 @@
+//! Starts fallbackd, talks to it with curl and raw sockets.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use fallback_token::{Form, Key, Token};
+use sha2::{Digest as _, Sha256};
+
+pub(crate) const SECRET: &str = "integration-test-secret-0123456789";
+
+pub(crate) fn key() -> Key {
+    Key::derive(SECRET, Form::Signed).unwrap()
+}
+
+pub(crate) fn upload_token(user: &str, dest: &str) -> String {
+    Token::upload(user, dest).issue(&key()).unwrap()
+}
+
+pub(crate) fn download_token(user: &str, paths: &[&str]) -> String {
+    Token::download(user, paths).issue(&key()).unwrap()
+}
+
+pub(crate) fn sha256_file(path: &Path) -> String {
+    let mut f = std::fs::File::open(path).unwrap();
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    hex(&h.finalize())
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// A file of `len` pseudo-random bytes (fast, deterministic per seed).
+pub(crate) fn make_file(path: &Path, len: u64, seed: u64) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    let mut left = len;
+    let mut block = vec![0u8; 1 << 16];
+    while left > 0 {
+        for chunk in block.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let b = x.to_le_bytes();
+            chunk.copy_from_slice(&b[..chunk.len()]);
+        }
+        let n = usize::try_from(left.min(block.len() as u64)).unwrap();
+        f.write_all(&block[..n]).unwrap();
+        left -= n as u64;
+    }
+    f.flush().unwrap();
+}
+
+/// The test configuration: tokens required both ways, docroot `<dir>/data`, user
+/// carol must encrypt.
+pub(crate) fn config_text(docroot: &Path) -> String {
+    format!(
+        r#"<CONF version="2">
+  <http_server>
+    <enable_http>true</enable_http>
+    <enable_https>true</enable_https>
+    <bind_address>127.0.0.1</bind_address>
+    <session_activity_timeout>5</session_activity_timeout>
+  </http_server>
+  <default>
+    <authorization>
+      <transfer><in><value>token</value></in><out><value>token</value></out></transfer>
+      <token><encryption_key>{SECRET}</encryption_key></token>
+    </authorization>
+    <file_system><access><paths><path><absolute>{}</absolute></path></paths></access></file_system>
+  </default>
+  <aaa><realms><realm><users>
+    <user><name>carol</name>
+      <transfer><encryption><allowed_cipher>aes-128</allowed_cipher></encryption></transfer>
+    </user>
+  </users></realm></realms></aaa>
+</CONF>
+"#,
+        docroot.display()
+    )
+}
+
+/// A running fallbackd, killed on drop.
+pub(crate) struct Server {
+    child: Child,
+    pub(crate) http: SocketAddr,
+    pub(crate) https: SocketAddr,
+    pub(crate) dir: PathBuf,
+}
+
+impl Server {
+    /// Starts fallbackd with the test configuration in `dir` (docroot `dir/data`).
+    pub(crate) fn start(dir: &Path) -> Server {
+        let docroot = dir.join("data");
+        std::fs::create_dir_all(&docroot).unwrap();
+        let conf = dir.join("aspera.conf");
+        std::fs::write(&conf, config_text(&docroot)).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fallbackd"))
+            .arg("--config")
+            .arg(&conf)
+            .args([
+                "--http-port",
+                "0",
+                "--https-port",
+                "0",
+                "--log-format",
+                "json",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if std::env::var_os("FALLBACK_TEST_LOG").is_some() {
+                    eprintln!("fallbackd: {line}");
+                }
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
+                };
+                if v["message"] == "listening" {
+                    let _ = tx.send((
+                        v["scheme"].as_str().unwrap_or_default().to_owned(),
+                        v["addr"].as_str().unwrap_or_default().parse::<SocketAddr>(),
+                    ));
+                }
+                // Tokens never appear in logs.
+                assert!(!line.contains("fbt1_"), "a token reached the log: {line}");
+            }
+        });
+        let (mut http, mut https) = (None, None);
+        while http.is_none() || https.is_none() {
+            let (scheme, addr) = rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("fallbackd did not start listening within 20 s");
+            match scheme.as_str() {
+                "http" => http = Some(addr.unwrap()),
+                _ => https = Some(addr.unwrap()),
+            }
+        }
+        Server {
+            child,
+            http: http.unwrap(),
+            https: https.unwrap(),
+            dir: dir.to_owned(),
+        }
+    }
+
+    pub(crate) fn docroot(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    pub(crate) fn base(&self, https: bool) -> String {
+        if https {
+            format!("https://{}/aspera/https", self.https)
+        } else {
+            format!("http://{}/aspera/http", self.http)
+        }
+    }
+
+    /// SIGKILL: no cleanup, no flush.
+    pub(crate) fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What curl got.
+#[derive(Debug)]
+pub(crate) struct Got {
+    pub(crate) status: u16,
+    pub(crate) headers: String,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Got {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
+        self.headers.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    }
+
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Runs curl (insecure TLS: the server's certificate is self-signed) with `args`;
+/// the body goes to `out` when given.
+pub(crate) fn curl(args: &[&str], out: Option<&Path>) -> Got {
+    let tmp = tempfile::tempdir().unwrap();
+    let headers = tmp.path().join("headers");
+    let body = out.map_or_else(|| tmp.path().join("body"), Path::to_path_buf);
+    let output = Command::new("curl")
+        .args(["-sS", "-k", "--max-time", "120", "-D"])
+        .arg(&headers)
+        .arg("-o")
+        .arg(&body)
+        .args(["-w", "%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl must be installed (apt-get install curl)");
+    let status = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    Got {
+        status,
+        headers: std::fs::read_to_string(&headers).unwrap_or_default(),
+        body: if out.is_some() {
+            Vec::new()
+        } else {
+            std::fs::read(&body).unwrap_or_default()
+        },
+    }
+}
+
+pub(crate) fn bearer(token: &str) -> String {
+    format!("Authorization: Bearer {token}")
+}
+
+/// Sends a raw HTTP/1.1 request: `head` (without the final blank line) and the first
+/// `send` bytes of `body`; then closes (`close`) or leaves the socket open and returns
+/// it. Reads the response when everything was sent.
+pub(crate) fn raw(
+    addr: SocketAddr,
+    head: &str,
+    body: &[u8],
+    send: usize,
+) -> (Option<String>, TcpStream) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(format!("{head}\r\n\r\n").as_bytes()).unwrap();
+    let n = send.min(body.len());
+    for chunk in body[..n].chunks(64 * 1024) {
+        s.write_all(chunk).unwrap();
+    }
+    s.flush().unwrap();
+    if n < body.len() {
+        return (None, s);
+    }
+    let mut resp = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => {
+                resp.extend_from_slice(&buf[..k]);
+                if resp.windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+        }
+    }
+    (Some(String::from_utf8_lossy(&resp).into_owned()), s)
+}
+
+/// A tus upload created with curl; returns its URL.
+pub(crate) fn tus_create(server: &Server, token: &str, name: &str, len: u64) -> String {
+    use base64::Engine as _;
+    let meta = format!(
+        "filename {}",
+        base64::engine::general_purpose::STANDARD.encode(name)
+    );
+    let got = curl(
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Tus-Resumable: 1.0.0",
+            "-H",
+            &format!("Upload-Length: {len}"),
+            "-H",
+            &format!("Upload-Metadata: {meta}"),
+            "-H",
+            &bearer(token),
+            &format!("{}/uploads", server.base(false)),
+        ],
+        None,
+    );
+    assert_eq!(got.status, 201, "{got:?}");
+    let loc = got.header("location").unwrap();
+    assert!(loc.starts_with("/aspera/http/uploads/"), "{loc}");
+    format!("http://{}{loc}", server.http)
+}
+
+pub(crate) fn tus_offset(url: &str, token: &str) -> u64 {
+    let got = curl(
+        &[
+            "-I",
+            "-H",
+            "Tus-Resumable: 1.0.0",
+            "-H",
+            &bearer(token),
+            url,
+        ],
+        None,
+    );
+    assert_eq!(got.status, 200, "{got:?}");
+    got.header("upload-offset").unwrap().parse().unwrap()
+}
+
+/// Sends the rest of `file`, from `offset`, in one tus PATCH with curl.
+pub(crate) fn tus_patch_rest(url: &str, token: &str, file: &Path, offset: u64) -> Got {
+    let rest = file.with_extension("rest");
+    let data = std::fs::read(file).unwrap();
+    std::fs::write(&rest, &data[usize::try_from(offset).unwrap()..]).unwrap();
+    let got = curl(
+        &[
+            "-X",
+            "PATCH",
+            "-H",
+            "Tus-Resumable: 1.0.0",
+            "-H",
+            "Content-Type: application/offset+octet-stream",
+            "-H",
+            &format!("Upload-Offset: {offset}"),
+            "-H",
+            &bearer(token),
+            "--data-binary",
+            &format!("@{}", rest.display()),
+            url,
+        ],
+        None,
+    );
+    std::fs::remove_file(&rest).unwrap();
+    got
+}

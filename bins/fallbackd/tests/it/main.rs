@@ -1,0 +1,13 @@
+//! fallbackd end to end: the real daemon on 127.0.0.1 ephemeral ports, real curl, a raw
+//! socket client for interruptions, and an independent tus client (tuspy).
+
+// Test helpers panic on purpose: a panic is how a failed expectation is reported.
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
+mod embedded;
+mod harness;
+mod refusals;
+mod transfers;
+mod tus_clients;
+
+pub(crate) use harness::*;

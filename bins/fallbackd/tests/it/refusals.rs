@@ -1,0 +1,173 @@
+//! Each refusal with its status, and nothing leaked.
+
+use fallback_token::{Form, Key, Token};
+
+use crate::{Server, bearer, curl, download_token, tus_create, upload_token};
+
+#[test]
+fn refusals_have_the_right_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    std::fs::create_dir_all(server.docroot().join("pub")).unwrap();
+    std::fs::write(server.docroot().join("pub/f.txt"), b"public").unwrap();
+    std::fs::write(server.docroot().join("private.txt"), b"private").unwrap();
+    let base = server.base(false);
+    let file = format!("{base}/files/pub/f.txt");
+    let down = download_token("alice", &["/pub"]);
+    let get = |token: Option<&str>, url: &str| {
+        let mut args = vec![];
+        let h;
+        if let Some(t) = token {
+            h = bearer(t);
+            args.extend(["-H", h.as_str()]);
+        }
+        args.push(url);
+        curl(&args, None)
+    };
+
+    // No token.
+    assert_eq!(get(None, &file).status, 401);
+    let no = get(None, &file);
+    assert!(no.header("www-authenticate").unwrap().starts_with("Bearer"));
+    // Garbage, and a token made with another secret.
+    assert_eq!(get(Some("fbt1_AAAA"), &file).status, 401);
+    let foreign = Key::derive("some-other-secret-0123456789", Form::Signed).unwrap();
+    let t = Token::download("alice", &["/pub"]).issue(&foreign).unwrap();
+    assert_eq!(get(Some(&t), &file).status, 401);
+    // Expired.
+    let old = Token::download("alice", &["/pub"])
+        .issued_at(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000))
+        .issue(&crate::key())
+        .unwrap();
+    assert_eq!(get(Some(&old), &file).status, 401);
+    // Upload token used to download.
+    assert_eq!(get(Some(&upload_token("alice", "/pub")), &file).status, 403);
+    // Outside the token: 403 whether or not the file exists.
+    assert_eq!(
+        get(Some(&down), &format!("{base}/files/private.txt")).status,
+        403
+    );
+    assert_eq!(
+        get(Some(&down), &format!("{base}/files/nothing-here.txt")).status,
+        403
+    );
+    assert_eq!(get(Some(&down), &format!("{base}/files/pub2")).status, 403);
+    // Traversal, plain and encoded, and double-encoded.
+    let all = download_token("alice", &["/"]);
+    for evil in [
+        "/files/pub/../private.txt",
+        "/files/pub/%2e%2e/private.txt",
+        "/files/pub/%2E%2E%2Fprivate.txt",
+        "/files/%2fetc%2fpasswd",
+        "/files/pub/%252e%252e/private.txt",
+        "/files/pub%5C..%5Cprivate.txt",
+        "/files/.fallback/token.key",
+    ] {
+        let got = curl(
+            &[
+                "--path-as-is",
+                "-H",
+                &bearer(&all),
+                &format!("{base}{evil}"),
+            ],
+            None,
+        );
+        assert!(
+            matches!(got.status, 400 | 403 | 404),
+            "{evil}: {} {}",
+            got.status,
+            got.text()
+        );
+        assert!(!got.text().contains("private"), "{evil} leaked");
+    }
+    // A symlink out of the docroot is not followed.
+    let outside = dir.path().join("outside.txt");
+    std::fs::write(&outside, b"outside secret").unwrap();
+    std::os::unix::fs::symlink(&outside, server.docroot().join("pub/escape")).unwrap();
+    let esc = get(Some(&all), &format!("{base}/files/pub/escape"));
+    assert_eq!(esc.status, 404, "{esc:?}");
+    assert!(!esc.text().contains("outside secret"));
+    // An upload can't be planted through it either.
+    let up = upload_token("alice", "/");
+    std::os::unix::fs::symlink(dir.path(), server.docroot().join("dirlink")).unwrap();
+    let src = dir.path().join("plant");
+    std::fs::write(&src, b"x").unwrap();
+    let planted = curl(
+        &[
+            "-T",
+            src.to_str().unwrap(),
+            "-H",
+            &bearer(&up),
+            &format!("{base}/files/dirlink/planted"),
+        ],
+        None,
+    );
+    assert!(planted.status >= 400, "{planted:?}");
+    assert!(!dir.path().join("planted").exists());
+    // Plain HTTP for a user who must encrypt: 403 naming HTTPS; HTTPS works.
+    let carol = download_token("carol", &["/pub"]);
+    let plain = get(Some(&carol), &file);
+    assert_eq!(plain.status, 403);
+    assert!(plain.text().contains("HTTPS"), "{}", plain.text());
+    let tls = get(
+        Some(&carol),
+        &format!("{}/files/pub/f.txt", server.base(true)),
+    );
+    assert_eq!((tls.status, tls.text().as_str()), (200, "public"));
+    // Another user's upload is not reachable.
+    let url = tus_create(&server, &up, "mine.bin", 10);
+    let bob = upload_token("bob", "/");
+    let head = curl(
+        &[
+            "-I",
+            "-H",
+            "Tus-Resumable: 1.0.0",
+            "-H",
+            &bearer(&bob),
+            &url,
+        ],
+        None,
+    );
+    assert_eq!(head.status, 404);
+    // A token in the query is refused for anything but GET/HEAD.
+    let put = curl(
+        &[
+            "-T",
+            src.to_str().unwrap(),
+            &format!("{base}/files/q.txt?token={up}"),
+        ],
+        None,
+    );
+    assert_eq!(put.status, 401);
+    // Bad tus headers.
+    let neg = curl(
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Tus-Resumable: 1.0.0",
+            "-H",
+            "Upload-Length: -1",
+            "-H",
+            &bearer(&up),
+            &format!("{base}/uploads"),
+        ],
+        None,
+    );
+    assert_eq!(neg.status, 400);
+    let old_tus = curl(
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Tus-Resumable: 0.2.2",
+            "-H",
+            "Upload-Length: 1",
+            "-H",
+            &bearer(&up),
+            &format!("{base}/uploads"),
+        ],
+        None,
+    );
+    assert_eq!(old_tus.status, 412);
+}
