@@ -165,9 +165,45 @@ fn wanted_range(headers: &HeaderMap, e: &Entry) -> Result<Option<(u64, u64)>, Ap
     }
 }
 
+/// Who a download is for, to log its end.
+struct DownloadLog {
+    user: String,
+    path: RelPath,
+    started: Instant,
+}
+
+impl DownloadLog {
+    fn end(&self, sent: u64, outcome: &str) {
+        let elapsed = self.started.elapsed();
+        // MB/s for people, rounded to 0.01: precision loss is irrelevant here.
+        #[allow(clippy::cast_precision_loss)]
+        let rate_mb_s = if elapsed.is_zero() {
+            0.0
+        } else {
+            (sent as f64 / elapsed.as_secs_f64() / 1e4).round() / 100.0
+        };
+        tracing::info!(
+            user = %self.user,
+            direction = "download",
+            path = %self.path,
+            bytes = sent,
+            duration_ms = elapsed.as_millis(),
+            rate_mb_s,
+            outcome,
+            "transfer end"
+        );
+    }
+}
+
 /// Streams `len` bytes from `file` at `start`, 1 MiB at a time, from a blocking
 /// thread; a reader that stalls past `activity` is cut off.
-fn stream_file(mut file: std::fs::File, start: u64, len: u64, activity: Option<Duration>) -> Body {
+fn stream_file(
+    mut file: std::fs::File,
+    start: u64,
+    len: u64,
+    activity: Option<Duration>,
+    log: DownloadLog,
+) -> Body {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
@@ -199,9 +235,12 @@ fn stream_file(mut file: std::fs::File, start: u64, len: u64, activity: Option<D
                 None => tx.blocking_send(chunk).is_ok(),
             };
             if !sent || failed {
+                let outcome = if failed { "read-error" } else { "client-gone" };
+                log.end(len - left, outcome);
                 return;
             }
         }
+        log.end(len, "ok");
     });
     Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
 }
@@ -251,7 +290,20 @@ pub(crate) async fn get_file(
     let body = if parts.method == Method::HEAD {
         Body::empty()
     } else {
-        stream_file(file, start, len, state.options().activity_timeout)
+        tracing::info!(
+            user = %id.user,
+            direction = "download",
+            path = %path,
+            bytes = len,
+            range = range.is_some(),
+            "transfer start"
+        );
+        let log = DownloadLog {
+            user: id.user.clone(),
+            path: path.clone(),
+            started: Instant::now(),
+        };
+        stream_file(file, start, len, state.options().activity_timeout, log)
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
@@ -264,16 +316,6 @@ pub(crate) async fn get_file(
             HeaderValue::from_str(&format!("bytes {start}-{}/{}", start + len - 1, entry.size))
     {
         h.insert(header::CONTENT_RANGE, v);
-    }
-    if parts.method == Method::GET {
-        tracing::info!(
-            user = %id.user,
-            direction = "download",
-            path = %path,
-            bytes = len,
-            range = range.is_some(),
-            "transfer start"
-        );
     }
     Ok(resp)
 }

@@ -324,3 +324,46 @@ fn directory_manifest_and_health() {
     assert_eq!(q.header("cache-control").as_deref(), Some("no-store"));
     assert_eq!(q.header("referrer-policy").as_deref(), Some("no-referrer"));
 }
+
+#[test]
+fn a_stalled_body_is_cut_after_the_activity_timeout_and_stays_resumable() {
+    use std::io::Read as _;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()); // session_activity_timeout 5 s
+    let up = upload_token("alice", "/in");
+    let len: u64 = 4 << 20;
+    let src = dir.path().join("stall.bin");
+    make_file(&src, len, 5);
+    let url = tus_create(&server, &up, "stall.bin", len);
+    let path = url
+        .split(&server.http.to_string())
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let data = std::fs::read(&src).unwrap();
+    let head = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: {}\r\nTus-Resumable: 1.0.0\r\n\
+         Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n\
+         Content-Length: {len}\r\n{}",
+        server.http,
+        bearer(&up)
+    );
+    let started = Instant::now();
+    let (_, mut sock) = raw(server.http, &head, &data, 1 << 20);
+    // The client goes silent but keeps the connection: the server answers 408 on its own.
+    let mut resp = String::new();
+    let _ = sock.read_to_string(&mut resp);
+    let waited = started.elapsed();
+    assert!(resp.starts_with("HTTP/1.1 408"), "{resp}");
+    assert!(
+        waited >= Duration::from_secs(4) && waited < Duration::from_secs(30),
+        "{waited:?}"
+    );
+    assert_eq!(tus_offset(&url, &up), 1 << 20);
+    let got = tus_patch_rest(&url, &up, &src, 1 << 20);
+    assert_eq!(got.status, 204, "{got:?}");
+    assert_eq!(
+        sha256_file(&server.docroot().join("in/stall.bin")),
+        sha256_file(&src)
+    );
+}
