@@ -246,6 +246,7 @@ const FUZZ_TARGETS: &[(&str, Seeds)] = &[
         Seeds::JsonTokens("fixtures/tokens/vectors.json"),
     ),
     ("url_parse", Seeds::Lines("fixtures/urls/real-world.txt")),
+    ("relpath_parse", Seeds::Lines("fixtures/paths/attacks.txt")),
 ];
 
 /// Writes the seed inputs of `seeds` into `dir`, one file each.

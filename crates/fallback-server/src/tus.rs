@@ -416,3 +416,81 @@ pub(crate) async fn delete(
     .await;
     result.unwrap_or_else(tus_error)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn numbers_are_unsigned_and_bounded() {
+        let n = |s: &str| header_u64(&HeaderValue::from_str(s).unwrap());
+        assert_eq!(n("0"), Some(0));
+        assert_eq!(n("1234"), Some(1234));
+        for bad in [
+            "-1",
+            "+5",
+            "",
+            " 5",
+            "5 ",
+            "1e3",
+            "0x10",
+            "99999999999999999999",
+        ] {
+            assert_eq!(n(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn metadata_pairs() {
+        let h = headers(&[(
+            "upload-metadata",
+            "filename d29ybGQ=,is_confidential,path YS9i",
+        )]);
+        assert_eq!(
+            metadata(&h).unwrap(),
+            [
+                ("filename".to_owned(), "world".to_owned()),
+                ("is_confidential".to_owned(), String::new()),
+                ("path".to_owned(), "a/b".to_owned()),
+            ]
+        );
+        for bad in ["filename !!!", "a YQ==,a YQ==", "k v w", " x"] {
+            let h = headers(&[("upload-metadata", bad)]);
+            assert!(metadata(&h).is_err() || bad == " x", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn checksums() {
+        let h = headers(&[("upload-checksum", "md5 AAAA")]);
+        assert!(chunk_checksum(&h).is_err());
+        let h = headers(&[(
+            "upload-checksum",
+            "sha256 LCa0a2j/xo/5m0U8HTBBNBNCLXBkg7+g+YpeiGJm564=",
+        )]);
+        assert!(chunk_checksum(&h).unwrap().is_some());
+    }
+
+    proptest! {
+        #[test]
+        fn metadata_never_panics(v in "[ -~]{0,200}") {
+            if let Ok(hv) = HeaderValue::from_str(&v) {
+                let mut h = HeaderMap::new();
+                h.insert("upload-metadata", hv.clone());
+                let _ = metadata(&h);
+                h.insert("upload-checksum", hv.clone());
+                let _ = chunk_checksum(&h);
+                let _ = header_u64(&hv);
+            }
+        }
+    }
+}

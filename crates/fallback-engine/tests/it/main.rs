@@ -3,6 +3,8 @@
 // Test helpers panic on purpose: a panic is how a failed expectation is reported.
 #![allow(clippy::unwrap_used)]
 
+mod props;
+
 use std::io::Read as _;
 use std::time::Duration;
 
