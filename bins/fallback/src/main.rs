@@ -19,6 +19,7 @@ macro_rules! outln {
 
 mod config;
 mod token;
+mod transfer;
 mod url;
 
 use std::process::ExitCode;
@@ -28,8 +29,8 @@ use clap::{Parser, Subcommand};
 /// HTTP fallback for FASP-style file transfer: tokens, URLs, transfers and checks.
 ///
 /// When a network blocks UDP or SSH, transfers still happen over plain HTTP(S), served
-/// by fallbackd. This command checks configurations, issues tokens and builds FASP URLs;
-/// uploads, downloads and diagnosis come in later releases.
+/// by fallbackd. This command checks configurations, issues tokens, builds FASP URLs,
+/// moves files over HTTP fallback and diagnoses setups.
 #[derive(Debug, Parser)]
 #[command(name = "fallback", version, propagate_version = true)]
 struct Cli {
@@ -48,6 +49,32 @@ enum Command {
     /// Build and explain FASP URLs (fasp://, faspe://).
     #[command(subcommand)]
     Url(url::UrlCommand),
+    /// Upload files and directories over HTTP fallback.
+    ///
+    /// Checks the URL, probes the FASP SSH port, and falls back to HTTP(S) as the URL
+    /// allows (each decision is printed). Resumes interrupted uploads, also after a
+    /// restart of this command; retries network errors and 5xx with backoff; the
+    /// server checks each file's SHA-256 before it appears.
+    ///
+    /// Exit status: 0 all files sent, 1 some failed, 2 local error, 3 the URL does not
+    /// allow HTTP fallback (the message names the missing parameter).
+    Upload(transfer::UploadArgs),
+    /// Download a file or a directory tree over HTTP fallback.
+    ///
+    /// Resumes with Range (also after a restart), checks SHA-256 end to end, and gives
+    /// a file its final name only once verified (meanwhile it is NAME.fallback-part).
+    ///
+    /// Exit status: 0 all files received, 1 some failed, 2 local error, 3 the URL does
+    /// not allow HTTP fallback.
+    Download(transfer::DownloadArgs),
+    /// Run the HTTP fallback troubleshooting list against a FASP URL.
+    ///
+    /// URL has token / fallback=yes / httpport; FASP SSH port reachable; fallback port
+    /// reachable; TLS certificate (fingerprint, names, expiry, trust); the server is
+    /// fallbackd; the token is accepted for the URL's path (nothing is transferred);
+    /// with --config, <WEB> agrees with <http_server>. Each line gives a verdict and a
+    /// fix. Exit status: 0 when fallback would work, 1 otherwise.
+    Doctor(transfer::DoctorArgs),
 }
 
 /// Exit codes shared by every subcommand.
@@ -79,6 +106,9 @@ fn main() -> ExitCode {
         Command::Config(cmd) => config::run(&cmd),
         Command::Token(cmd) => token::run(&cmd),
         Command::Url(cmd) => url::run(&cmd),
+        Command::Upload(a) => transfer::upload(&a),
+        Command::Download(a) => transfer::download(&a),
+        Command::Doctor(a) => transfer::doctor(&a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -129,6 +129,7 @@ fn entry_headers(h: &mut HeaderMap, e: &Entry, name: &str) {
         HeaderValue::from_static("application/octet-stream"),
     );
     h.insert(header::CONTENT_DISPOSITION, content_disposition(name));
+    h.insert("fallback-kind", HeaderValue::from_static("file"));
 }
 
 /// The byte range to send: `None` for the whole file.
@@ -342,12 +343,52 @@ async fn manifest(
         "entries": entries,
     });
     let mut resp = if *method == Method::HEAD {
-        StatusCode::OK.into_response()
+        let mut r = StatusCode::OK.into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r
     } else {
         Json(json).into_response()
     };
+    resp.headers_mut()
+        .insert("fallback-kind", HeaderValue::from_static("dir"));
     common_headers(resp.headers_mut(), query_token);
     Ok(resp)
+}
+
+/// `GET /access/{path}?direction=upload|download`: whether the token allows that
+/// transfer, without transferring (for `fallback doctor`). 204, or the refusal a real
+/// request would get.
+pub(crate) async fn access(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (parts, _) = req.into_parts();
+    let (_, rest) = split_base(parts.uri.path());
+    let raw = rest.strip_prefix("/access").unwrap_or(rest);
+    let (path, _) = RelPath::parse_encoded_dir(raw)
+        .map_err(|e| ApiError::BadRequest(format!("bad path: {e}")))?;
+    let direction = match parts
+        .uri
+        .query()
+        .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("direction=")))
+    {
+        Some("upload") => Direction::Upload,
+        Some("download") => Direction::Download,
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give ?direction=upload or ?direction=download".to_owned(),
+            ));
+        }
+    };
+    let id = state.identify(&parts, direction)?;
+    if direction == Direction::Upload {
+        id.upload_root()?;
+    }
+    id.permit(direction, &path)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub(crate) async fn put_file(

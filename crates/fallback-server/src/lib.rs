@@ -10,6 +10,7 @@
 //! | `GET /info` | version, protocol, limits |
 //! | `GET\|HEAD /files/{path}` | download, with `Range`, `If-Range`, `ETag`, `Repr-Digest`; a directory gives a JSON manifest |
 //! | `PUT /files/{path}` | single-shot upload (`curl -T`) |
+//! | `GET /access/{path}?direction=` | would the token allow it (no transfer) |
 //! | `OPTIONS\|POST /uploads`, `HEAD\|PATCH\|DELETE /uploads/{id}` | tus 1.0.0 resumable uploads |
 //!
 //! Every request but `/health`, `/info` and tus discovery is authorized by a transfer
@@ -222,6 +223,8 @@ fn routes(prefix: &str) -> Router<AppState> {
     Router::new()
         .route(&format!("{prefix}/health"), get(files::health))
         .route(&format!("{prefix}/info"), get(files::info))
+        .route(&format!("{prefix}/access/{{*path}}"), get(files::access))
+        .route(&format!("{prefix}/access/"), get(files::access))
         .route(
             &format!("{prefix}/files"),
             get(files::get_file).head(files::get_file),

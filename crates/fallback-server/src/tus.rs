@@ -156,10 +156,21 @@ fn location(parts: &Parts, id: &UploadId) -> String {
     format!("{base}/uploads/{id}")
 }
 
-/// The destination of a new upload: the token's directory joined with metadata `path`
-/// (or `filename`).
+/// The destination of a new upload: metadata `dest` (docroot-relative; it must lie under
+/// the token's directory), else the token's directory joined with metadata `path` (or
+/// `filename`).
 fn destination(id: &Identity, meta: &[(String, String)]) -> Result<RelPath, ApiError> {
     let root = id.upload_root()?;
+    if let Some((_, dest)) = meta.iter().find(|(k, _)| k == "dest") {
+        let dest = RelPath::parse(dest)
+            .map_err(|e| ApiError::BadRequest(format!("metadata dest: {e}")))?;
+        if dest.is_root() {
+            return Err(ApiError::BadRequest(
+                "metadata dest names no file".to_owned(),
+            ));
+        }
+        return Ok(dest);
+    }
     let rel = meta
         .iter()
         .find(|(k, _)| k == "path")

@@ -1,0 +1,168 @@
+//! The fallback decision, in words.
+
+use std::net::ToSocketAddrs as _;
+use std::time::Duration;
+
+use fallback_url::FaspUrl;
+
+use crate::http::build_client;
+use crate::{Error, Event, Events, Options, Result};
+
+/// A checked URL and an HTTP client ready to transfer.
+#[derive(Clone)]
+pub struct Session {
+    pub(crate) url: FaspUrl,
+    pub(crate) base: String,
+    pub(crate) token: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) opts: Options,
+    pub(crate) events: Events,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a TCP port answers within `timeout`: `Ok(())`, or why not in words.
+pub(crate) async fn probe(host: &str, port: u16, timeout: Duration) -> Result<(), String> {
+    let target = format!("{host}:{port}");
+    let addrs: Vec<_> = tokio::task::spawn_blocking({
+        let t = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            target.clone()
+        };
+        move || t.to_socket_addrs().map(Iterator::collect::<Vec<_>>)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    let Some(addr) = addrs.first() else {
+        return Err(format!("{host} has no address"));
+    };
+    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Err("connection refused".to_owned())
+        }
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
+    }
+}
+
+impl Session {
+    /// Checks `url`, probes FASP, decides on HTTP fallback and prepares the client.
+    /// Every step is reported as an [`Event::Decision`] and logged.
+    pub async fn open(url: &str, opts: Options, events: Events) -> Result<Session> {
+        let say = |m: String| {
+            tracing::info!("{m}");
+            events(&Event::Decision { message: m });
+        };
+        let url = FaspUrl::parse(url).map_err(|e| Error::Url(format!("bad FASP URL: {e}")))?;
+        say(format!(
+            "FASP URL for {}@{}, path {:?}, SSH port {}",
+            url.user.as_deref().unwrap_or("(no user)"),
+            url.host,
+            if url.path.is_empty() { "/" } else { &url.path },
+            url.ssh_port()
+        ));
+        let token = match url.params.token.as_deref() {
+            Some(t) if !t.is_empty() => t.to_owned(),
+            _ => {
+                return Err(Error::Url(
+                    "the URL has no token: HTTP fallback requires a transfer token \
+                     (add token=... to the URL; without it the server answers 401/403)"
+                        .to_owned(),
+                ));
+            }
+        };
+        match probe(&url.host, url.ssh_port(), opts.ssh_probe_timeout).await {
+            Ok(()) => say(format!(
+                "FASP SSH port {} on {} is reachable, but this client does not speak FASP",
+                url.ssh_port(),
+                url.host
+            )),
+            Err(why) => say(format!(
+                "FASP SSH port {} on {} is not reachable ({why}): FASP is blocked from here",
+                url.ssh_port(),
+                url.host
+            )),
+        }
+        match url.params.fallback {
+            Some(true) => say("the URL says fallback=yes: using HTTP fallback".to_owned()),
+            other if opts.force_http => say(format!(
+                "--force-http: using HTTP fallback although the URL says {}",
+                match other {
+                    Some(false) => "fallback=no",
+                    _ => "nothing about fallback",
+                }
+            )),
+            Some(false) => {
+                return Err(Error::Url(
+                    "the URL says fallback=no: HTTP fallback is not allowed; the link must \
+                     carry fallback=yes (or use --force-http to try anyway)"
+                        .to_owned(),
+                ));
+            }
+            None => {
+                return Err(Error::Url(
+                    "the URL has no fallback parameter: HTTP fallback is not allowed; add \
+                     fallback=yes to the URL (or use --force-http to try anyway)"
+                        .to_owned(),
+                ));
+            }
+        }
+        let base = url
+            .http_base()
+            .map_err(|e| Error::Url(e.to_string()))?
+            .to_string();
+        let scheme_why = match url.params.enc {
+            Some(e) if e.is_cipher() => format!("enc={e}: HTTPS"),
+            Some(_) => "enc=none: plain HTTP".to_owned(),
+            None => "no enc parameter: HTTPS (clients encrypt by default)".to_owned(),
+        };
+        let port_why = match url.params.httpport {
+            Some(p) => format!("port {p} from httpport"),
+            None => format!(
+                "no httpport: port {} (the default for {})",
+                url.http_port(),
+                if url.uses_https() { "HTTPS" } else { "HTTP" }
+            ),
+        };
+        say(format!("{scheme_why}, {port_why}: fallback base {base}"));
+        if opts.insecure {
+            say(
+                "--insecure: the server certificate is NOT checked; anyone on the network \
+                 path can read and change this transfer"
+                    .to_owned(),
+            );
+        }
+        let http = build_client(&opts)?;
+        Ok(Session {
+            url,
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            http,
+            opts,
+            events,
+        })
+    }
+
+    /// The fallback base URL (`https://host:port/aspera/https`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The FASP URL.
+    pub fn url(&self) -> &FaspUrl {
+        &self.url
+    }
+
+    pub(crate) fn emit(&self, e: &Event) {
+        (self.events)(e);
+    }
+}

@@ -1,0 +1,333 @@
+//! Downloads: a file or a whole tree, resumed with Range, verified before it gets its
+//! final name.
+
+use std::io::{Read as _, Write as _};
+use std::path::{Component, Path, PathBuf};
+
+use futures_util::StreamExt as _;
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::http::check;
+use crate::state::{self, DownloadState};
+use crate::upload::parse_repr_digest;
+use crate::{Error, Event, Result, Session, Summary, hex};
+
+/// Suffix of a download in progress, next to its destination.
+pub(crate) const PART_SUFFIX: &str = ".fallback-part";
+
+#[derive(Debug, Deserialize)]
+struct Manifest {
+    entries: Vec<ManifestEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ManifestEntry {
+    path: String,
+    kind: String,
+    size: u64,
+    sha256: Option<String>,
+}
+
+/// One file to fetch.
+#[derive(Debug, Clone)]
+struct Job {
+    /// Docroot-relative remote path.
+    remote: String,
+    /// Display path.
+    rel: String,
+    local: PathBuf,
+    size: u64,
+    sha256: Option<String>,
+}
+
+/// A remote relative path made safe to join locally: normal components only.
+fn safe_local(root: &Path, rel: &str) -> Result<PathBuf> {
+    let p = Path::new(rel);
+    if rel.is_empty()
+        || rel.contains('\\')
+        || !p.components().all(|c| matches!(c, Component::Normal(_)))
+    {
+        return Err(Error::Protocol(format!(
+            "the server listed an unsafe path {rel:?}; refusing to write it"
+        )));
+    }
+    Ok(root.join(p))
+}
+
+fn part_of(local: &Path) -> PathBuf {
+    let mut s = local.as_os_str().to_owned();
+    s.push(PART_SUFFIX);
+    PathBuf::from(s)
+}
+
+fn state_of(part: &Path) -> PathBuf {
+    let mut s = part.as_os_str().to_owned();
+    s.push(".json");
+    PathBuf::from(s)
+}
+
+impl Session {
+    /// Downloads the URL's path (a file or a directory tree) into `dest`: a directory
+    /// (created if missing), or, for a single file, a file name. Returns what was done;
+    /// files that failed are listed in the summary, not as an error.
+    pub async fn download(&self, dest: &Path) -> Result<Summary> {
+        let remote = if self.url.path.is_empty() {
+            "/".to_owned()
+        } else {
+            self.url.path.clone()
+        };
+        let head = self.retrying_head(&remote).await?;
+        let jobs = if head.is_dir {
+            let resp = self
+                .send(self.http.get(format!("{}/", self.files_url(&remote))))
+                .await?;
+            let m: Manifest = check(resp)
+                .await?
+                .json()
+                .await
+                .map_err(|e| Error::Protocol(format!("bad manifest: {e}")))?;
+            std::fs::create_dir_all(dest).map_err(Error::io(dest))?;
+            let mut jobs = Vec::new();
+            for e in m.entries {
+                let local = safe_local(dest, &e.path)?;
+                if e.kind == "dir" {
+                    std::fs::create_dir_all(&local).map_err(Error::io(&local))?;
+                    continue;
+                }
+                jobs.push(Job {
+                    remote: format!("{}/{}", remote.trim_end_matches('/'), e.path),
+                    rel: e.path,
+                    local,
+                    size: e.size,
+                    sha256: e.sha256,
+                });
+            }
+            jobs
+        } else {
+            let name = remote.rsplit('/').next().unwrap_or("download").to_owned();
+            let local = if dest.is_dir() {
+                safe_local(dest, &name)?
+            } else {
+                dest.to_owned()
+            };
+            vec![Job {
+                remote: remote.clone(),
+                rel: name,
+                local,
+                size: head.size,
+                sha256: head.sha256,
+            }]
+        };
+        self.emit(&Event::Plan {
+            files: jobs.len(),
+            bytes: jobs.iter().map(|j| j.size).sum(),
+        });
+        let results: Vec<(Job, Result<u64>)> = futures_util::stream::iter(jobs)
+            .map(|job| async move {
+                let r = self.download_one(&job).await;
+                (job, r)
+            })
+            .buffer_unordered(self.opts.parallel.max(1))
+            .collect()
+            .await;
+        let mut summary = Summary::default();
+        for (job, r) in results {
+            match r {
+                Ok(got) => {
+                    summary.files += 1;
+                    summary.bytes += job.size;
+                    summary.transferred += got;
+                }
+                Err(e) => {
+                    self.emit(&Event::FileFailed {
+                        path: job.rel.clone(),
+                        error: e.to_string(),
+                    });
+                    summary.failed.push((job.rel, e.to_string()));
+                }
+            }
+        }
+        Ok(summary)
+    }
+
+    async fn retrying_head(&self, remote: &str) -> Result<Head> {
+        let mut attempt = 1;
+        loop {
+            match self.head(remote).await {
+                Ok(h) => return Ok(h),
+                Err(e) => {
+                    if !self.backoff(remote, attempt, &e).await {
+                        return Err(e);
+                    }
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    pub(crate) async fn head(&self, remote: &str) -> Result<Head> {
+        let resp = self.send(self.http.head(self.files_url(remote))).await?;
+        let resp = check(resp).await?;
+        let h = resp.headers();
+        let get = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Ok(Head {
+            is_dir: get("fallback-kind").as_deref() == Some("dir"),
+            size: get("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            etag: get("etag"),
+            sha256: get("repr-digest").as_deref().and_then(parse_repr_digest),
+        })
+    }
+
+    /// Downloads one file; returns the bytes this run received.
+    async fn download_one(&self, job: &Job) -> Result<u64> {
+        if let Some(dir) = job.local.parent() {
+            std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+        }
+        let part = part_of(&job.local);
+        let state_file = state_of(&part);
+        let mut received = 0u64;
+        let mut attempt = 1;
+        loop {
+            match self
+                .download_attempt(job, &part, &state_file, &mut received)
+                .await
+            {
+                Ok(()) => break,
+                Err(e) => {
+                    if !self.backoff(&job.rel, attempt, &e).await {
+                        return Err(e);
+                    }
+                    attempt += 1;
+                }
+            }
+        }
+        Ok(received)
+    }
+
+    async fn download_attempt(
+        &self,
+        job: &Job,
+        part: &Path,
+        state_file: &Path,
+        received: &mut u64,
+    ) -> Result<()> {
+        let head = self.head(&job.remote).await?;
+        let etag = head.etag.clone().unwrap_or_default();
+        let expected = head.sha256.clone().or_else(|| job.sha256.clone());
+        let url = self.files_url(&job.remote);
+        // Resume only a part of this very file (same ETag); otherwise start over.
+        let have = match (
+            state::read::<DownloadState>(state_file),
+            std::fs::metadata(part),
+        ) {
+            (Some(st), Ok(m)) if st.etag == etag && st.url == url && !etag.is_empty() => m.len(),
+            _ => {
+                let _ = std::fs::remove_file(part);
+                state::write(
+                    state_file,
+                    &DownloadState {
+                        url: url.clone(),
+                        etag: etag.clone(),
+                        size: head.size,
+                    },
+                )?;
+                0
+            }
+        };
+        self.emit(&Event::FileStart {
+            path: job.rel.clone(),
+            size: head.size,
+            resumed_from: have,
+        });
+        if have < head.size {
+            let mut req = self.http.get(&url);
+            if have > 0 {
+                req = req
+                    .header("Range", format!("bytes={have}-"))
+                    .header("If-Range", &etag);
+            }
+            let resp = check(self.send(req).await?).await?;
+            let resumed = resp.status() == reqwest::StatusCode::PARTIAL_CONTENT;
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(resumed)
+                .write(true)
+                .truncate(!resumed)
+                .open(part)
+                .map_err(Error::io(part))?;
+            let mut done = if resumed { have } else { 0 };
+            let mut stream = resp.bytes_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| crate::http::network(&e))?;
+                file.write_all(&chunk).map_err(Error::io(part))?;
+                done += chunk.len() as u64;
+                *received += chunk.len() as u64;
+                self.emit(&Event::Progress {
+                    path: job.rel.clone(),
+                    done,
+                    size: head.size,
+                });
+            }
+            file.sync_all().map_err(Error::io(part))?;
+            if done != head.size {
+                return Err(Error::Network(format!(
+                    "{}: got {done} of {} bytes",
+                    job.rel, head.size
+                )));
+            }
+        }
+        let p = part.to_owned();
+        let actual = tokio::task::spawn_blocking(move || sha256_file(&p))
+            .await
+            .map_err(|e| Error::Protocol(e.to_string()))??;
+        if let Some(exp) = &expected
+            && *exp != actual
+        {
+            let _ = std::fs::remove_file(part);
+            state::remove(state_file);
+            return Err(Error::DigestMismatch(job.rel.clone()));
+        }
+        if expected.is_none() {
+            tracing::warn!(path = %job.rel, "the server announced no SHA-256: not verified end to end");
+        }
+        std::fs::rename(part, &job.local).map_err(Error::io(&job.local))?;
+        if let Some(dir) = job.local.parent()
+            && let Ok(d) = std::fs::File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        state::remove(state_file);
+        self.emit(&Event::FileDone {
+            path: job.rel.clone(),
+            size: head.size,
+            transferred: *received,
+            sha256: actual,
+        });
+        Ok(())
+    }
+}
+
+/// What `HEAD /files/...` says.
+#[derive(Debug, Clone)]
+pub(crate) struct Head {
+    pub(crate) is_dir: bool,
+    pub(crate) size: u64,
+    pub(crate) etag: Option<String>,
+    pub(crate) sha256: Option<String>,
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(path).map_err(Error::io(path))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(Error::io(path))?;
+        if n == 0 {
+            return Ok(hex(&h.finalize()));
+        }
+        h.update(&buf[..n]);
+    }
+}

@@ -1,0 +1,104 @@
+//! The HTTP client, request helpers and the retry loop.
+
+use reqwest::{RequestBuilder, Response};
+
+use crate::{Error, Event, Options, Result, Session};
+
+pub(crate) fn build_client(opts: &Options) -> Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(opts.connect_timeout)
+        .tcp_nodelay(true)
+        .user_agent(concat!("fallback/", env!("CARGO_PKG_VERSION")));
+    if let Some(ca) = &opts.cacert {
+        let pem = std::fs::read(ca).map_err(Error::io(ca))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| Error::Tls(format!("{}: {e}", ca.display())))?;
+        if certs.is_empty() {
+            return Err(Error::Tls(format!(
+                "{}: no certificate in it",
+                ca.display()
+            )));
+        }
+        b = b.tls_certs_merge(certs);
+    }
+    if opts.insecure {
+        b = b.tls_danger_accept_invalid_certs(true);
+    }
+    b.build()
+        .map_err(|e| Error::Tls(format!("cannot build the HTTP client: {e}")))
+}
+
+/// The whole chain of a reqwest error, in words.
+pub(crate) fn network(e: &reqwest::Error) -> Error {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    Error::Network(msg)
+}
+
+/// `Ok(resp)` for a success status, else the status and the server's message.
+pub(crate) async fn check(resp: Response) -> Result<Response> {
+    let status = resp.status();
+    if status.is_success() || status == reqwest::StatusCode::NOT_MODIFIED {
+        return Ok(resp);
+    }
+    let text = resp.text().await.unwrap_or_default();
+    Err(Error::Http {
+        status: status.as_u16(),
+        message: text.lines().next().unwrap_or("").trim().to_owned(),
+    })
+}
+
+/// Unreserved characters stay; everything else in a path segment is %XX.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes each segment of a docroot-relative path for a URL.
+pub(crate) fn encode_path(path: &str) -> String {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_encoding::utf8_percent_encode(s, SEGMENT).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+impl Session {
+    /// `{base}/files/{path}` with the path encoded segment by segment.
+    pub(crate) fn files_url(&self, path: &str) -> String {
+        format!("{}/files/{}", self.base, encode_path(path))
+    }
+
+    pub(crate) fn authed(&self, r: RequestBuilder) -> RequestBuilder {
+        r.bearer_auth(&self.token)
+    }
+
+    /// Sends, mapping transport failures to [`Error::Network`].
+    pub(crate) async fn send(&self, r: RequestBuilder) -> Result<Response> {
+        self.authed(r).send().await.map_err(|e| network(&e))
+    }
+
+    /// Whether failed attempt `attempt` may be retried; if so, says so and waits with
+    /// backoff and jitter first.
+    pub(crate) async fn backoff(&self, rel: &str, attempt: u32, e: &Error) -> bool {
+        if !e.is_retryable() || attempt >= self.opts.retry.attempts {
+            return false;
+        }
+        let delay = self.opts.retry.delay(attempt);
+        tracing::warn!(path = rel, attempt, delay_ms = delay.as_millis(), error = %e, "retrying");
+        self.emit(&Event::Retry {
+            path: rel.to_owned(),
+            attempt,
+            delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            error: e.to_string(),
+        });
+        tokio::time::sleep(delay).await;
+        true
+    }
+}
