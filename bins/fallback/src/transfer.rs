@@ -39,6 +39,10 @@ pub(crate) struct TransferArgs {
     /// Where upload resume state is kept (default: $XDG_STATE_HOME/fallback).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// Most bytes per second per file, like 20M or 500k (default: the URL's targetrate,
+    /// else unlimited).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    limit_rate: Option<u64>,
     /// Print one JSON object per event on standard output.
     #[arg(long)]
     json: bool,
@@ -85,6 +89,21 @@ pub(crate) struct DoctorArgs {
     json: bool,
 }
 
+fn parse_rate(s: &str) -> Result<u64, String> {
+    let (num, mult) = match s.trim().char_indices().last() {
+        Some((i, 'k' | 'K')) => (&s[..i], 1_000),
+        Some((i, 'm' | 'M')) => (&s[..i], 1_000_000),
+        Some((i, 'g' | 'G')) => (&s[..i], 1_000_000_000),
+        _ => (s, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(|n| n * mult)
+        .ok_or_else(|| format!("{s:?}: write bytes per second, like 500k or 20M"))
+}
+
 fn options(a: &TransferArgs) -> Options {
     Options {
         force_http: a.force_http,
@@ -97,6 +116,7 @@ fn options(a: &TransferArgs) -> Options {
             ..Retry::default()
         },
         state_dir: a.state_dir.clone(),
+        rate_limit: a.limit_rate,
         ..Options::default()
     }
 }

@@ -242,7 +242,9 @@ impl Session {
             size: head.size,
             resumed_from: have,
         });
-        if have < head.size {
+        if head.size == 0 {
+            std::fs::File::create(part).map_err(Error::io(part))?;
+        } else if have < head.size {
             let mut req = self.http.get(&url);
             if have > 0 {
                 req = req
@@ -259,12 +261,15 @@ impl Session {
                 .open(part)
                 .map_err(Error::io(part))?;
             let mut done = if resumed { have } else { 0 };
+            let start = done;
+            let pacer = crate::Pacer::new(self.rate_limit());
             let mut stream = resp.bytes_stream();
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| crate::http::network(&e))?;
                 file.write_all(&chunk).map_err(Error::io(part))?;
                 done += chunk.len() as u64;
                 *received += chunk.len() as u64;
+                pacer.pace(done - start).await;
                 self.emit(&Event::Progress {
                     path: job.rel.clone(),
                     done,

@@ -215,6 +215,9 @@ pub struct Options {
     pub state_dir: Option<PathBuf>,
     /// Time allowed to connect to the fallback port.
     pub connect_timeout: Duration,
+    /// Most bytes per second per file (a FASP URL's `targetrate`, or `--limit-rate`);
+    /// `None`: as fast as TCP goes.
+    pub rate_limit: Option<u64>,
 }
 
 impl Default for Options {
@@ -228,6 +231,7 @@ impl Default for Options {
             retry: Retry::default(),
             state_dir: None,
             connect_timeout: Duration::from_secs(10),
+            rate_limit: None,
         }
     }
 }
@@ -243,6 +247,31 @@ pub struct Summary {
     pub transferred: u64,
     /// Files that failed, with why.
     pub failed: Vec<(String, String)>,
+}
+
+/// Keeps a transfer at or under a rate: call `pace(bytes_so_far)` after each chunk.
+#[derive(Debug)]
+pub(crate) struct Pacer {
+    rate: Option<u64>,
+    start: std::time::Instant,
+}
+
+impl Pacer {
+    pub(crate) fn new(rate: Option<u64>) -> Self {
+        Pacer {
+            rate: rate.filter(|r| *r > 0),
+            start: std::time::Instant::now(),
+        }
+    }
+
+    pub(crate) async fn pace(&self, done: u64) {
+        let Some(rate) = self.rate else { return };
+        let due = Duration::from_micros(done.saturating_mul(1_000_000) / rate);
+        let elapsed = self.start.elapsed();
+        if due > elapsed {
+            tokio::time::sleep(due.saturating_sub(elapsed)).await;
+        }
+    }
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {

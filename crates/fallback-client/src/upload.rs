@@ -3,6 +3,8 @@
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
@@ -124,6 +126,16 @@ impl Session {
             }
         }
         Ok(summary)
+    }
+
+    /// Bytes per second: `--limit-rate`, else the URL's `targetrate` (kbps).
+    pub(crate) fn rate_limit(&self) -> Option<u64> {
+        self.opts.rate_limit.or_else(|| {
+            self.url
+                .params
+                .targetrate
+                .map(|kbps| kbps.saturating_mul(125))
+        })
     }
 
     fn remote_dest(&self, rel: &str) -> String {
@@ -296,11 +308,13 @@ impl Session {
         let events = self.events.clone();
         let rel = job.rel.clone();
         let size = job.size;
+        let pacer = Arc::new(crate::Pacer::new(self.rate_limit()));
         let stream = futures_util::stream::unfold(
             (file, offset, vec![0u8; 1 << 20]),
             move |(mut f, done, mut buf)| {
                 let events = events.clone();
                 let rel = rel.clone();
+                let pacer = pacer.clone();
                 async move {
                     if done >= size {
                         return None;
@@ -316,6 +330,7 @@ impl Session {
                         Ok(n) => {
                             let chunk = Bytes::copy_from_slice(&buf[..n]);
                             let done = done + n as u64;
+                            pacer.pace(done - offset).await;
                             events(&Event::Progress {
                                 path: rel.clone(),
                                 done,

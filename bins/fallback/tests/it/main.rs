@@ -5,6 +5,7 @@
 
 mod config;
 mod token;
+mod transfer;
 mod url;
 
 use std::path::PathBuf;

@@ -5,9 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod embedded;
-mod harness;
 mod refusals;
 mod transfers;
 mod tus_clients;
 
-pub(crate) use harness::*;
+pub(crate) use fallback_testkit::*;

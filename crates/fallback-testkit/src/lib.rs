@@ -1,4 +1,14 @@
-//! Starts fallbackd, talks to it with curl and raw sockets.
+//! Test helpers shared by the end-to-end tests: start the real `fallbackd`, talk to it
+//! with curl and raw sockets, make files, compute digests. Dev only: never a dependency
+//! of shipped code.
+
+// Helpers panic on purpose: a panic is how a failed expectation is reported.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::missing_panics_doc,
+    clippy::print_stderr
+)]
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -10,21 +20,21 @@ use std::time::Duration;
 use fallback_token::{Form, Key, Token};
 use sha2::{Digest as _, Sha256};
 
-pub(crate) const SECRET: &str = "integration-test-secret-0123456789";
+pub const SECRET: &str = "integration-test-secret-0123456789";
 
-pub(crate) fn key() -> Key {
+pub fn key() -> Key {
     Key::derive(SECRET, Form::Signed).unwrap()
 }
 
-pub(crate) fn upload_token(user: &str, dest: &str) -> String {
+pub fn upload_token(user: &str, dest: &str) -> String {
     Token::upload(user, dest).issue(&key()).unwrap()
 }
 
-pub(crate) fn download_token(user: &str, paths: &[&str]) -> String {
+pub fn download_token(user: &str, paths: &[&str]) -> String {
     Token::download(user, paths).issue(&key()).unwrap()
 }
 
-pub(crate) fn sha256_file(path: &Path) -> String {
+pub fn sha256_file(path: &Path) -> String {
     let mut f = std::fs::File::open(path).unwrap();
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -38,7 +48,7 @@ pub(crate) fn sha256_file(path: &Path) -> String {
     hex(&h.finalize())
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes.iter().fold(String::new(), |mut s, b| {
         let _ = write!(s, "{b:02x}");
@@ -47,7 +57,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 /// A file of `len` pseudo-random bytes (fast, deterministic per seed).
-pub(crate) fn make_file(path: &Path, len: u64, seed: u64) {
+pub fn make_file(path: &Path, len: u64, seed: u64) {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
     let mut left = len;
@@ -69,7 +79,12 @@ pub(crate) fn make_file(path: &Path, len: u64, seed: u64) {
 
 /// The test configuration: tokens required both ways, docroot `<dir>/data`, user
 /// carol must encrypt.
-pub(crate) fn config_text(docroot: &Path) -> String {
+pub fn config_text(docroot: &Path) -> String {
+    config_text_with(docroot, "")
+}
+
+/// [`config_text`] with `extra` elements inside `<http_server>` (certificates...).
+pub fn config_text_with(docroot: &Path, extra: &str) -> String {
     format!(
         r#"<CONF version="2">
   <http_server>
@@ -77,6 +92,7 @@ pub(crate) fn config_text(docroot: &Path) -> String {
     <enable_https>true</enable_https>
     <bind_address>127.0.0.1</bind_address>
     <session_activity_timeout>5</session_activity_timeout>
+    {extra}
   </http_server>
   <default>
     <authorization>
@@ -96,32 +112,67 @@ pub(crate) fn config_text(docroot: &Path) -> String {
     )
 }
 
+/// The `fallbackd` binary: `$FALLBACKD_BIN`, else next to the test executable's
+/// target directory (cargo builds every binary of the workspace before its tests).
+pub fn fallbackd_bin() -> PathBuf {
+    sibling_bin("FALLBACKD_BIN", "fallbackd")
+}
+
+/// The `fallback` CLI binary, found like [`fallbackd_bin`].
+pub fn fallback_bin() -> PathBuf {
+    sibling_bin("FALLBACK_BIN", "fallback")
+}
+
+fn sibling_bin(var: &str, name: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(var) {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let bin = dir.join(name);
+    assert!(
+        bin.exists(),
+        "{} is not built: run `cargo build --workspace` (or set {var})",
+        bin.display()
+    );
+    bin
+}
+
 /// A running fallbackd, killed on drop.
-pub(crate) struct Server {
+#[derive(Debug)]
+pub struct Server {
     child: Child,
-    pub(crate) http: SocketAddr,
-    pub(crate) https: SocketAddr,
-    pub(crate) dir: PathBuf,
+    pub http: SocketAddr,
+    pub https: SocketAddr,
+    pub dir: PathBuf,
 }
 
 impl Server {
-    /// Starts fallbackd with the test configuration in `dir` (docroot `dir/data`).
-    pub(crate) fn start(dir: &Path) -> Server {
+    /// Starts fallbackd with the test configuration in `dir` (docroot `dir/data`), on
+    /// ephemeral ports.
+    pub fn start(dir: &Path) -> Server {
+        Self::start_on(dir, 0, 0)
+    }
+
+    /// Like [`Server::start`], on given ports (to restart a server where clients expect
+    /// it).
+    pub fn start_on(dir: &Path, http_port: u16, https_port: u16) -> Server {
+        Self::start_custom(dir, http_port, https_port, "")
+    }
+
+    /// Like [`Server::start_on`], with `extra` elements in `<http_server>`.
+    pub fn start_custom(dir: &Path, http_port: u16, https_port: u16, extra: &str) -> Server {
         let docroot = dir.join("data");
         std::fs::create_dir_all(&docroot).unwrap();
         let conf = dir.join("aspera.conf");
-        std::fs::write(&conf, config_text(&docroot)).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fallbackd"))
+        std::fs::write(&conf, config_text_with(&docroot, extra)).unwrap();
+        let mut child = Command::new(fallbackd_bin())
             .arg("--config")
             .arg(&conf)
-            .args([
-                "--http-port",
-                "0",
-                "--https-port",
-                "0",
-                "--log-format",
-                "json",
-            ])
+            .args(["--http-port", &http_port.to_string()])
+            .args(["--https-port", &https_port.to_string()])
+            .args(["--log-format", "json"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -164,11 +215,11 @@ impl Server {
         }
     }
 
-    pub(crate) fn docroot(&self) -> PathBuf {
+    pub fn docroot(&self) -> PathBuf {
         self.dir.join("data")
     }
 
-    pub(crate) fn base(&self, https: bool) -> String {
+    pub fn base(&self, https: bool) -> String {
         if https {
             format!("https://{}/aspera/https", self.https)
         } else {
@@ -177,7 +228,7 @@ impl Server {
     }
 
     /// SIGKILL: no cleanup, no flush.
-    pub(crate) fn kill9(mut self) {
+    pub fn kill9(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
@@ -192,14 +243,14 @@ impl Drop for Server {
 
 /// What curl got.
 #[derive(Debug)]
-pub(crate) struct Got {
-    pub(crate) status: u16,
-    pub(crate) headers: String,
-    pub(crate) body: Vec<u8>,
+pub struct Got {
+    pub status: u16,
+    pub headers: String,
+    pub body: Vec<u8>,
 }
 
 impl Got {
-    pub(crate) fn header(&self, name: &str) -> Option<String> {
+    pub fn header(&self, name: &str) -> Option<String> {
         self.headers.lines().find_map(|l| {
             let (k, v) = l.split_once(':')?;
             k.trim()
@@ -208,14 +259,14 @@ impl Got {
         })
     }
 
-    pub(crate) fn text(&self) -> String {
+    pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
 /// Runs curl (insecure TLS: the server's certificate is self-signed) with `args`;
 /// the body goes to `out` when given.
-pub(crate) fn curl(args: &[&str], out: Option<&Path>) -> Got {
+pub fn curl(args: &[&str], out: Option<&Path>) -> Got {
     let tmp = tempfile::tempdir().unwrap();
     let headers = tmp.path().join("headers");
     let body = out.map_or_else(|| tmp.path().join("body"), Path::to_path_buf);
@@ -243,19 +294,14 @@ pub(crate) fn curl(args: &[&str], out: Option<&Path>) -> Got {
     }
 }
 
-pub(crate) fn bearer(token: &str) -> String {
+pub fn bearer(token: &str) -> String {
     format!("Authorization: Bearer {token}")
 }
 
 /// Sends a raw HTTP/1.1 request: `head` (without the final blank line) and the first
 /// `send` bytes of `body`; then closes (`close`) or leaves the socket open and returns
 /// it. Reads the response when everything was sent.
-pub(crate) fn raw(
-    addr: SocketAddr,
-    head: &str,
-    body: &[u8],
-    send: usize,
-) -> (Option<String>, TcpStream) {
+pub fn raw(addr: SocketAddr, head: &str, body: &[u8], send: usize) -> (Option<String>, TcpStream) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     s.write_all(format!("{head}\r\n\r\n").as_bytes()).unwrap();
@@ -284,7 +330,7 @@ pub(crate) fn raw(
 }
 
 /// A tus upload created with curl; returns its URL.
-pub(crate) fn tus_create(server: &Server, token: &str, name: &str, len: u64) -> String {
+pub fn tus_create(server: &Server, token: &str, name: &str, len: u64) -> String {
     use base64::Engine as _;
     let meta = format!(
         "filename {}",
@@ -312,7 +358,7 @@ pub(crate) fn tus_create(server: &Server, token: &str, name: &str, len: u64) -> 
     format!("http://{}{loc}", server.http)
 }
 
-pub(crate) fn tus_offset(url: &str, token: &str) -> u64 {
+pub fn tus_offset(url: &str, token: &str) -> u64 {
     let got = curl(
         &[
             "-I",
@@ -329,7 +375,7 @@ pub(crate) fn tus_offset(url: &str, token: &str) -> u64 {
 }
 
 /// Sends the rest of `file`, from `offset`, in one tus PATCH with curl.
-pub(crate) fn tus_patch_rest(url: &str, token: &str, file: &Path, offset: u64) -> Got {
+pub fn tus_patch_rest(url: &str, token: &str, file: &Path, offset: u64) -> Got {
     let rest = file.with_extension("rest");
     let data = std::fs::read(file).unwrap();
     std::fs::write(&rest, &data[usize::try_from(offset).unwrap()..]).unwrap();
