@@ -17,8 +17,11 @@ Tasks:
   ci                 everything CI runs: fmt check, clippy -D warnings, tests
                      (nextest), doc tests, benchmark smoke runs, dependency-direction
                      checks and a short fuzz run
-  bench [--quick]    criterion benchmarks (reports ratios against peers measured in
-                     the same run); --quick shortens warm-up and measurement
+  bench [--quick] [--no-memory] [--size MIB]
+                     criterion benchmarks (reports ratios against peers measured in
+                     the same run); --quick shortens warm-up and measurement; then
+                     a release fallbackd and the fallback CLI move a 2 GiB file both
+                     ways under /usr/bin/time -v: peak RSS and rate of each side
   fuzz [--seconds N] [TARGET...]
                      run the cargo-fuzz targets (all by default) for N seconds each
                      (default 60); installs cargo-fuzz under target/tools if missing
@@ -218,13 +221,184 @@ fn dependency_directions() -> Result {
 }
 
 fn bench(args: &[String]) -> Result {
+    /// Criterion benchmarks: (package, bench target).
+    const BENCHES: &[(&str, &str)] = &[("fallback-conf", "parse"), ("fallback-token", "verify")];
     let quick = args.iter().any(|a| a == "--quick");
-    let mut c = cargo();
-    c.args(["bench", "--workspace", "--benches"]);
-    if quick {
-        c.args(["--", "--warm-up-time", "1", "--measurement-time", "3"]);
+    for (package, target) in BENCHES {
+        let mut c = cargo();
+        c.args(["bench", "-p", package, "--bench", target]);
+        if quick {
+            c.args(["--", "--warm-up-time", "1", "--measurement-time", "3"]);
+        }
+        run(c)?;
     }
-    run(c)
+    if args.iter().any(|a| a == "--no-memory") {
+        return Ok(());
+    }
+    let mib = args
+        .iter()
+        .position(|a| a == "--size")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(2048);
+    memory(mib)
+}
+
+/// Peak RSS of fallbackd and of the client moving one big file each way, from
+/// `/usr/bin/time -v`, with the rate. Memory must stay flat whatever the size.
+fn memory(mib: u64) -> Result {
+    let mut c = cargo();
+    c.args(["build", "--release", "-p", "fallbackd", "-p", "fallback"]);
+    run(c)?;
+    let bin = root().join("target/release");
+    let work = root().join("target/bench-memory");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(work.join("up")).map_err(|e| e.to_string())?;
+    let src = work.join("up/big.bin");
+    println!("\n$ writing a {mib} MiB file");
+    write_file(&src, mib << 20).map_err(|e| format!("{}: {e}", src.display()))?;
+    // The embedded default prints its port and ready tokens.
+    let mut server = Command::new("/usr/bin/time")
+        .arg("-v")
+        .arg(bin.join("fallbackd"))
+        .args(["--http-port", "0", "--data"])
+        .arg(work.join("server-data"))
+        .current_dir(&work)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(work.join("server.time")).map_err(|e| e.to_string())?)
+        .spawn()
+        .map_err(|e| format!("cannot start /usr/bin/time (apt-get install time): {e}"))?;
+    let banner = read_banner(server.stdout.take().ok_or("no stdout")?)?;
+    let field = |p: &str| {
+        banner
+            .lines()
+            .find_map(|l| l.strip_prefix(p).map(|v| v.trim().to_owned()))
+            .ok_or(format!("banner without {p:?}"))
+    };
+    let (up, down) = (
+        field("upload token (24 h):")?,
+        field("download token (24 h):")?,
+    );
+    let url = field("FASP URL:")?;
+    let port = url
+        .split("httpport=")
+        .nth(1)
+        .and_then(|s| s.split('&').next())
+        .ok_or("no httpport in the banner")?
+        .to_owned();
+    let fasp = |path: &str, token: &str| {
+        format!(
+            "fasp://fallback@127.0.0.1:1{path}?auth=no&token={token}&httpport={port}&fallback=yes&enc=none"
+        )
+    };
+    let measure = |what: &str, args: &[String]| -> Result<(u64, f64)> {
+        let out = Command::new("/usr/bin/time")
+            .arg("-v")
+            .arg(bin.join("fallback"))
+            .args(args)
+            .arg("--quiet")
+            .arg("--state-dir")
+            .arg(work.join("state"))
+            .output()
+            .map_err(|e| e.to_string())?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            return Err(format!("{what} failed: {err}"));
+        }
+        Ok((max_rss(&err), wall(&err)))
+    };
+    let (up_rss, up_secs) = measure(
+        "upload",
+        &["upload".into(), fasp("/", &up), src.display().to_string()],
+    )?;
+    let dest = work.join("down.bin");
+    let (down_rss, down_secs) = measure(
+        "download",
+        &[
+            "download".into(),
+            fasp("/big.bin", &down),
+            dest.display().to_string(),
+        ],
+    )?;
+    // /usr/bin/time forwards no signal: stop fallbackd itself, then time reports.
+    let _ = Command::new("pkill")
+        .args(["-INT", "-f", &bin.join("fallbackd").display().to_string()])
+        .status();
+    let _ = server.wait();
+    let server_time = std::fs::read_to_string(work.join("server.time")).unwrap_or_default();
+    let server_rss = max_rss(&server_time);
+    #[allow(clippy::cast_precision_loss)]
+    let rate = |secs: f64| (mib as f64 * 1.048_576) / secs.max(0.001);
+    println!(
+        "\nmemory and rate, {mib} MiB over loopback HTTP (release build):\n  \
+         upload:   client peak RSS {} MiB, {:.0} MB/s\n  \
+         download: client peak RSS {} MiB, {:.0} MB/s\n  \
+         server peak RSS over both: {} MiB",
+        up_rss / 1024,
+        rate(up_secs),
+        down_rss / 1024,
+        rate(down_secs),
+        server_rss / 1024
+    );
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+fn read_banner(out: std::process::ChildStdout) -> Result<String> {
+    use std::io::BufRead as _;
+    let mut banner = String::new();
+    for line in std::io::BufReader::new(out).lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.trim_start().starts_with("curl ") {
+            return Ok(banner);
+        }
+    }
+    Err(format!("fallbackd ended before its banner:\n{banner}"))
+}
+
+fn max_rss(time_v: &str) -> u64 {
+    time_v
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes):"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn wall(time_v: &str) -> f64 {
+    // "Elapsed (wall clock) time (h:mm:ss or m:ss): 0:01.23"
+    time_v
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Elapsed (wall clock) time (h:mm:ss or m:ss):")
+        })
+        .map_or(0.0, |v| {
+            v.trim().split(':').fold(0.0, |acc, part| {
+                acc * 60.0 + part.parse::<f64>().unwrap_or(0.0)
+            })
+        })
+}
+
+fn write_file(path: &Path, len: u64) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut block = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        for chunk in block.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+        }
+        let n = usize::try_from(left.min(block.len() as u64)).unwrap_or(block.len());
+        f.write_all(&block[..n])?;
+        left -= n as u64;
+    }
+    f.flush()
 }
 
 /// Where a fuzz target's seed inputs come from: the fixtures the tests use, so the
