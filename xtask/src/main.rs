@@ -22,6 +22,11 @@ Tasks:
                      the same run); --quick shortens warm-up and measurement; then
                      a release fallbackd and the fallback CLI move a 2 GiB file both
                      ways under /usr/bin/time -v: peak RSS and rate of each side
+  e2e                proxy mode for real: installs apache2 and nginx (apt) if missing,
+                     runs the fallback-e2e suite (Apache and nginx in front of
+                     fallbackd instances on loopback ephemeral ports), stops them
+  e2e --throughput   also measures a 1 GiB download through Apache against Apache
+                     serving the same file statically (release build)
   fuzz [--seconds N] [TARGET...]
                      run the cargo-fuzz targets (all by default) for N seconds each
                      (default 60); installs cargo-fuzz under target/tools if missing
@@ -35,6 +40,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
+        Some("e2e") => e2e(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{HELP}");
             Ok(())
@@ -112,10 +118,25 @@ fn ci() -> Result {
 
     let mut c = cargo();
     if has_nextest() {
-        c.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+        c.args([
+            "nextest",
+            "run",
+            "--workspace",
+            "--exclude",
+            "fallback-e2e",
+            "--no-fail-fast",
+        ]);
     } else {
         println!("cargo-nextest not found: using cargo test");
-        c.args(["test", "--workspace", "--lib", "--bins", "--tests"]);
+        c.args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "fallback-e2e",
+            "--lib",
+            "--bins",
+            "--tests",
+        ]);
     }
     run(c)?;
 
@@ -130,6 +151,7 @@ fn ci() -> Result {
     c.args(["test", "--workspace", "--benches"]);
     run(c)?;
 
+    e2e(&[])?;
     fuzz(&["--seconds".into(), "15".into()])?;
     println!("\nci: all checks passed");
     Ok(())
@@ -216,6 +238,67 @@ fn dependency_directions() -> Result {
             }
         }
         println!("  {krate}: ok");
+    }
+    Ok(())
+}
+
+/// Installs the proxies if missing (Debian packages, as root), then runs the proxy-mode
+/// suite. Each test starts and stops its own proxy and backends, even on failure.
+fn e2e(args: &[String]) -> Result {
+    let missing: Vec<&str> = [
+        ("apache2", "/usr/sbin/apache2"),
+        ("nginx", "/usr/sbin/nginx"),
+    ]
+    .iter()
+    .filter(|(_, bin)| !Path::new(bin).exists())
+    .map(|(pkg, _)| *pkg)
+    .collect();
+    if !missing.is_empty() {
+        println!("\n$ installing {}", missing.join(" "));
+        let mut c = Command::new("apt-get");
+        c.args(["update", "-qq"]);
+        run(c).map_err(|e| format!("{e}; install {} yourself", missing.join(" ")))?;
+        let mut c = Command::new("apt-get");
+        c.env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "-qq"])
+            .args(&missing);
+        run(c).map_err(|e| format!("{e}; install {} yourself", missing.join(" ")))?;
+    }
+    // The suite starts the workspace's binaries.
+    let mut c = cargo();
+    c.args(["build", "--workspace", "--bins"]);
+    run(c)?;
+    let mut c = cargo();
+    if has_nextest() {
+        c.args(["nextest", "run", "-p", "fallback-e2e", "--no-fail-fast"]);
+    } else {
+        c.args(["test", "-p", "fallback-e2e"]);
+    }
+    run(c)?;
+    if args.iter().any(|a| a == "--throughput") {
+        let mut c = cargo();
+        c.args([
+            "build",
+            "--release",
+            "--bins",
+            "-p",
+            "fallbackd",
+            "-p",
+            "fallback",
+        ]);
+        run(c)?;
+        let mut c = cargo();
+        c.args([
+            "run",
+            "--release",
+            "-p",
+            "fallback-e2e",
+            "--bin",
+            "throughput",
+        ])
+        .env("FALLBACKD_BIN", root().join("target/release/fallbackd"))
+        .env("FALLBACK_BIN", root().join("target/release/fallback"));
+        run(c)?;
     }
     Ok(())
 }

@@ -42,6 +42,16 @@ struct Args {
     /// HTTPS port, overriding <https_port> (0: any free port).
     #[arg(long, value_name = "PORT")]
     https_port: Option<u16>,
+    /// A reverse proxy whose X-Forwarded-Proto / X-Forwarded-For are believed (proxy
+    /// mode: Apache or nginx on 80/443 in front); repeatable. From anyone else these
+    /// headers are ignored.
+    #[arg(
+        long,
+        value_name = "IP",
+        env = "FALLBACKD_TRUST_PROXY",
+        value_delimiter = ','
+    )]
+    trust_proxy: Vec<std::net::IpAddr>,
     /// Log format on standard error.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -134,7 +144,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
             (e.config()?, Some(e))
         }
     };
-    let options = Options::from_config(&conf);
+    let mut options = Options::from_config(&conf);
+    options.trusted_proxies.clone_from(&args.trust_proxy);
+    if conf.server().mode() == fallback_conf::Mode::Proxy
+        && args.trust_proxy.is_empty()
+        && embedded.is_none()
+    {
+        tracing::warn!(
+            "proxy mode (bound to loopback) without --trust-proxy: X-Forwarded-Proto is ignored, \
+             so users who must encrypt are refused; pass --trust-proxy 127.0.0.1"
+        );
+    }
+    if !args.trust_proxy.is_empty() {
+        tracing::info!(proxies = ?args.trust_proxy, "trusting X-Forwarded-* from these proxies");
+    }
     let state = AppState::new(conf, options)?;
     let listeners = Listeners::bind_with(
         &state,

@@ -15,6 +15,9 @@ use crate::{AppState, Transport};
 pub(crate) struct Identity {
     /// The transfer user (empty when anonymous).
     pub(crate) user: String,
+    /// The client's address: the peer, or, behind a trusted proxy, the address it
+    /// forwarded for. For logs only, never for authorization.
+    pub(crate) client: String,
     /// The token's claims; `None` for an anonymous request allowed by `allow`.
     pub(crate) claims: Option<Claims>,
     /// The user's docroot.
@@ -61,6 +64,41 @@ fn direction_policy(s: &UserSettings, d: Direction) -> TransferAuth {
 }
 
 impl AppState {
+    /// Whether the request arrived over HTTPS, and the client's address. Behind a
+    /// trusted proxy (proxy mode), `X-Forwarded-Proto` says whether the client spoke
+    /// HTTPS to the proxy and `X-Forwarded-For` who the client is; from any other peer
+    /// those headers are ignored.
+    pub(crate) fn transport(&self, parts: &Parts) -> (bool, String) {
+        let t = parts.extensions.get::<Transport>().copied();
+        let direct = t.map_or(self.inner.options.assume_https, |t| t.https);
+        let Some(peer) = t.and_then(|t| t.peer) else {
+            return (direct, "-".to_owned());
+        };
+        let trusted = &self.inner.options.trusted_proxies;
+        if !trusted.contains(&peer.ip()) {
+            return (direct, peer.ip().to_string());
+        }
+        let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
+        let https = match header("x-forwarded-proto").map(str::trim) {
+            Some(p) if p.eq_ignore_ascii_case("https") => true,
+            Some(_) => false,
+            None => direct,
+        };
+        // The rightmost address that is not one of our proxies is the client.
+        let client = header("x-forwarded-for")
+            .and_then(|v| {
+                v.rsplit(',')
+                    .map(str::trim)
+                    .find(|a| {
+                        a.parse::<std::net::IpAddr>()
+                            .is_ok_and(|ip| !trusted.contains(&ip))
+                    })
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| peer.ip().to_string());
+        (https, client)
+    }
+
     /// Verifies the token (or allows an anonymous request where the configuration says
     /// `allow`), then checks the user's settings for this direction and transport.
     pub(crate) fn identify(
@@ -68,10 +106,7 @@ impl AppState {
         parts: &Parts,
         direction: Direction,
     ) -> Result<Identity, ApiError> {
-        let https = parts
-            .extensions
-            .get::<Transport>()
-            .map_or(self.inner.options.assume_https, |t| t.https);
+        let (https, client) = self.transport(parts);
         let query_allowed =
             parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD;
         let token = bearer(&parts.headers, parts.uri.query(), query_allowed);
@@ -155,6 +190,7 @@ impl AppState {
         let storage = self.storage(docroot)?;
         Ok(Identity {
             user,
+            client,
             claims,
             storage,
         })

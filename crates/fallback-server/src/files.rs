@@ -169,6 +169,7 @@ fn wanted_range(headers: &HeaderMap, e: &Entry) -> Result<Option<(u64, u64)>, Ap
 /// Who a download is for, to log its end.
 struct DownloadLog {
     user: String,
+    client: String,
     path: RelPath,
     started: Instant,
 }
@@ -185,6 +186,7 @@ impl DownloadLog {
         };
         tracing::info!(
             user = %self.user,
+            client = %self.client,
             direction = "download",
             path = %self.path,
             bytes = sent,
@@ -293,6 +295,7 @@ pub(crate) async fn get_file(
     } else {
         tracing::info!(
             user = %id.user,
+            client = %id.client,
             direction = "download",
             path = %path,
             bytes = len,
@@ -301,6 +304,7 @@ pub(crate) async fn get_file(
         );
         let log = DownloadLog {
             user: id.user.clone(),
+            client: id.client.clone(),
             path: path.clone(),
             started: Instant::now(),
         };
@@ -418,7 +422,7 @@ pub(crate) async fn put_file(
         )));
     }
     let started = Instant::now();
-    tracing::info!(user = %id.user, direction = "upload", path = %path, bytes = ?length, "transfer start");
+    tracing::info!(user = %id.user, client = %id.client, direction = "upload", path = %path, bytes = ?length, "transfer start");
     let outcome = pump(
         id.storage.clone(),
         Start::Put {
@@ -432,7 +436,7 @@ pub(crate) async fn put_file(
         true,
     )
     .await;
-    log_end(&id.user, "upload", &path, started, &outcome);
+    log_end(&id, "upload", &path, started, &outcome);
     let outcome = outcome?;
     let done = outcome
         .completed
@@ -447,7 +451,7 @@ pub(crate) async fn put_file(
 
 /// One log line per transfer end: user, direction, path, bytes, duration, rate, outcome.
 pub(crate) fn log_end(
-    user: &str,
+    who: &crate::auth::Identity,
     direction: &str,
     path: &RelPath,
     started: Instant,
@@ -455,6 +459,7 @@ pub(crate) fn log_end(
 ) {
     let elapsed = started.elapsed();
     let duration_ms = elapsed.as_millis();
+    let (user, client) = (who.user.as_str(), who.client.as_str());
     match outcome {
         Ok(o) => {
             // MB/s for people, rounded to 0.01: precision loss is irrelevant here.
@@ -466,6 +471,7 @@ pub(crate) fn log_end(
             };
             tracing::info!(
                 user,
+                client,
                 direction,
                 path = %path,
                 offset = o.offset,
@@ -478,6 +484,7 @@ pub(crate) fn log_end(
         }
         Err(e) => tracing::info!(
             user,
+            client,
             direction,
             path = %path,
             duration_ms,

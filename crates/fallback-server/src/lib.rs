@@ -82,6 +82,8 @@ pub enum Error {
 pub struct Transport {
     /// Whether the request came over TLS.
     pub https: bool,
+    /// The peer that connected (a proxy, in proxy mode).
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 /// Tunables of the service.
@@ -103,6 +105,9 @@ pub struct Options {
     /// Transport assumed when a request carries no [`Transport`] (an embedding app that
     /// terminates TLS itself sets `true`).
     pub assume_https: bool,
+    /// Proxies whose `X-Forwarded-Proto` and `X-Forwarded-For` are believed (proxy
+    /// mode). From anyone else these headers are ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for Options {
@@ -115,6 +120,7 @@ impl Default for Options {
             manifest_limit: 100_000,
             https_port: None,
             assume_https: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -288,7 +288,10 @@ async fn accept_loop(
         let tls = tls.clone();
         let opts2 = opts.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(Transport { https });
+            req.extensions_mut().insert(Transport {
+                https,
+                peer: Some(peer),
+            });
             req.extensions_mut()
                 .insert(axum::extract::ConnectInfo(peer));
             app.clone().oneshot(req)

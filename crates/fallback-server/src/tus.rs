@@ -232,7 +232,7 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
     let info = tokio::task::spawn_blocking(move || storage.create_upload(new))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
-    tracing::info!(user = %id.user, direction = "upload", path = %dest, bytes = length, upload = %info.id, "upload created");
+    tracing::info!(user = %id.user, client = %id.client, direction = "upload", path = %dest, bytes = length, upload = %info.id, "upload created");
     let loc = location(&parts, &info.id);
     let mut offset = 0;
     let with_body = parts
@@ -255,7 +255,7 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
             false,
         )
         .await;
-        log_end(&id.user, "upload", &dest, started, &outcome);
+        log_end(&id, "upload", &dest, started, &outcome);
         match outcome {
             Ok(o) => offset = o.offset,
             // The upload exists: report it with what was kept, so the client resumes.
@@ -372,6 +372,15 @@ pub(crate) async fn patch(
             return Err(ApiError::TooLarge("more data than the upload's length".to_owned()));
         }
         let started = Instant::now();
+        tracing::info!(
+            user = %who.user,
+            client = %who.client,
+            direction = "upload",
+            path = %info.dest,
+            upload = %info.id,
+            offset,
+            "transfer start"
+        );
         let outcome = pump(
             who.storage.clone(),
             Start::Append {
@@ -386,7 +395,7 @@ pub(crate) async fn patch(
             false,
         )
         .await;
-        log_end(&who.user, "upload", &info.dest, started, &outcome);
+        log_end(&who, "upload", &info.dest, started, &outcome);
         let o = outcome?;
         let mut resp = StatusCode::NO_CONTENT.into_response();
         let h = resp.headers_mut();

@@ -143,6 +143,8 @@ fn sibling_bin(var: &str, name: &str) -> PathBuf {
 #[derive(Debug)]
 pub struct Server {
     child: Child,
+    /// Every JSON log line so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
     pub http: SocketAddr,
     pub https: SocketAddr,
     pub dir: PathBuf,
@@ -158,11 +160,18 @@ impl Server {
     /// Like [`Server::start`], on given ports (to restart a server where clients expect
     /// it).
     pub fn start_on(dir: &Path, http_port: u16, https_port: u16) -> Server {
-        Self::start_custom(dir, http_port, https_port, "")
+        Self::start_custom(dir, http_port, https_port, "", &[])
     }
 
     /// Like [`Server::start_on`], with `extra` elements in `<http_server>`.
-    pub fn start_custom(dir: &Path, http_port: u16, https_port: u16, extra: &str) -> Server {
+    /// `extra` goes inside `<http_server>`, `args` onto fallbackd's command line.
+    pub fn start_custom(
+        dir: &Path,
+        http_port: u16,
+        https_port: u16,
+        extra: &str,
+        args: &[&str],
+    ) -> Server {
         let docroot = dir.join("data");
         std::fs::create_dir_all(&docroot).unwrap();
         let conf = dir.join("aspera.conf");
@@ -173,12 +182,15 @@ impl Server {
             .args(["--http-port", &http_port.to_string()])
             .args(["--https-port", &https_port.to_string()])
             .args(["--log-format", "json"])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log2 = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if std::env::var_os("FALLBACK_TEST_LOG").is_some() {
@@ -187,6 +199,7 @@ impl Server {
                 let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
                     continue;
                 };
+                log2.lock().unwrap().push(v.clone());
                 if v["message"] == "listening" {
                     let _ = tx.send((
                         v["scheme"].as_str().unwrap_or_default().to_owned(),
@@ -209,10 +222,20 @@ impl Server {
         }
         Server {
             child,
+            log,
             http: http.unwrap(),
             https: https.unwrap(),
             dir: dir.to_owned(),
         }
+    }
+
+    /// Whether a log line with `message` has been seen.
+    pub fn logged(&self, message: &str) -> bool {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|v| v["message"] == message)
     }
 
     pub fn docroot(&self) -> PathBuf {

@@ -401,6 +401,7 @@ fn doctor_names_each_broken_setup() {
             cert.display(),
             key.display()
         ),
+        &[],
     );
     std::fs::create_dir_all(server.docroot().join("pub")).unwrap();
     let token = download_token("alice", &["/pub"]);
