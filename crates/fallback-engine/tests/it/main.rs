@@ -234,3 +234,40 @@ fn expired_uploads_are_swept() {
     assert_eq!(s.sweep_expired().unwrap(), 1);
     assert!(matches!(s.upload(&info.id), Err(Error::UnknownUpload)));
 }
+
+#[test]
+fn two_uploads_to_one_path_never_mix() {
+    // Two processes' worth of uploads (two Storage handles on one docroot), writing
+    // alternately; the final file is one of them whole, never a blend.
+    let (dir, s1) = storage();
+    let s2 = Storage::open(dir.path(), Duration::from_hours(24)).unwrap();
+    let a = vec![b'a'; 3 << 20];
+    let b = vec![b'b'; 3 << 20];
+    let ia = s1.create_upload(new("/same.bin", a.len() as u64)).unwrap();
+    let ib = s2.create_upload(new("/same.bin", b.len() as u64)).unwrap();
+    let mut offset = 0;
+    for chunk in 0..3 {
+        let range = chunk << 20..(chunk + 1) << 20;
+        let mut wa = s1.writer(&ia.id, "alice", offset, None).unwrap();
+        wa.write(&a[range.clone()]).unwrap();
+        let oa = wa.finish(false).unwrap();
+        let mut wb = s2.writer(&ib.id, "alice", offset, None).unwrap();
+        wb.write(&b[range]).unwrap();
+        let ob = wb.finish(false).unwrap();
+        offset += 1 << 20;
+        let done = [oa.completed.is_some(), ob.completed.is_some()];
+        let content = std::fs::read(dir.path().join("same.bin")).ok();
+        match done {
+            [false, false] => assert!(content.is_none()),
+            _ => {
+                let c = content.unwrap();
+                assert!(c == a || c == b, "a blend of both uploads");
+            }
+        }
+    }
+    assert_eq!(
+        std::fs::read(dir.path().join("same.bin")).unwrap(),
+        b,
+        "the last to complete wins"
+    );
+}
