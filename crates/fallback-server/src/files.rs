@@ -13,7 +13,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use fallback_engine::{Entry, EntryKind, RelPath};
 use fallback_token::Direction;
-use http_range_header::{RangeUnsatisfiableError, parse_range_header};
+use http_range_header::parse_range_header;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::auth::token_in_query;
@@ -144,16 +144,17 @@ fn wanted_range(headers: &HeaderMap, e: &Entry) -> Result<Option<(u64, u64)>, Ap
             return Ok(None);
         }
     }
-    let parsed = match parse_range_header(range) {
-        Ok(p) => p,
-        // Reversed ranges and abusive ones are refused; other malformed headers are
-        // ignored, as RFC 9110 allows.
-        Err(
-            RangeUnsatisfiableError::Invalid(http_range_header::RangeInvalid::Reversed)
-            | RangeUnsatisfiableError::Rejected(_)
-            | RangeUnsatisfiableError::Unsatisfiable,
-        ) => return Err(ApiError::RangeNotSatisfiable { len: e.size }),
-        Err(_) => return Ok(None),
+    // Another range unit: ignored, as RFC 9110 requires. A bytes range that does not
+    // parse (signs, junk, reversed, 20 digits, too many) is refused with 416: numbers
+    // from headers are never guessed at.
+    if !range
+        .get(..6)
+        .is_some_and(|u| u.eq_ignore_ascii_case("bytes="))
+    {
+        return Ok(None);
+    }
+    let Ok(parsed) = parse_range_header(range) else {
+        return Err(ApiError::RangeNotSatisfiable { len: e.size });
     };
     match parsed.validate(e.size) {
         // One range is served; none usable (empty file) or several: the whole file

@@ -137,10 +137,14 @@ fn expires(info: &UploadInfo) -> Option<HeaderValue> {
     HeaderValue::from_str(&crate::files::http_date(t)).ok()
 }
 
-pub(crate) async fn options() -> Response {
+pub(crate) async fn options(State(state): State<AppState>) -> Response {
     let mut resp = StatusCode::NO_CONTENT.into_response();
     let h = resp.headers_mut();
     tus_headers(h);
+    h.insert(
+        "tus-max-size",
+        HeaderValue::from(state.options().max_upload_size),
+    );
     h.insert("tus-version", HeaderValue::from_static("1.0.0"));
     h.insert("tus-extension", HeaderValue::from_static(EXTENSIONS));
     h.insert("tus-checksum-algorithm", HeaderValue::from_static("sha256"));
