@@ -63,7 +63,49 @@ fn direction_policy(s: &UserSettings, d: Direction) -> TransferAuth {
     }
 }
 
+/// The operating-system groups of `user` (primary and supplementary), from
+/// `/etc/passwd` and `/etc/group`: aspera.conf group sections apply through them.
+pub(crate) fn system_groups(user: &str, passwd: &str, group: &str) -> Vec<String> {
+    let primary_gid = passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == user).then(|| f.nth(2).map(str::to_owned))?
+    });
+    let mut out = Vec::new();
+    for line in group.lines() {
+        let f: Vec<&str> = line.split(':').collect();
+        if f.len() < 4 {
+            continue;
+        }
+        let member = f[3].split(',').any(|m| m.trim() == user);
+        if member || primary_gid.as_deref() == Some(f[2]) {
+            out.push(f[0].to_owned());
+        }
+    }
+    out
+}
+
 impl AppState {
+    /// `user`'s system groups, cached for a minute.
+    pub(crate) fn groups_of(&self, user: &str) -> Vec<String> {
+        let now = std::time::Instant::now();
+        if let Ok(cache) = self.inner.groups.lock()
+            && let Some((at, g)) = cache.get(user)
+            && now.duration_since(*at) < std::time::Duration::from_secs(60)
+        {
+            return g.clone();
+        }
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+        let g = system_groups(user, &passwd, &group);
+        if let Ok(mut cache) = self.inner.groups.lock() {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(user.to_owned(), (now, g.clone()));
+        }
+        g
+    }
+
     /// Whether the request arrived over HTTPS, and the client's address. Behind a
     /// trusted proxy (proxy mode), `X-Forwarded-Proto` says whether the client spoke
     /// HTTPS to the proxy and `X-Forwarded-For` who the client is; from any other peer
@@ -136,7 +178,9 @@ impl AppState {
                     .map_err(|e| ApiError::Unauthorized {
                         reason: format!("token refused: {} ({e})", e.kind()),
                     })?;
-                let settings = conf.user(&claims.user, &[]);
+                let groups = self.groups_of(&claims.user);
+                let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
+                let settings = conf.user(&claims.user, &group_refs);
                 // The key that verified must be this user's own: a secret configured for
                 // one user cannot mint tokens for another.
                 match Key::from_settings(&settings) {
@@ -243,5 +287,19 @@ impl Identity {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::system_groups;
+
+    #[test]
+    fn groups_come_from_passwd_and_group() {
+        let passwd = "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n";
+        let group = "root:x:0:\nalice:x:1000:\nstaff:x:50:bob,alice\nadmins:x:51:bob\n";
+        assert_eq!(system_groups("alice", passwd, group), ["alice", "staff"]);
+        assert_eq!(system_groups("bob", passwd, group), ["staff", "admins"]);
+        assert!(system_groups("nobody-here", passwd, group).is_empty());
     }
 }

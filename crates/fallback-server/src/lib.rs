@@ -146,6 +146,8 @@ struct Inner {
     keys: Option<KeyRing>,
     options: Options,
     storages: Mutex<HashMap<PathBuf, Arc<Storage>>>,
+    /// System groups per user, with when they were read.
+    groups: Mutex<HashMap<String, (std::time::Instant, Vec<String>)>>,
 }
 
 /// Shared state of the service: configuration, token keys, open docroots.
@@ -172,6 +174,7 @@ impl AppState {
                 keys,
                 options,
                 storages: Mutex::new(HashMap::new()),
+                groups: Mutex::new(HashMap::new()),
             }),
         })
     }
