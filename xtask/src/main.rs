@@ -17,11 +17,15 @@ Tasks:
   ci                 everything CI runs: fmt check, clippy -D warnings, tests
                      (nextest), doc tests, benchmark smoke runs, dependency-direction
                      checks and a short fuzz run
-  bench [--quick] [--no-memory] [--size MIB]
-                     criterion benchmarks (reports ratios against peers measured in
-                     the same run); --quick shortens warm-up and measurement; then
-                     a release fallbackd and the fallback CLI move a 2 GiB file both
-                     ways under /usr/bin/time -v: peak RSS and rate of each side
+  bench [--quick] [--check] [--no-memory] [--size MIB]
+                     installs the peers (apt nginx apache2 wrk time; cargo dufs
+                     rustus under target/bench-tools), runs the criterion benches,
+                     then fallbackd against nginx, Apache, dufs and rustus
+                     (downloads, HTTPS, uploads, 4 KiB GETs, proxy mode), ours and
+                     peer alternating: a ratio table and target/bench/results.json;
+                     then the client's and server's peak RSS moving one big file.
+                     --quick: 256 MiB, 3 runs. --check: fail only if a scenario
+                     errors, never on a ratio
   e2e                proxy mode for real: installs apache2 and nginx (apt) if missing,
                      runs the fallback-e2e suite (Apache and nginx in front of
                      fallbackd instances on loopback ephemeral ports), stops them
@@ -303,18 +307,71 @@ fn e2e(args: &[String]) -> Result {
     Ok(())
 }
 
+/// Installs what the benchmarks compare against: Debian's nginx, apache2, wrk and time
+/// (as root), and dufs and rustus with cargo into `target/bench-tools`.
+fn bench_peers() -> Result {
+    let missing: Vec<&str> = [
+        ("nginx", "/usr/sbin/nginx"),
+        ("apache2", "/usr/sbin/apache2"),
+        ("wrk", "/usr/bin/wrk"),
+        ("time", "/usr/bin/time"),
+    ]
+    .iter()
+    .filter(|(_, bin)| !Path::new(bin).exists())
+    .map(|(pkg, _)| *pkg)
+    .collect();
+    if !missing.is_empty() {
+        let mut c = Command::new("apt-get");
+        c.args(["update", "-qq"]);
+        run(c)?;
+        let mut c = Command::new("apt-get");
+        c.env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "-qq"])
+            .args(&missing);
+        run(c).map_err(|e| format!("{e}; install {} yourself", missing.join(" ")))?;
+    }
+    let tools = root().join("target/bench-tools");
+    for tool in ["dufs", "rustus"] {
+        if !tools.join("bin").join(tool).exists() {
+            let mut c = cargo();
+            c.args(["install", "--locked", tool, "--root"]).arg(&tools);
+            run(c)?;
+        }
+    }
+    Ok(())
+}
+
 fn bench(args: &[String]) -> Result {
     /// Criterion benchmarks: (package, bench target).
     const BENCHES: &[(&str, &str)] = &[("fallback-conf", "parse"), ("fallback-token", "verify")];
     let quick = args.iter().any(|a| a == "--quick");
+    let check = args.iter().any(|a| a == "--check");
+    bench_peers()?;
     for (package, target) in BENCHES {
         let mut c = cargo();
         c.args(["bench", "-p", package, "--bench", target]);
-        if quick {
+        if check {
+            // Each benchmark once: it runs, its assertions hold; no timing.
+            c.args(["--", "--test"]);
+        } else if quick {
             c.args(["--", "--warm-up-time", "1", "--measurement-time", "3"]);
         }
         run(c)?;
     }
+    let mut c = cargo();
+    c.args(["build", "--release", "-p", "fallbackd", "-p", "fallback"]);
+    run(c)?;
+    let mut c = cargo();
+    c.args(["run", "--release", "-p", "fallback-e2e", "--bin", "bench", "--"])
+        .env("FALLBACKD_BIN", root().join("target/release/fallbackd"))
+        .env("FALLBACK_BIN", root().join("target/release/fallback"));
+    if quick {
+        c.arg("--quick");
+    }
+    if check {
+        c.arg("--check");
+    }
+    run(c)?;
     if args.iter().any(|a| a == "--no-memory") {
         return Ok(());
     }
@@ -323,7 +380,7 @@ fn bench(args: &[String]) -> Result {
         .position(|a| a == "--size")
         .and_then(|i| args.get(i + 1))
         .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or(2048);
+        .unwrap_or(if quick { 256 } else { 2048 });
     memory(mib)
 }
 

@@ -133,8 +133,14 @@ impl Proxy {
         let dir = run.path().to_owned();
         world_readable(&dir);
         let static_dir = dir.join("static");
-        std::fs::create_dir_all(&static_dir).unwrap();
+        std::fs::create_dir_all(static_dir.join("dav")).unwrap();
         world_readable(&static_dir);
+        // Workers run as www-data when started by root: let them write the DAV folder.
+        std::fs::set_permissions(
+            static_dir.join("dav"),
+            std::fs::Permissions::from_mode(0o777),
+        )
+        .unwrap();
         let certs = Certs::make(&dir);
         let (http_port, https_port) = (free_port(), free_port());
         let root = is_root();

@@ -6,7 +6,7 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use fallback_conf::{TransferAuth, UserSettings};
 use fallback_engine::{RelPath, Storage};
-use fallback_token::{Access, Claims, Direction, Key, VerifyOptions};
+use fallback_token::{Access, Claims, Direction, VerifyOptions};
 
 use crate::error::ApiError;
 use crate::{AppState, Transport};
@@ -183,8 +183,13 @@ impl AppState {
                 let settings = conf.user(&claims.user, &group_refs);
                 // The key that verified must be this user's own: a secret configured for
                 // one user cannot mint tokens for another.
-                match Key::from_settings(&settings) {
-                    Some(Ok(k)) if k.id() == claims.key_id => {}
+                match settings
+                    .token_key
+                    .value
+                    .as_ref()
+                    .and_then(|secret| self.key_id_of(secret.expose()))
+                {
+                    Some(kid) if kid == claims.key_id => {}
                     _ => {
                         return Err(ApiError::Unauthorized {
                             reason: format!(

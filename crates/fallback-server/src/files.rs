@@ -22,6 +22,18 @@ use crate::error::ApiError;
 use crate::{AppState, PROTOCOL, split_base};
 
 const READ_BLOCK: usize = 1 << 20;
+/// Files up to this size are read whole and answered from memory.
+const SMALL_FILE: u64 = 64 * 1024;
+
+/// What a download serves.
+enum Source {
+    /// Read already.
+    Small(Bytes),
+    /// Streamed by a reader thread.
+    File(std::fs::File),
+    /// A directory: the manifest.
+    Dir,
+}
 
 pub(crate) async fn health() -> &'static str {
     "ok\n"
@@ -260,17 +272,30 @@ pub(crate) async fn get_file(
     let query_token = token_in_query(&parts);
     let storage = id.storage.clone();
     let p = path.clone();
+    // One blocking hop opens the file; a small one is read right there too, so it is
+    // answered without a streaming thread.
     let opened = tokio::task::spawn_blocking(move || match storage.open_read(&p) {
-        Ok((f, e)) => Ok((Some(f), e)),
-        Err(fallback_engine::Error::WrongKind(_)) => storage.stat(&p).map(|e| (None, e)),
+        Ok((mut f, e)) if e.size <= SMALL_FILE => {
+            let mut buf = Vec::with_capacity(usize::try_from(e.size).unwrap_or(0));
+            f.read_to_end(&mut buf)
+                .map_err(fallback_engine::Error::Io)?;
+            if buf.len() as u64 != e.size {
+                return Err(fallback_engine::Error::Io(std::io::Error::other(
+                    "file changed while being read",
+                )));
+            }
+            Ok((Source::Small(Bytes::from(buf)), e))
+        }
+        Ok((f, e)) => Ok((Source::File(f), e)),
+        Err(fallback_engine::Error::WrongKind(_)) => storage.stat(&p).map(|e| (Source::Dir, e)),
         Err(e) => Err(e),
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))??;
-    let (file, entry) = opened;
-    let Some(file) = file else {
+    let (source, entry) = opened;
+    if matches!(source, Source::Dir) {
         return manifest(&state, &id.storage, &path, &parts.method, query_token).await;
-    };
+    }
     debug_assert_eq!(entry.kind, EntryKind::File);
     let name = path.file_name().unwrap_or("download");
     if let Some(inm) = parts
@@ -293,7 +318,21 @@ pub(crate) async fn get_file(
     };
     let body = if parts.method == Method::HEAD {
         Body::empty()
-    } else {
+    } else if let Source::Small(bytes) = source {
+        let end = usize::try_from(start + len).unwrap_or(bytes.len());
+        let start = usize::try_from(start).unwrap_or(0);
+        tracing::info!(
+            user = %id.user,
+            client = %id.client,
+            direction = "download",
+            path = %path,
+            bytes = len,
+            range = range.is_some(),
+            outcome = "ok",
+            "transfer end"
+        );
+        Body::from(bytes.slice(start..end))
+    } else if let Source::File(file) = source {
         tracing::info!(
             user = %id.user,
             client = %id.client,
@@ -310,6 +349,8 @@ pub(crate) async fn get_file(
             started: Instant::now(),
         };
         stream_file(file, start, len, state.options().activity_timeout, log)
+    } else {
+        Body::empty()
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = status;

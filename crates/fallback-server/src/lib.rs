@@ -146,6 +146,8 @@ struct Inner {
     keys: Option<KeyRing>,
     options: Options,
     storages: Mutex<HashMap<PathBuf, Arc<Storage>>>,
+    /// The key id of every secret in the configuration (derived once, not per request).
+    key_ids: HashMap<String, String>,
     /// System groups per user, with when they were read.
     groups: Mutex<HashMap<String, (std::time::Instant, Vec<String>)>>,
 }
@@ -168,12 +170,26 @@ impl AppState {
     /// State for a (checked) configuration.
     pub fn new(conf: Config, options: Options) -> Result<Self, Error> {
         let keys = KeyRing::from_config(&conf).transpose()?;
+        let doc = conf.document();
+        let mut key_ids = HashMap::new();
+        let sections = [&doc.default]
+            .into_iter()
+            .chain(doc.users.iter().map(|u| &u.settings))
+            .chain(doc.groups.iter().map(|g| &g.settings));
+        for layer in sections {
+            if let Some(secret) = &layer.token_key {
+                let key =
+                    fallback_token::Key::derive(secret.expose(), fallback_token::Form::Signed)?;
+                key_ids.insert(secret.expose().to_owned(), key.id().to_owned());
+            }
+        }
         Ok(AppState {
             inner: Arc::new(Inner {
                 conf,
                 keys,
                 options,
                 storages: Mutex::new(HashMap::new()),
+                key_ids,
                 groups: Mutex::new(HashMap::new()),
             }),
         })
@@ -187,6 +203,11 @@ impl AppState {
     /// The token keys, if the configuration has any.
     pub fn keys(&self) -> Option<&KeyRing> {
         self.inner.keys.as_ref()
+    }
+
+    /// The key id derived from `secret`, if it is one of the configuration's.
+    pub(crate) fn key_id_of(&self, secret: &str) -> Option<&str> {
+        self.inner.key_ids.get(secret).map(String::as_str)
     }
 
     /// The options.

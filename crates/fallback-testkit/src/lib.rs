@@ -250,6 +250,11 @@ impl Server {
         }
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL: no cleanup, no flush.
     pub fn kill9(mut self) {
         self.child.kill().unwrap();

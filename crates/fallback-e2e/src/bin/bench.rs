@@ -1,0 +1,586 @@
+//! `cargo xtask bench`'s peer comparison: fallbackd against the servers users would
+//! otherwise pick, on loopback, in one run, alternating ours and the peer run by run.
+//! Prints a table of ratios (ours / peer, min-median-max) and writes
+//! `target/bench/results.json`.
+//!
+//! Arguments: `--quick` (256 MiB files, 3 runs, 3 s load tests) and `--check` (exit 1 if
+//! a scenario failed to run; never because of a ratio).
+
+// A measuring tool prints; a failure is a panic or an error line with the reason.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
+#![allow(clippy::cast_precision_loss, clippy::many_single_char_names)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fallback_e2e::{Kind, Proxy, free_port};
+use fallback_testkit::{Server, download_token, make_file, upload_token};
+
+struct Settings {
+    size: u64,
+    runs: usize,
+    load_secs: u64,
+}
+
+/// One comparison: rates of ours and of the peer, run by run.
+struct Comparison {
+    scenario: String,
+    peer: String,
+    unit: &'static str,
+    ours: Vec<f64>,
+    theirs: Vec<f64>,
+}
+
+impl Comparison {
+    fn ratios(&self) -> Vec<f64> {
+        let mut r: Vec<f64> = self
+            .ours
+            .iter()
+            .zip(&self.theirs)
+            .map(|(o, t)| o / t)
+            .collect();
+        r.sort_by(f64::total_cmp);
+        r
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Runs curl, returns seconds; `Err` with curl's message.
+fn curl(args: &[&str]) -> Result<f64, String> {
+    let start = Instant::now();
+    let out = Command::new("curl")
+        .args(["-sS", "--fail", "-o", "/dev/null", "--max-time", "600"])
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// Alternates `ours` and `theirs` `runs` times; rates = size / seconds (GB/s).
+fn alternate(
+    s: &Settings,
+    scenario: &str,
+    peer: &str,
+    ours: &mut dyn FnMut() -> Result<f64, String>,
+    theirs: &mut dyn FnMut() -> Result<f64, String>,
+) -> Result<Comparison, String> {
+    let mut c = Comparison {
+        scenario: scenario.to_owned(),
+        peer: peer.to_owned(),
+        unit: "GB/s",
+        ours: Vec::new(),
+        theirs: Vec::new(),
+    };
+    let gbs = |secs: f64| s.size as f64 / secs / 1e9;
+    for _ in 0..s.runs {
+        c.ours.push(gbs(ours()?));
+        c.theirs.push(gbs(theirs()?));
+    }
+    Ok(c)
+}
+
+/// Requests per second of `wrk` against `url` with 64 connections.
+fn wrk(url: &str, header: Option<&str>, secs: u64) -> Result<f64, String> {
+    let mut c = Command::new("wrk");
+    c.args(["-t2", "-c64", &format!("-d{secs}s"), "--latency"]);
+    if let Some(h) = header {
+        c.args(["-H", h]);
+    }
+    let out = c
+        .arg(url)
+        .output()
+        .map_err(|e| format!("wrk: {e} (apt-get install wrk)"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.contains("Non-2xx") {
+        return Err(format!("wrk saw errors: {text}"));
+    }
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("wrk output without Requests/sec: {text}"))
+}
+
+fn proc_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn tools_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-tools/bin")
+}
+
+/// dufs serving `root` on a free port, with uploads allowed.
+fn start_dufs(root: &Path) -> Option<(std::process::Child, u16)> {
+    let bin = tools_dir().join("dufs");
+    if !bin.exists() {
+        return None;
+    }
+    let port = free_port();
+    let child = Command::new(bin)
+        .arg(root)
+        .args(["-b", "127.0.0.1", "-p", &port.to_string(), "-A"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    wait_port(port);
+    Some((child, port))
+}
+
+/// rustus (a tus server) storing under `dir`, on a free port.
+fn start_rustus(dir: &Path) -> Option<(std::process::Child, u16)> {
+    let bin = tools_dir().join("rustus");
+    if !bin.exists() {
+        return None;
+    }
+    let port = free_port();
+    std::fs::create_dir_all(dir.join("data")).ok()?;
+    std::fs::create_dir_all(dir.join("info")).ok()?;
+    let child = Command::new(bin)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--info-dir")
+        .arg(dir.join("info"))
+        .args(["--max-body-size", "4294967296"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    wait_port(port);
+    Some((child, port))
+}
+
+fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// tus upload with curl: POST (with the whole file's SHA-256, which our server checks
+/// before the file appears), then one PATCH with the file.
+fn tus_upload(
+    base: &str,
+    token: Option<&str>,
+    file: &Path,
+    size: u64,
+    meta: &str,
+) -> Result<f64, String> {
+    let start = Instant::now();
+    let mut post = Command::new("curl");
+    post.args(["-sS", "--fail", "-D", "-", "-o", "/dev/null", "-X", "POST"])
+        .args([
+            "-H",
+            "Tus-Resumable: 1.0.0",
+            "-H",
+            &format!("Upload-Length: {size}"),
+        ])
+        .args(["-H", &format!("Upload-Metadata: {meta}")]);
+    if let Some(t) = token {
+        post.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    let out = post
+        .arg(format!("{base}/uploads"))
+        .output()
+        .map_err(|e| e.to_string())?;
+    let head = String::from_utf8_lossy(&out.stdout);
+    let loc = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("location")
+                .then(|| v.trim().to_owned())
+        })
+        .ok_or_else(|| {
+            format!(
+                "no Location: {head} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+    let url = if loc.starts_with("http") {
+        loc
+    } else {
+        let origin: String = base.split('/').take(3).collect::<Vec<_>>().join("/");
+        format!("{origin}{loc}")
+    };
+    let mut patch = Command::new("curl");
+    patch
+        .args(["-sS", "--fail", "-o", "/dev/null", "-X", "PATCH"])
+        .args([
+            "-H",
+            "Tus-Resumable: 1.0.0",
+            "-H",
+            "Content-Type: application/offset+octet-stream",
+        ])
+        .args(["-H", "Upload-Offset: 0", "-T"])
+        .arg(file);
+    if let Some(t) = token {
+        patch.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    let out = patch.arg(&url).output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+fn sha256_hex(path: &Path) -> String {
+    fallback_testkit::sha256_file(path)
+}
+
+fn b64(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let check = args.iter().any(|a| a == "--check");
+    let s = if quick {
+        Settings {
+            size: 256 << 20,
+            runs: 3,
+            load_secs: 3,
+        }
+    } else {
+        Settings {
+            size: 2 << 30,
+            runs: 5,
+            load_secs: 10,
+        }
+    };
+    let work = tempfile::tempdir().unwrap();
+    let server = Server::start(work.path());
+    let proxy = Proxy::start(Kind::Nginx, &[server.http.port()]);
+    let apache = Proxy::start(Kind::Apache, &[server.http.port()]);
+    let big = server.docroot().join("big.bin");
+    make_file(&big, s.size, 1);
+    let small = server.docroot().join("small.bin");
+    make_file(&small, 4096, 2);
+    for p in [&proxy, &apache] {
+        for f in [&big, &small] {
+            let dst = p.static_dir.join(f.file_name().unwrap());
+            if std::fs::hard_link(f, &dst).is_err() {
+                std::fs::copy(f, &dst).unwrap();
+            }
+        }
+    }
+    let down = download_token("alice", &["/"]);
+    let up = upload_token("alice", "/up");
+    let auth_down = format!("Authorization: Bearer {down}");
+    let auth_up = format!("Authorization: Bearer {up}");
+    let ours_http = format!("http://{}/files/big.bin", server.http);
+    let ours_https = format!("https://{}/files/big.bin", server.https);
+    let tls = [
+        "-k",
+        "--tls-max",
+        "1.3",
+        "--tls13-ciphers",
+        "TLS_AES_128_GCM_SHA256",
+    ];
+    let mut results: Vec<Comparison> = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
+    let mut record = |r: Result<Comparison, String>, what: &str| match r {
+        Ok(c) => results.push(c),
+        Err(e) => {
+            eprintln!("{what}: FAILED: {e}");
+            failures.push(format!("{what}: {e}"));
+        }
+    };
+    // Warm the page cache.
+    let _ = curl(&[&format!(
+        "http://127.0.0.1:{}/static/big.bin",
+        proxy.http_port
+    )]);
+
+    // 1. HTTP download.
+    for (peer, url) in [
+        (
+            "nginx",
+            format!("http://127.0.0.1:{}/static/big.bin", proxy.http_port),
+        ),
+        (
+            "apache",
+            format!("http://127.0.0.1:{}/static/big.bin", apache.http_port),
+        ),
+    ] {
+        record(
+            alternate(
+                &s,
+                "download HTTP",
+                peer,
+                &mut || curl(&["-H", &auth_down, &ours_http]),
+                &mut || curl(&[&url]),
+            ),
+            &format!("download HTTP vs {peer}"),
+        );
+    }
+    let dufs = start_dufs(&server.docroot());
+    if let Some((_, port)) = &dufs {
+        let url = format!("http://127.0.0.1:{port}/big.bin");
+        record(
+            alternate(
+                &s,
+                "download HTTP",
+                "dufs",
+                &mut || curl(&["-H", &auth_down, &ours_http]),
+                &mut || curl(&[&url]),
+            ),
+            "download HTTP vs dufs",
+        );
+    }
+
+    // 2. HTTPS download, TLS 1.3 AES-128-GCM on both sides.
+    let nginx_https = format!("https://127.0.0.1:{}/static/big.bin", proxy.https_port);
+    record(
+        alternate(
+            &s,
+            "download HTTPS",
+            "nginx",
+            &mut || curl(&[&tls[..], &["-H", &auth_down, &ours_https]].concat()),
+            &mut || curl(&[&tls[..], &[nginx_https.as_str()]].concat()),
+        ),
+        "download HTTPS vs nginx",
+    );
+
+    // 3. Uploads: single PUT against nginx WebDAV and dufs; resumable tus with SHA-256
+    //    against rustus.
+    let src = work.path().join("upload.bin");
+    make_file(&src, s.size, 3);
+    let src_s = src.to_str().unwrap().to_owned();
+    let mut n = 0;
+    let mut ours_put = || {
+        n += 1;
+        curl(&[
+            "-T",
+            &src_s,
+            "-H",
+            &auth_up,
+            &format!("http://{}/files/up/put-{n}.bin", server.http),
+        ])
+    };
+    let dav = format!("http://127.0.0.1:{}/dav/put.bin", proxy.http_port);
+    record(
+        alternate(&s, "upload PUT", "nginx WebDAV", &mut ours_put, &mut || {
+            curl(&["-T", &src_s, &dav])
+        }),
+        "upload PUT vs nginx WebDAV",
+    );
+    if let Some((_, port)) = &dufs {
+        let url = format!("http://127.0.0.1:{port}/dufs-put.bin");
+        let mut m = 0;
+        let mut ours_put2 = || {
+            m += 1;
+            curl(&[
+                "-T",
+                &src_s,
+                "-H",
+                &auth_up,
+                &format!("http://{}/files/up/p2-{m}.bin", server.http),
+            ])
+        };
+        record(
+            alternate(&s, "upload PUT", "dufs", &mut ours_put2, &mut || {
+                curl(&["-T", &src_s, &url])
+            }),
+            "upload PUT vs dufs",
+        );
+    }
+    let digest = sha256_hex(&src);
+    let rustus_dir = work.path().join("rustus");
+    let rustus = start_rustus(&rustus_dir);
+    let mut k = 0;
+    let mut ours_tus = || {
+        k += 1;
+        let meta = format!(
+            "filename {},sha256 {}",
+            b64(&format!("tus-{k}.bin")),
+            b64(&digest)
+        );
+        tus_upload(
+            &format!("http://{}", server.http),
+            Some(&up),
+            &src,
+            s.size,
+            &meta,
+        )
+    };
+    match &rustus {
+        Some((_, port)) => {
+            let base = format!("http://127.0.0.1:{port}");
+            record(
+                alternate(
+                    &s,
+                    "upload tus + SHA-256",
+                    "rustus",
+                    &mut ours_tus,
+                    &mut || {
+                        tus_upload(
+                            &format!("{base}/files"),
+                            None,
+                            &src,
+                            s.size,
+                            &format!("filename {}", b64("r.bin")),
+                        )
+                        .inspect(|_| {
+                            let _ = std::fs::remove_dir_all(rustus_dir.join("data"));
+                            let _ = std::fs::create_dir_all(rustus_dir.join("data"));
+                        })
+                    },
+                ),
+                "upload tus vs rustus",
+            );
+        }
+        None => {
+            // Still measure ours, against nginx WebDAV PUT, so the number exists.
+            record(
+                alternate(
+                    &s,
+                    "upload tus + SHA-256",
+                    "nginx WebDAV PUT",
+                    &mut ours_tus,
+                    &mut || curl(&["-T", &src_s, &dav]),
+                ),
+                "upload tus vs nginx WebDAV",
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(server.docroot().join("up"));
+    let upload_peak_kib = proc_kib(server.pid(), "VmHWM:");
+
+    // 4. Small GETs.
+    let small_ours = format!("http://{}/files/small.bin", server.http);
+    let small_nginx = format!("http://127.0.0.1:{}/static/small.bin", proxy.http_port);
+    let mut gets = Comparison {
+        scenario: "4 KiB GETs, 64 connections".to_owned(),
+        peer: "nginx".to_owned(),
+        unit: "req/s",
+        ours: Vec::new(),
+        theirs: Vec::new(),
+    };
+    let mut get_err = None;
+    for _ in 0..s.runs.min(3) {
+        match (
+            wrk(&small_ours, Some(&auth_down), s.load_secs),
+            wrk(&small_nginx, None, s.load_secs),
+        ) {
+            (Ok(o), Ok(t)) => {
+                gets.ours.push(o);
+                gets.theirs.push(t);
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                get_err = Some(e);
+                break;
+            }
+        }
+    }
+    record(get_err.map_or(Ok(gets), Err), "4 KiB GETs vs nginx");
+
+    // 5. Through Apache in proxy mode vs Apache serving the file itself.
+    let via = format!(
+        "http://127.0.0.1:{}/aspera/http/files/big.bin",
+        apache.http_port
+    );
+    let stat = format!("http://127.0.0.1:{}/static/big.bin", apache.http_port);
+    record(
+        alternate(
+            &s,
+            "download via Apache proxy",
+            "Apache static",
+            &mut || curl(&["-H", &auth_down, &via]),
+            &mut || curl(&[&stat]),
+        ),
+        "Apache proxy vs static",
+    );
+
+    // 6. Memory: 1,000 idle connections.
+    let conns: Vec<_> = (0..1000)
+        .filter_map(|_| std::net::TcpStream::connect(server.http).ok())
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let idle_rss_kib = proc_kib(server.pid(), "VmRSS:");
+    let idle_conns = conns.len();
+    drop(conns);
+
+    // The table.
+    println!(
+        "\nfallbackd vs peers, loopback, {} MiB files, {} runs each (ours/peer: >1 means ours is faster)\n",
+        s.size >> 20,
+        s.runs
+    );
+    println!(
+        "{:<28} {:<18} {:>12} {:>12} {:>22}",
+        "scenario", "peer", "ours (med)", "peer (med)", "ratio min/med/max"
+    );
+    for c in &results {
+        let r = c.ratios();
+        println!(
+            "{:<28} {:<18} {:>8.2} {:<4}{:>8.2} {:<4}{:>8.2} / {:.2} / {:.2}",
+            c.scenario,
+            c.peer,
+            median(&c.ours),
+            c.unit,
+            median(&c.theirs),
+            c.unit,
+            r[0],
+            median(&r),
+            r[r.len() - 1]
+        );
+    }
+    println!(
+        "\nfallbackd peak RSS after the uploads: {} MiB; RSS with {idle_conns} idle connections: {} MiB",
+        upload_peak_kib / 1024,
+        idle_rss_kib / 1024
+    );
+    let json = results
+        .iter()
+        .map(|c| {
+            let r = c.ratios();
+            format!(
+                "{{\"scenario\":{:?},\"peer\":{:?},\"unit\":{:?},\"ours\":{:?},\"peer_values\":{:?},\"ratio_min\":{},\"ratio_median\":{},\"ratio_max\":{}}}",
+                c.scenario, c.peer, c.unit, c.ours, c.theirs, r[0], median(&r), r[r.len() - 1]
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",\n  ");
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        out.join("results.json"),
+        format!(
+            "{{\n\"size_bytes\":{},\"runs\":{},\"upload_peak_rss_kib\":{upload_peak_kib},\"idle_connections\":{idle_conns},\"idle_rss_kib\":{idle_rss_kib},\n\"failures\":{failures:?},\n\"comparisons\":[\n  {json}\n]}}\n",
+            s.size, s.runs
+        ),
+    )
+    .unwrap();
+    println!("results: target/bench/results.json");
+    drop(dufs.map(|(mut c, _)| c.kill()));
+    drop(rustus.map(|(mut c, _)| c.kill()));
+    if check && !failures.is_empty() {
+        eprintln!("{} scenario(s) failed", failures.len());
+        std::process::exit(1);
+    }
+}
