@@ -362,9 +362,17 @@ fn bench(args: &[String]) -> Result {
     c.args(["build", "--release", "-p", "fallbackd", "-p", "fallback"]);
     run(c)?;
     let mut c = cargo();
-    c.args(["run", "--release", "-p", "fallback-e2e", "--bin", "bench", "--"])
-        .env("FALLBACKD_BIN", root().join("target/release/fallbackd"))
-        .env("FALLBACK_BIN", root().join("target/release/fallback"));
+    c.args([
+        "run",
+        "--release",
+        "-p",
+        "fallback-e2e",
+        "--bin",
+        "bench",
+        "--",
+    ])
+    .env("FALLBACKD_BIN", root().join("target/release/fallbackd"))
+    .env("FALLBACK_BIN", root().join("target/release/fallback"));
     if quick {
         c.arg("--quick");
     }

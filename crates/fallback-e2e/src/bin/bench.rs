@@ -182,7 +182,7 @@ fn wait_port(port: u16) {
 /// tus upload with curl: POST (with the whole file's SHA-256, which our server checks
 /// before the file appears), then one PATCH with the file.
 fn tus_upload(
-    base: &str,
+    create: &str,
     token: Option<&str>,
     file: &Path,
     size: u64,
@@ -201,10 +201,7 @@ fn tus_upload(
     if let Some(t) = token {
         post.args(["-H", &format!("Authorization: Bearer {t}")]);
     }
-    let out = post
-        .arg(format!("{base}/uploads"))
-        .output()
-        .map_err(|e| e.to_string())?;
+    let out = post.arg(create).output().map_err(|e| e.to_string())?;
     let head = String::from_utf8_lossy(&out.stdout);
     let loc = head
         .lines()
@@ -215,14 +212,14 @@ fn tus_upload(
         })
         .ok_or_else(|| {
             format!(
-                "no Location: {head} {}",
+                "{create}: no Location: {head} {}",
                 String::from_utf8_lossy(&out.stderr)
             )
         })?;
     let url = if loc.starts_with("http") {
         loc
     } else {
-        let origin: String = base.split('/').take(3).collect::<Vec<_>>().join("/");
+        let origin: String = create.split('/').take(3).collect::<Vec<_>>().join("/");
         format!("{origin}{loc}")
     };
     let mut patch = Command::new("curl");
@@ -421,7 +418,7 @@ fn main() {
             b64(&digest)
         );
         tus_upload(
-            &format!("http://{}", server.http),
+            &format!("http://{}/uploads", server.http),
             Some(&up),
             &src,
             s.size,
