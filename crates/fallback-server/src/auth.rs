@@ -88,7 +88,7 @@ impl AppState {
     /// `user`'s system groups, cached for a minute.
     pub(crate) fn groups_of(&self, user: &str) -> Vec<String> {
         let now = std::time::Instant::now();
-        if let Ok(cache) = self.inner.groups.lock()
+        if let Ok(cache) = self.inner.groups.read()
             && let Some((at, g)) = cache.get(user)
             && now.duration_since(*at) < std::time::Duration::from_secs(60)
         {
@@ -97,7 +97,7 @@ impl AppState {
         let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
         let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
         let g = system_groups(user, &passwd, &group);
-        if let Ok(mut cache) = self.inner.groups.lock() {
+        if let Ok(mut cache) = self.inner.groups.write() {
             if cache.len() > 10_000 {
                 cache.clear();
             }

@@ -39,7 +39,7 @@ mod tus;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -145,11 +145,11 @@ struct Inner {
     conf: Config,
     keys: Option<KeyRing>,
     options: Options,
-    storages: Mutex<HashMap<PathBuf, Arc<Storage>>>,
+    storages: RwLock<HashMap<PathBuf, Arc<Storage>>>,
     /// The key id of every secret in the configuration (derived once, not per request).
     key_ids: HashMap<String, String>,
     /// System groups per user, with when they were read.
-    groups: Mutex<HashMap<String, (std::time::Instant, Vec<String>)>>,
+    groups: RwLock<HashMap<String, (std::time::Instant, Vec<String>)>>,
 }
 
 /// Shared state of the service: configuration, token keys, open docroots.
@@ -188,9 +188,9 @@ impl AppState {
                 conf,
                 keys,
                 options,
-                storages: Mutex::new(HashMap::new()),
+                storages: RwLock::new(HashMap::new()),
                 key_ids,
-                groups: Mutex::new(HashMap::new()),
+                groups: RwLock::new(HashMap::new()),
             }),
         })
     }
@@ -216,10 +216,19 @@ impl AppState {
     }
 
     fn storage(&self, docroot: &Path) -> Result<Arc<Storage>, error::ApiError> {
+        if let Some(s) = self
+            .inner
+            .storages
+            .read()
+            .ok()
+            .and_then(|m| m.get(docroot).cloned())
+        {
+            return Ok(s);
+        }
         let mut map = self
             .inner
             .storages
-            .lock()
+            .write()
             .map_err(|_| error::ApiError::Internal("storage map poisoned".to_owned()))?;
         if let Some(s) = map.get(docroot) {
             return Ok(s.clone());
@@ -238,7 +247,7 @@ impl AppState {
         let storages: Vec<Arc<Storage>> = self
             .inner
             .storages
-            .lock()
+            .read()
             .map(|m| m.values().cloned().collect())
             .unwrap_or_default();
         storages
