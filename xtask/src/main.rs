@@ -246,28 +246,34 @@ fn dependency_directions() -> Result {
     Ok(())
 }
 
+/// Installs the Debian packages of `(package, binary)` whose binary is missing (as root).
+fn apt_install(wanted: &[(&str, &str)]) -> Result {
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(_, bin)| !Path::new(bin).exists())
+        .map(|(pkg, _)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    println!("\n$ installing {}", missing.join(" "));
+    let mut c = Command::new("apt-get");
+    c.args(["update", "-qq"]);
+    run(c).map_err(|e| format!("{e}; install {} yourself", missing.join(" ")))?;
+    let mut c = Command::new("apt-get");
+    c.env("DEBIAN_FRONTEND", "noninteractive")
+        .args(["install", "-y", "-qq"])
+        .args(&missing);
+    run(c).map_err(|e| format!("{e}; install {} yourself", missing.join(" ")))
+}
+
 /// Installs the proxies if missing (Debian packages, as root), then runs the proxy-mode
 /// suite. Each test starts and stops its own proxy and backends, even on failure.
 fn e2e(args: &[String]) -> Result {
-    let missing: Vec<&str> = [
+    apt_install(&[
         ("apache2", "/usr/sbin/apache2"),
         ("nginx", "/usr/sbin/nginx"),
-    ]
-    .iter()
-    .filter(|(_, bin)| !Path::new(bin).exists())
-    .map(|(pkg, _)| *pkg)
-    .collect();
-    if !missing.is_empty() {
-        println!("\n$ installing {}", missing.join(" "));
-        let mut c = Command::new("apt-get");
-        c.args(["update", "-qq"]);
-        run(c).map_err(|e| format!("{e}; install {} yourself", missing.join(" ")))?;
-        let mut c = Command::new("apt-get");
-        c.env("DEBIAN_FRONTEND", "noninteractive")
-            .args(["install", "-y", "-qq"])
-            .args(&missing);
-        run(c).map_err(|e| format!("{e}; install {} yourself", missing.join(" ")))?;
-    }
+    ])?;
     // The suite starts the workspace's binaries.
     let mut c = cargo();
     c.args(["build", "--workspace", "--bins"]);
@@ -310,26 +316,12 @@ fn e2e(args: &[String]) -> Result {
 /// Installs what the benchmarks compare against: Debian's nginx, apache2, wrk and time
 /// (as root), and dufs and rustus with cargo into `target/bench-tools`.
 fn bench_peers() -> Result {
-    let missing: Vec<&str> = [
+    apt_install(&[
         ("nginx", "/usr/sbin/nginx"),
         ("apache2", "/usr/sbin/apache2"),
         ("wrk", "/usr/bin/wrk"),
         ("time", "/usr/bin/time"),
-    ]
-    .iter()
-    .filter(|(_, bin)| !Path::new(bin).exists())
-    .map(|(pkg, _)| *pkg)
-    .collect();
-    if !missing.is_empty() {
-        let mut c = Command::new("apt-get");
-        c.args(["update", "-qq"]);
-        run(c)?;
-        let mut c = Command::new("apt-get");
-        c.env("DEBIAN_FRONTEND", "noninteractive")
-            .args(["install", "-y", "-qq"])
-            .args(&missing);
-        run(c).map_err(|e| format!("{e}; install {} yourself", missing.join(" ")))?;
-    }
+    ])?;
     let tools = root().join("target/bench-tools");
     for tool in ["dufs", "rustus"] {
         if !tools.join("bin").join(tool).exists() {

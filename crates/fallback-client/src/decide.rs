@@ -165,4 +165,30 @@ impl Session {
     pub(crate) fn emit(&self, e: &Event) {
         (self.events)(e);
     }
+
+    /// Totals of per-file outcomes `(path, size, bytes moved or error)`; each failure is
+    /// reported as an event and listed.
+    pub(crate) fn summarize(
+        &self,
+        results: impl Iterator<Item = (String, u64, Result<u64>)>,
+    ) -> crate::Summary {
+        let mut summary = crate::Summary::default();
+        for (path, size, r) in results {
+            match r {
+                Ok(moved) => {
+                    summary.files += 1;
+                    summary.bytes += size;
+                    summary.transferred += moved;
+                }
+                Err(e) => {
+                    self.emit(&Event::FileFailed {
+                        path: path.clone(),
+                        error: e.to_string(),
+                    });
+                    summary.failed.push((path, e.to_string()));
+                }
+            }
+        }
+        summary
+    }
 }

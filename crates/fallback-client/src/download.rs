@@ -131,24 +131,7 @@ impl Session {
             .buffer_unordered(self.opts.parallel.max(1))
             .collect()
             .await;
-        let mut summary = Summary::default();
-        for (job, r) in results {
-            match r {
-                Ok(got) => {
-                    summary.files += 1;
-                    summary.bytes += job.size;
-                    summary.transferred += got;
-                }
-                Err(e) => {
-                    self.emit(&Event::FileFailed {
-                        path: job.rel.clone(),
-                        error: e.to_string(),
-                    });
-                    summary.failed.push((job.rel, e.to_string()));
-                }
-            }
-        }
-        Ok(summary)
+        Ok(self.summarize(results.into_iter().map(|(j, r)| (j.rel, j.size, r))))
     }
 
     async fn retrying_head(&self, remote: &str) -> Result<Head> {

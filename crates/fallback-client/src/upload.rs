@@ -108,24 +108,7 @@ impl Session {
             .buffer_unordered(self.opts.parallel.max(1))
             .collect()
             .await;
-        let mut summary = Summary::default();
-        for (job, r) in results {
-            match r {
-                Ok(sent) => {
-                    summary.files += 1;
-                    summary.bytes += job.size;
-                    summary.transferred += sent;
-                }
-                Err(e) => {
-                    self.emit(&Event::FileFailed {
-                        path: job.rel.clone(),
-                        error: e.to_string(),
-                    });
-                    summary.failed.push((job.rel, e.to_string()));
-                }
-            }
-        }
-        Ok(summary)
+        Ok(self.summarize(results.into_iter().map(|(j, r)| (j.rel, j.size, r))))
     }
 
     /// Bytes per second: `--limit-rate`, else the URL's `targetrate` (kbps).

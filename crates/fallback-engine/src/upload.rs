@@ -159,22 +159,28 @@ impl Storage {
         })
     }
 
+    /// Ids of every upload in the staging area.
+    fn upload_ids(&self) -> Result<Vec<UploadId>> {
+        Ok(self
+            .staging
+            .entries()
+            .map_err(Error::io)?
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".json"))
+                    .and_then(UploadId::parse)
+            })
+            .collect())
+    }
+
     fn uploads_of(&self, user: &str) -> Result<usize> {
-        let mut n = 0;
-        for e in self.staging.entries().map_err(Error::io)?.flatten() {
-            let name = e.file_name();
-            let Some(id) = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".json"))
-                .and_then(UploadId::parse)
-            else {
-                continue;
-            };
-            if self.read_state(&id).is_ok_and(|s| s.user == user) {
-                n += 1;
-            }
-        }
-        Ok(n)
+        Ok(self
+            .upload_ids()?
+            .iter()
+            .filter(|id| self.read_state(id).is_ok_and(|s| s.user == user))
+            .count())
     }
 
     /// Creates an upload: its state is durable before this returns.
@@ -282,21 +288,11 @@ impl Storage {
 
     /// Removes uploads past their expiry; returns how many.
     pub fn sweep_expired(&self) -> Result<usize> {
-        let mut n = 0;
-        for e in self.staging.entries().map_err(Error::io)?.flatten() {
-            let name = e.file_name();
-            let Some(id) = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".json"))
-                .and_then(UploadId::parse)
-            else {
-                continue;
-            };
-            if matches!(self.upload(&id), Err(Error::UnknownUpload)) {
-                n += 1;
-            }
-        }
-        Ok(n)
+        Ok(self
+            .upload_ids()?
+            .iter()
+            .filter(|id| matches!(self.upload(id), Err(Error::UnknownUpload)))
+            .count())
     }
 
     fn lock_part(&self, id: &UploadId) -> Result<File> {
