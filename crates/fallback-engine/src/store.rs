@@ -126,6 +126,20 @@ pub(crate) fn recorded_digest(file: &File, meta: &std::fs::Metadata) -> Option<[
     (size == meta.len() && parts.next()? == format!("{s}.{ns}")).then_some(digest)
 }
 
+/// Opens `path` beneath `dir` for reading, without blocking: opening a FIFO (or a
+/// device) someone left in a docroot must not hang the request. Regular files ignore
+/// the flag.
+fn open_read_only(dir: &Dir, path: &Path) -> std::io::Result<File> {
+    use cap_std::fs::OpenOptionsExt as _;
+    dir.open_with(
+        path,
+        cap_std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits().cast_signed()),
+    )
+    .map(cap_std::fs::File::into_std)
+}
+
 fn etag(meta: &std::fs::Metadata) -> String {
     let (s, ns) = mtime_parts(meta);
     let mut h = Sha256::new();
@@ -179,12 +193,7 @@ impl Storage {
     }
 
     fn open_file(&self, path: &RelPath) -> Result<File> {
-        let f = self
-            .root
-            .open(path.to_fs_path())
-            .map_err(Error::io)?
-            .into_std();
-        Ok(f)
+        open_read_only(&self.root, &path.to_fs_path()).map_err(Error::io)
     }
 
     /// What `path` is.
@@ -267,7 +276,7 @@ impl Storage {
                     format!("{prefix}/{name}")
                 };
                 // Follows symlinks beneath the root only; others fail and are skipped.
-                let Ok(f) = d.open(&name).map(cap_std::fs::File::into_std) else {
+                let Ok(f) = open_read_only(&d, Path::new(&name)) else {
                     continue;
                 };
                 let Ok(meta) = f.metadata() else { continue };

@@ -271,3 +271,19 @@ fn two_uploads_to_one_path_never_mix() {
         "the last to complete wins"
     );
 }
+
+#[test]
+fn a_fifo_in_the_docroot_does_not_hang_a_reader() {
+    let (dir, s) = storage();
+    let fifo = dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|st| st.success()) {
+        eprintln!("mkfifo unavailable: skipping the FIFO check");
+        return;
+    }
+    let started = std::time::Instant::now();
+    assert!(matches!(s.open_read(&p("/pipe")), Err(Error::NotFound)));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // Listings leave it out too.
+    assert!(s.manifest(&RelPath::root(), 10).unwrap().is_empty());
+}
