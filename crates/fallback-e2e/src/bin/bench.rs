@@ -513,7 +513,30 @@ fn main() {
         "Apache proxy vs static",
     );
 
-    // 6. Memory: 1,000 idle connections.
+    // 6. Memory: one big upload to a fresh instance (peak RSS must not grow with the
+    //    file: 10 GiB, or 1 GiB with --quick), then 1,000 idle connections.
+    let big_upload: u64 = if quick { 1 << 30 } else { 10 << 30 };
+    let fresh_dir = work.path().join("fresh");
+    let fresh = Server::start(&fresh_dir);
+    let big_src = work.path().join("big-upload.bin");
+    make_file(&big_src, big_upload, 4);
+    let fresh_up = upload_token("alice", "/");
+    let big_put = curl(&[
+        "-T",
+        big_src.to_str().unwrap(),
+        "-H",
+        &format!("Authorization: Bearer {fresh_up}"),
+        &format!("http://{}/files/big-upload.bin", fresh.http),
+    ]);
+    let big_upload_peak_kib = proc_kib(fresh.pid(), "VmHWM:");
+    if let Err(e) = big_put {
+        failures.push(format!("big upload: {e}"));
+    }
+    drop(fresh);
+    let _ = std::fs::remove_file(&big_src);
+    let _ = std::fs::remove_dir_all(&fresh_dir);
+
+    // 7. Memory: 1,000 idle connections.
     let conns: Vec<_> = (0..1000)
         .filter_map(|_| std::net::TcpStream::connect(server.http).ok())
         .collect();
@@ -548,8 +571,11 @@ fn main() {
         );
     }
     println!(
-        "\nfallbackd peak RSS after the uploads: {} MiB; RSS with {idle_conns} idle connections: {} MiB",
+        "\nfallbackd peak RSS after the uploads above: {} MiB; during one {} GiB upload: {} MiB; \
+         with {idle_conns} idle connections: {} MiB",
         upload_peak_kib / 1024,
+        big_upload >> 30,
+        big_upload_peak_kib / 1024,
         idle_rss_kib / 1024
     );
     let json = results
@@ -568,7 +594,7 @@ fn main() {
     std::fs::write(
         out.join("results.json"),
         format!(
-            "{{\n\"size_bytes\":{},\"runs\":{},\"upload_peak_rss_kib\":{upload_peak_kib},\"idle_connections\":{idle_conns},\"idle_rss_kib\":{idle_rss_kib},\n\"failures\":{failures:?},\n\"comparisons\":[\n  {json}\n]}}\n",
+            "{{\n\"size_bytes\":{},\"runs\":{},\"upload_peak_rss_kib\":{upload_peak_kib},\"big_upload_bytes\":{big_upload},\"big_upload_peak_rss_kib\":{big_upload_peak_kib},\"idle_connections\":{idle_conns},\"idle_rss_kib\":{idle_rss_kib},\n\"failures\":{failures:?},\n\"comparisons\":[\n  {json}\n]}}\n",
             s.size, s.runs
         ),
     )
