@@ -152,13 +152,9 @@ fn transfers_through(kind: Kind) {
     );
     assert_eq!(tagged.status, 200);
     std::thread::sleep(Duration::from_millis(200));
-    let seen = [&a, &b].iter().any(|s| {
-        s.log
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|v| v["client"] == "203.0.113.9")
-    });
+    let seen = [&a, &b]
+        .iter()
+        .any(|s| s.log_values().iter().any(|v| v["client"] == "203.0.113.9"));
     assert!(seen, "the forwarded client address was not logged");
     assert!(
         !proxy.access_log().contains("fbt1_"),
