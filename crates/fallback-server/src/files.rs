@@ -321,16 +321,14 @@ pub(crate) async fn get_file(
     } else if let Source::Small(bytes) = source {
         let end = usize::try_from(start + len).unwrap_or(bytes.len());
         let start = usize::try_from(start).unwrap_or(0);
-        tracing::info!(
-            user = %id.user,
-            client = %id.client,
-            direction = "download",
-            path = %path,
-            bytes = len,
-            range = range.is_some(),
-            outcome = "ok",
-            "transfer end"
-        );
+        // Answered from memory: one line for the whole transfer.
+        DownloadLog {
+            user: id.user.clone(),
+            client: id.client.clone(),
+            path: path.clone(),
+            started: Instant::now(),
+        }
+        .end(len, "ok");
         Body::from(bytes.slice(start..end))
     } else if let Source::File(file) = source {
         tracing::info!(

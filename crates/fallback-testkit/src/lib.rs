@@ -365,6 +365,18 @@ pub fn raw(addr: SocketAddr, head: &str, body: &[u8], send: usize) -> (Option<St
     (Some(String::from_utf8_lossy(&resp).into_owned()), s)
 }
 
+/// The head of a raw tus PATCH of `len` bytes from offset 0 to `upload_path`, for
+/// [`raw`] (which adds the blank line).
+pub fn patch_head(server: &Server, upload_path: &str, len: u64, token: &str) -> String {
+    format!(
+        "PATCH {upload_path} HTTP/1.1\r\nHost: {}\r\nTus-Resumable: 1.0.0\r\n\
+         Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n\
+         Content-Length: {len}\r\n{}",
+        server.http,
+        bearer(token)
+    )
+}
+
 /// A tus upload created with curl; returns its URL.
 pub fn tus_create(server: &Server, token: &str, name: &str, len: u64) -> String {
     use base64::Engine as _;

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 
 use crate::{
-    Server, bearer, curl, download_token, hex, make_file, raw, sha256_file, tus_create, tus_offset,
-    tus_patch_rest, upload_token,
+    Server, bearer, curl, download_token, hex, make_file, patch_head, raw, sha256_file, tus_create,
+    tus_offset, tus_patch_rest, upload_token,
 };
 
 #[test]
@@ -66,13 +66,7 @@ fn tus_upload_cut_at_half_resumes_from_the_offset_head_reports() {
         .to_owned();
     let data = std::fs::read(&src).unwrap();
     let half = data.len() / 2;
-    let head = format!(
-        "PATCH {path} HTTP/1.1\r\nHost: {}\r\nTus-Resumable: 1.0.0\r\n\
-         Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n\
-         Content-Length: {len}\r\n{}",
-        server.http,
-        bearer(&up)
-    );
+    let head = patch_head(&server, &path, len, &up);
     let (resp, sock) = raw(server.http, &head, &data, half);
     assert!(resp.is_none());
     drop(sock); // the connection drops mid-body
@@ -167,13 +161,7 @@ fn sigkill_mid_upload_then_restart_and_resume() {
     let url = tus_create(&server, &up, "crash.bin", len);
     let id = url.rsplit('/').next().unwrap().to_owned();
     let data = std::fs::read(&src).unwrap();
-    let head = format!(
-        "PATCH /aspera/http/uploads/{id} HTTP/1.1\r\nHost: {}\r\nTus-Resumable: 1.0.0\r\n\
-         Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n\
-         Content-Length: {len}\r\n{}",
-        server.http,
-        bearer(&up)
-    );
+    let head = patch_head(&server, &format!("/aspera/http/uploads/{id}"), len, &up);
     let (_, sock) = raw(server.http, &head, &data, 20 << 20);
     std::thread::sleep(Duration::from_millis(500));
     let final_path = server.docroot().join("in/crash.bin");
@@ -341,13 +329,7 @@ fn a_stalled_body_is_cut_after_the_activity_timeout_and_stays_resumable() {
         .unwrap()
         .to_owned();
     let data = std::fs::read(&src).unwrap();
-    let head = format!(
-        "PATCH {path} HTTP/1.1\r\nHost: {}\r\nTus-Resumable: 1.0.0\r\n\
-         Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n\
-         Content-Length: {len}\r\n{}",
-        server.http,
-        bearer(&up)
-    );
+    let head = patch_head(&server, &path, len, &up);
     let started = Instant::now();
     let (_, mut sock) = raw(server.http, &head, &data, 1 << 20);
     // The client goes silent but keeps the connection: the server answers 408 on its own.
