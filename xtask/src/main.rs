@@ -286,29 +286,7 @@ fn e2e(args: &[String]) -> Result {
     }
     run(c)?;
     if args.iter().any(|a| a == "--throughput") {
-        let mut c = cargo();
-        c.args([
-            "build",
-            "--release",
-            "--bins",
-            "-p",
-            "fallbackd",
-            "-p",
-            "fallback",
-        ]);
-        run(c)?;
-        let mut c = cargo();
-        c.args([
-            "run",
-            "--release",
-            "-p",
-            "fallback-e2e",
-            "--bin",
-            "throughput",
-        ])
-        .env("FALLBACKD_BIN", root().join("target/release/fallbackd"))
-        .env("FALLBACK_BIN", root().join("target/release/fallback"));
-        run(c)?;
+        run_release_e2e_bin("throughput", &[])?;
     }
     Ok(())
 }
@@ -350,28 +328,14 @@ fn bench(args: &[String]) -> Result {
         }
         run(c)?;
     }
-    let mut c = cargo();
-    c.args(["build", "--release", "-p", "fallbackd", "-p", "fallback"]);
-    run(c)?;
-    let mut c = cargo();
-    c.args([
-        "run",
-        "--release",
-        "-p",
-        "fallback-e2e",
-        "--bin",
-        "bench",
-        "--",
-    ])
-    .env("FALLBACKD_BIN", root().join("target/release/fallbackd"))
-    .env("FALLBACK_BIN", root().join("target/release/fallback"));
+    let mut flags = Vec::new();
     if quick {
-        c.arg("--quick");
+        flags.push("--quick");
     }
     if check {
-        c.arg("--check");
+        flags.push("--check");
     }
-    run(c)?;
+    run_release_e2e_bin("bench", &flags)?;
     if args.iter().any(|a| a == "--no-memory") {
         return Ok(());
     }
@@ -384,12 +348,28 @@ fn bench(args: &[String]) -> Result {
     memory(mib)
 }
 
+/// Release builds of fallbackd and fallback.
+fn build_release() -> Result {
+    let mut c = cargo();
+    c.args(["build", "--release", "-p", "fallbackd", "-p", "fallback"]);
+    run(c)
+}
+
+/// Runs a measuring binary of fallback-e2e (release) against release fallbackd/fallback.
+fn run_release_e2e_bin(bin: &str, args: &[&str]) -> Result {
+    build_release()?;
+    let mut c = cargo();
+    c.args(["run", "--release", "-p", "fallback-e2e", "--bin", bin, "--"])
+        .args(args)
+        .env("FALLBACKD_BIN", root().join("target/release/fallbackd"))
+        .env("FALLBACK_BIN", root().join("target/release/fallback"));
+    run(c)
+}
+
 /// Peak RSS of fallbackd and of the client moving one big file each way, from
 /// `/usr/bin/time -v`, with the rate. Memory must stay flat whatever the size.
 fn memory(mib: u64) -> Result {
-    let mut c = cargo();
-    c.args(["build", "--release", "-p", "fallbackd", "-p", "fallback"]);
-    run(c)?;
+    build_release()?;
     let bin = root().join("target/release");
     let work = root().join("target/bench-memory");
     let _ = std::fs::remove_dir_all(&work);

@@ -63,6 +63,21 @@ fn json_events(out: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Fails with the first failed files and stderr when the command did not succeed.
+fn assert_succeeded(out: &Output) {
+    let failures: Vec<_> = json_events(out)
+        .into_iter()
+        .filter(|e| e["event"] == "file_failed")
+        .take(3)
+        .collect();
+    assert!(
+        out.status.success(),
+        "{:?} {failures:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn tree_digests(root: &Path) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_owned()];
@@ -107,17 +122,7 @@ fn a_tree_of_a_thousand_files_and_some_large_ones_round_trips() {
         ],
         &state,
     );
-    let failures: Vec<_> = json_events(&out)
-        .into_iter()
-        .filter(|e| e["event"] == "file_failed")
-        .take(3)
-        .collect();
-    assert!(
-        out.status.success(),
-        "{:?} {failures:?} {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     let summary = json_events(&out)
         .into_iter()
         .find(|e| e["event"] == "summary")
@@ -140,17 +145,7 @@ fn a_tree_of_a_thousand_files_and_some_large_ones_round_trips() {
         ],
         &state,
     );
-    let failures: Vec<_> = json_events(&out)
-        .into_iter()
-        .filter(|e| e["event"] == "file_failed")
-        .take(3)
-        .collect();
-    assert!(
-        out.status.success(),
-        "{:?} {failures:?} {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out);
     assert_eq!(tree_digests(&dest), tree_digests(&src));
     // Resume state is removed on success.
     assert_eq!(
