@@ -349,3 +349,51 @@ fn a_stalled_body_is_cut_after_the_activity_timeout_and_stays_resumable() {
         sha256_file(&src)
     );
 }
+
+/// Over TLS a client offering both protocols gets HTTP/1.1 (bulk transfers are faster on
+/// it: an HTTP/2 DATA frame is 16 KiB plus a header, two TLS records per frame); a client
+/// offering only h2 still gets HTTP/2.
+#[test]
+fn https_prefers_http1_and_still_speaks_h2() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let src = dir.path().join("data/h.bin");
+    make_file(&src, 3 << 20, 7);
+    let want = sha256_file(&src);
+    let down = download_token("alice", &["/h.bin"]);
+    let url = format!("{}/files/h.bin", server.base(true));
+    for flags in [&["--http2"][..], &["--http1.1"][..]] {
+        let dst = dir.path().join("got");
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "-k", "--fail", "-o"])
+            .arg(&dst)
+            .args(["-w", "%{http_version}", "-H", &bearer(&down)])
+            .args(flags)
+            .arg(&url)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{flags:?}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "1.1", "{flags:?}");
+        assert_eq!(sha256_file(&dst), want, "{flags:?}");
+    }
+    // An h2-only client (curl always offers http/1.1 too): Python's ssl offers just "h2",
+    // sends the connection preface and reads the server's first frame, a SETTINGS frame.
+    let port = server.https.port();
+    let script = format!(
+        r#"
+import socket, ssl
+c = ssl.create_default_context(); c.check_hostname = False; c.verify_mode = ssl.CERT_NONE
+c.set_alpn_protocols(["h2"])
+s = c.wrap_socket(socket.create_connection(("127.0.0.1", {port})), server_hostname="localhost")
+s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+h = s.recv(9)
+print(s.selected_alpn_protocol(), h[3])
+"#
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "h2 4");
+}
