@@ -93,6 +93,9 @@ async fn shutdown_signal() {
     }
 }
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logs(args.log_format);
