@@ -143,8 +143,10 @@ fn sibling_bin(var: &str, name: &str) -> PathBuf {
 #[derive(Debug)]
 pub struct Server {
     child: Child,
-    /// Every JSON log line so far.
+    /// Every JSON log line so far (read from the pipe).
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Where the log goes instead, for [`Server::start_logging_to_file`].
+    log_file: Option<PathBuf>,
     pub http: SocketAddr,
     pub https: SocketAddr,
     pub dir: PathBuf,
@@ -172,10 +174,33 @@ impl Server {
         extra: &str,
         args: &[&str],
     ) -> Server {
+        Self::spawn(dir, http_port, https_port, extra, args, false)
+    }
+
+    /// Like [`Server::start`], with the log written to `dir/fallbackd.log` the way a web
+    /// server writes its access log, instead of a pipe this process reads: benchmarks
+    /// then do not take CPU from the server to read its log.
+    pub fn start_logging_to_file(dir: &Path) -> Server {
+        Self::spawn(dir, 0, 0, "", &[], true)
+    }
+
+    fn spawn(
+        dir: &Path,
+        http_port: u16,
+        https_port: u16,
+        extra: &str,
+        args: &[&str],
+        to_file: bool,
+    ) -> Server {
         let docroot = dir.join("data");
         std::fs::create_dir_all(&docroot).unwrap();
         let conf = dir.join("aspera.conf");
         std::fs::write(&conf, config_text_with(&docroot, extra)).unwrap();
+        let log_file = to_file.then(|| dir.join("fallbackd.log"));
+        let stderr = match &log_file {
+            Some(f) => Stdio::from(std::fs::File::create(f).unwrap()),
+            None => Stdio::piped(),
+        };
         let mut child = Command::new(fallbackd_bin())
             .arg("--config")
             .arg(&conf)
@@ -184,34 +209,56 @@ impl Server {
             .args(["--log-format", "json"])
             .args(args)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .unwrap();
-        let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let log2 = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if std::env::var_os("FALLBACK_TEST_LOG").is_some() {
-                    eprintln!("fallbackd: {line}");
-                }
-                // Tokens never appear in logs.
-                assert!(!line.contains("fbt1_"), "a token reached the log: {line}");
-                // Lines are kept raw and parsed when asked for: parsing each one here
-                // would take CPU from the server under load (benchmarks).
-                if line.contains("\"listening\"")
-                    && let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                    && v["message"] == "listening"
-                {
-                    let _ = tx.send((
-                        v["scheme"].as_str().unwrap_or_default().to_owned(),
-                        v["addr"].as_str().unwrap_or_default().parse::<SocketAddr>(),
-                    ));
-                }
-                log2.lock().unwrap().push(line);
+        let listening = move |line: &str, tx: &mpsc::Sender<_>| {
+            if line.contains("\"listening\"")
+                && let Ok(v) = serde_json::from_str::<serde_json::Value>(line)
+                && v["message"] == "listening"
+            {
+                let _ = tx.send((
+                    v["scheme"].as_str().unwrap_or_default().to_owned(),
+                    v["addr"].as_str().unwrap_or_default().parse::<SocketAddr>(),
+                ));
             }
-        });
+        };
+        if let Some(stderr) = child.stderr.take() {
+            let log2 = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if std::env::var_os("FALLBACK_TEST_LOG").is_some() {
+                        eprintln!("fallbackd: {line}");
+                    }
+                    // Tokens never appear in logs.
+                    assert!(!line.contains("fbt1_"), "a token reached the log: {line}");
+                    // Lines are kept raw and parsed when asked for: parsing each one
+                    // here would take CPU from the server under load (benchmarks).
+                    listening(&line, &tx);
+                    log2.lock().unwrap().push(line);
+                }
+            });
+        } else if let Some(f) = log_file.clone() {
+            // Read the file until both listeners are announced, then stop.
+            std::thread::spawn(move || {
+                for _ in 0..400 {
+                    let text = std::fs::read_to_string(&f).unwrap_or_default();
+                    let mut found = 0;
+                    for line in text.lines() {
+                        if line.contains("\"listening\"") {
+                            found += 1;
+                        }
+                    }
+                    if found >= 2 {
+                        text.lines().for_each(|l| listening(l, &tx));
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            });
+        }
         let (mut http, mut https) = (None, None);
         while http.is_none() || https.is_none() {
             let (scheme, addr) = rx
@@ -225,6 +272,7 @@ impl Server {
         Server {
             child,
             log,
+            log_file,
             http: http.unwrap(),
             https: https.unwrap(),
             dir: dir.to_owned(),
@@ -233,9 +281,15 @@ impl Server {
 
     /// Every JSON log line so far, parsed.
     pub fn log_values(&self) -> Vec<serde_json::Value> {
-        self.log
-            .lock()
-            .unwrap()
+        let lines = match &self.log_file {
+            Some(f) => std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_owned)
+                .collect(),
+            None => self.log.lock().unwrap().clone(),
+        };
+        lines
             .iter()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()

@@ -270,7 +270,7 @@ fn main() {
         }
     };
     let work = tempfile::tempdir().unwrap();
-    let server = Server::start(work.path());
+    let server = Server::start_logging_to_file(work.path());
     let proxy = Proxy::start(Kind::Nginx, &[server.http.port()]);
     let apache = Proxy::start(Kind::Apache, &[server.http.port()]);
     let big = server.docroot().join("big.bin");
@@ -513,7 +513,7 @@ fn main() {
     //    file: 10 GiB, or 1 GiB with --quick), then 1,000 idle connections.
     let big_upload: u64 = if quick { 1 << 30 } else { 10 << 30 };
     let fresh_dir = work.path().join("fresh");
-    let fresh = Server::start(&fresh_dir);
+    let fresh = Server::start_logging_to_file(&fresh_dir);
     let big_src = work.path().join("big-upload.bin");
     make_file(&big_src, big_upload, 4);
     let fresh_up = upload_token("alice", "/");
@@ -548,19 +548,17 @@ fn main() {
         s.runs
     );
     println!(
-        "{:<28} {:<18} {:>12} {:>12} {:>22}",
+        "{:<28} {:<18} {:>15} {:>15} {:>22}",
         "scenario", "peer", "ours (med)", "peer (med)", "ratio min/med/max"
     );
     for c in &results {
         let r = c.ratios();
         println!(
-            "{:<28} {:<18} {:>8.2} {:<4}{:>8.2} {:<4}{:>8.2} / {:.2} / {:.2}",
+            "{:<28} {:<18} {:>15} {:>15} {:>10.2} / {:.2} / {:.2}",
             c.scenario,
             c.peer,
-            median(&c.ours),
-            c.unit,
-            median(&c.theirs),
-            c.unit,
+            format!("{:.2} {}", median(&c.ours), c.unit),
+            format!("{:.2} {}", median(&c.theirs), c.unit),
             r[0],
             median(&r),
             r[r.len() - 1]
