@@ -16,10 +16,12 @@
 //! The engine is synchronous: callers run it on blocking threads.
 #![warn(missing_docs)]
 
+mod faults;
 mod relpath;
 mod store;
 mod upload;
 
+pub use faults::{Faults, Step};
 pub use relpath::{MAX_PATH_BYTES, MAX_SEGMENTS, PathError, RESERVED, RelPath};
 pub use store::{Entry, EntryKind, ManifestEntry, Storage};
 pub use upload::{AppendOutcome, Completed, NewUpload, UploadId, UploadInfo, UploadWriter};

@@ -71,7 +71,12 @@ pub struct Storage {
     /// for the offset stored with them.
     pub(crate) digests: Mutex<HashMap<String, (u64, Sha256)>>,
     pub(crate) upload_ttl: Duration,
+    /// The fault seam (tests only).
+    pub(crate) faults: Option<std::sync::Arc<dyn crate::Faults>>,
 }
+
+/// Where the staging area is, relative to the docroot (for [`crate::Step`] paths).
+pub(crate) const STAGING: &str = ".fallback/uploads";
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
@@ -184,7 +189,25 @@ impl Storage {
             staging,
             digests: Mutex::new(HashMap::new()),
             upload_ttl,
+            faults: None,
         })
+    }
+
+    /// Installs a fault hook told of every step that changes the disk (tests: fail the
+    /// Nth step, simulate a crash). See [`crate::Faults`].
+    #[must_use]
+    pub fn with_faults(mut self, faults: std::sync::Arc<dyn crate::Faults>) -> Self {
+        self.faults = Some(faults);
+        self
+    }
+
+    /// Announces a step to the fault hook, if any; its error fails the step.
+    #[inline]
+    pub(crate) fn fault(&self, step: impl FnOnce() -> crate::Step) -> Result<()> {
+        match &self.faults {
+            None => Ok(()),
+            Some(f) => f.before(&step()).map_err(Error::io),
+        }
     }
 
     /// The docroot this storage serves.

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::relpath::RelPath;
-use crate::store::{Storage, hex, now_unix, record_digest, unhex32};
-use crate::{Error, Result};
+use crate::store::{STAGING, Storage, hex, now_unix, record_digest, unhex32};
+use crate::{Error, Result, Step};
 
 /// An upload's id: 128 random bits, 32 lowercase hex characters. Unguessable, and safe
 /// as a file name because nothing else parses.
@@ -41,6 +41,20 @@ impl UploadId {
     fn state(&self) -> String {
         format!("{}.json", self.0)
     }
+
+    fn tmp_state(&self) -> String {
+        format!("{}.json.tmp", self.0)
+    }
+}
+
+/// A staging file's path relative to the docroot, for [`Step`]s.
+fn staged(name: &str) -> String {
+    format!("{STAGING}/{name}")
+}
+
+/// A final path relative to the docroot, for [`Step`]s.
+fn rel(p: &RelPath) -> String {
+    p.to_string().trim_start_matches('/').to_owned()
 }
 
 impl std::fmt::Display for UploadId {
@@ -115,19 +129,25 @@ pub struct AppendOutcome {
     pub completed: Option<Completed>,
 }
 
-/// fsync of a directory, so a rename or a new entry in it is durable. (A `Dir` handle
-/// is opened `O_PATH`, which cannot be synced: open the directory itself read-only.)
-fn sync_dir(dir: &Dir) -> Result<()> {
-    dir.open(".")
-        .map_err(Error::io)?
-        .sync_all()
-        .map_err(Error::io)
-}
+/// Staging files that belong to no upload (left by a crash between creating the data
+/// file and renaming the state in) are removed by the sweep once this old.
+const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Uploads in progress per user.
 const MAX_UPLOADS_PER_USER: usize = 1000;
 
 impl Storage {
+    /// fsync of a directory (`rel_path` names it for the fault hook), so a rename or a
+    /// new entry in it is durable. (A `Dir` handle is opened `O_PATH`, which cannot be
+    /// synced: open the directory itself read-only.)
+    fn sync_dir(&self, dir: &Dir, rel_path: &str) -> Result<()> {
+        self.fault(|| Step::SyncDir(rel_path.to_owned()))?;
+        dir.open(".")
+            .map_err(Error::io)?
+            .sync_all()
+            .map_err(Error::io)
+    }
+
     fn read_state(&self, id: &UploadId) -> Result<State> {
         let mut f = match self.staging.open(id.state()) {
             Ok(f) => f,
@@ -145,7 +165,12 @@ impl Storage {
     fn info(&self, id: &UploadId, state: State) -> Result<UploadInfo> {
         let offset = match self.staging.metadata(id.part()) {
             Ok(m) => m.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // The data file was renamed into place, and then the state could not be
+                // removed (a failed directory fsync, a crash): the upload is over.
+                let _ = self.remove_upload(id);
+                return Err(Error::UnknownUpload);
+            }
             Err(e) => return Err(Error::io(e)),
         };
         Ok(UploadInfo {
@@ -207,23 +232,39 @@ impl Storage {
         };
         let json = serde_json::to_vec(&state).map_err(|e| Error::Io(std::io::Error::other(e)))?;
         // Data file first (empty), then the state, written aside and renamed in.
+        if let Err(e) = self.create_files(&id, &json) {
+            // Best effort: the sweep removes what this leaves (crash, full disk).
+            for name in [id.part(), id.tmp_state()] {
+                let _ = self.staging.remove_file(name);
+            }
+            return Err(e);
+        }
+        self.info(&id, state)
+    }
+
+    fn create_files(&self, id: &UploadId, json: &[u8]) -> Result<()> {
+        self.fault(|| Step::Create(staged(&id.part())))?;
         let part = self
             .staging
             .open_with(id.part(), OpenOptions::new().write(true).create_new(true))
             .map_err(Error::io)?;
+        self.fault(|| Step::SyncFile(staged(&id.part())))?;
         part.sync_all().map_err(Error::io)?;
-        let tmp = format!("{}.json.tmp", id.as_str());
+        let tmp = id.tmp_state();
+        self.fault(|| Step::Create(staged(&tmp)))?;
         let mut f = self
             .staging
             .open_with(&tmp, OpenOptions::new().write(true).create_new(true))
             .map_err(Error::io)?;
-        f.write_all(&json).map_err(Error::io)?;
+        self.fault(|| Step::Write(staged(&tmp), json.len()))?;
+        f.write_all(json).map_err(Error::io)?;
+        self.fault(|| Step::SyncFile(staged(&tmp)))?;
         f.sync_all().map_err(Error::io)?;
+        self.fault(|| Step::Rename(staged(&tmp), staged(&id.state())))?;
         self.staging
             .rename(&tmp, &self.staging, id.state())
             .map_err(Error::io)?;
-        sync_dir(&self.staging)?;
-        self.info(&id, state)
+        self.sync_dir(&self.staging, STAGING)
     }
 
     /// An upload's state and offset. Expired uploads are removed and reported unknown.
@@ -255,13 +296,41 @@ impl Storage {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
             // The shared lock is released when `f` closes, right after this read.
-            return self.upload(id);
+            drop(f);
         }
-        self.upload(id)
+        let info = self.upload(id)?;
+        if info.length == Some(info.offset) {
+            // Every byte is here and durable, but the upload did not complete (a crash or
+            // an error between the last fsync and the rename): complete it now, or the
+            // client, seeing its whole length acknowledged, would never send again.
+            self.complete_whole(&info)?;
+        }
+        Ok(info)
+    }
+
+    fn complete_whole(&self, info: &UploadInfo) -> Result<()> {
+        let mut file = match self.lock_part(&info.id) {
+            Ok(f) => f,
+            // Someone is on it.
+            Err(Error::Locked) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        file.seek(SeekFrom::Start(0)).map_err(Error::io)?;
+        loop {
+            let n = file.read(&mut buf).map_err(Error::io)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        self.finalize(&info.id, &file, h, &info.dest).map(|_| ())
     }
 
     fn remove_upload(&self, id: &UploadId) -> Result<()> {
         for name in [id.state(), id.part()] {
+            self.fault(|| Step::Remove(staged(&name)))?;
             match self.staging.remove_file(&name) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -271,7 +340,7 @@ impl Storage {
         if let Ok(mut d) = self.digests.lock() {
             d.remove(id.as_str());
         }
-        sync_dir(&self.staging)
+        self.sync_dir(&self.staging, STAGING)
     }
 
     /// Deletes an upload of `user` (tus termination).
@@ -286,13 +355,40 @@ impl Storage {
         self.remove_upload(id)
     }
 
-    /// Removes uploads past their expiry; returns how many.
+    /// Removes uploads past their expiry, and staging files of no upload (a crash
+    /// between creating an upload's files) older than an hour; returns how many uploads.
+    /// Only the staging area is ever touched.
     pub fn sweep_expired(&self) -> Result<usize> {
-        Ok(self
+        let expired = self
             .upload_ids()?
             .iter()
             .filter(|id| matches!(self.upload(id), Err(Error::UnknownUpload)))
-            .count())
+            .count();
+        let names: Vec<String> = self
+            .staging
+            .entries()
+            .map_err(Error::io)?
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        for name in &names {
+            let stem = name
+                .strip_suffix(".json.tmp")
+                .or_else(|| name.strip_suffix(".part"));
+            let orphan = stem.and_then(UploadId::parse).is_some_and(|id| {
+                !names.contains(&id.state())
+                    && self
+                        .staging
+                        .metadata(name)
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|t| t.into_std().elapsed().is_ok_and(|age| age > ORPHAN_AGE))
+            });
+            if orphan {
+                self.fault(|| Step::Remove(staged(name)))?;
+                let _ = self.staging.remove_file(name);
+            }
+        }
+        Ok(expired)
     }
 
     fn lock_part(&self, id: &UploadId) -> Result<File> {
@@ -414,16 +510,18 @@ impl Storage {
         }
         let size = file.metadata().map_err(Error::io)?.len();
         record_digest(file, &sha256);
+        self.fault(|| Step::SyncFile(staged(&id.part())))?;
         file.sync_all().map_err(Error::io)?;
         let parent = self.parent_dir(dest)?;
         let name = dest.file_name().ok_or(Error::WrongKind("no file name"))?;
         if parent.metadata(name).is_ok_and(|m| m.is_dir()) {
             return Err(Error::WrongKind("a directory is in the way"));
         }
+        self.fault(|| Step::Rename(staged(&id.part()), rel(dest)))?;
         self.staging
             .rename(id.part(), &parent, name)
             .map_err(Error::io)?;
-        sync_dir(&parent)?;
+        self.sync_dir(&parent, &rel(&dest.parent()))?;
         self.remove_upload(id)?;
         Ok(Completed {
             path: dest.clone(),
@@ -456,17 +554,57 @@ impl UploadWriter<'_> {
         self.info.offset
     }
 
+    fn part(&self) -> String {
+        staged(&self.info.id.part())
+    }
+
+    fn write_file(&mut self, data: &[u8]) -> Result<()> {
+        self.storage
+            .fault(|| Step::Write(self.part(), data.len()))?;
+        self.file.write_all(data).map_err(Error::io)
+    }
+
     fn flush_buf(&mut self) -> Result<()> {
         if !self.buf.is_empty() {
-            self.file.write_all(&self.buf).map_err(Error::io)?;
+            let buf = std::mem::take(&mut self.buf);
+            let r = self.write_file(&buf);
+            self.buf = buf;
             self.buf.clear();
+            r?;
+        }
+        Ok(())
+    }
+
+    /// fdatasync of the data. On failure the append is cut back to where it started:
+    /// bytes whose fsync failed are never acknowledged, and the fsync is not retried
+    /// into a success (after a failed fsync the kernel may have dropped them).
+    fn sync(&mut self) -> Result<()> {
+        let synced = self
+            .storage
+            .fault(|| Step::SyncFile(self.part()))
+            .and_then(|()| self.file.sync_data().map_err(Error::io));
+        if let Err(e) = synced {
+            let _ = self.discard();
+            return Err(e);
         }
         Ok(())
     }
 
     /// Appends `data`. Refuses (and keeps nothing of this append) past the declared
-    /// length.
+    /// length. A storage error (full disk...) also drops this append's bytes, so the
+    /// offset stays the last one acknowledged.
     pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        let r = self.append(data);
+        if let Err(e) = r {
+            if !matches!(e, Error::TooLong) {
+                let _ = self.discard();
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, data: &[u8]) -> Result<()> {
         let end = self.info.offset + data.len() as u64;
         if self.info.length.is_some_and(|l| end > l) {
             self.discard()?;
@@ -481,7 +619,7 @@ impl UploadWriter<'_> {
             self.flush_buf()?;
         }
         if data.len() >= self.buf.capacity() {
-            self.file.write_all(data).map_err(Error::io)?;
+            self.write_file(data)?;
         } else {
             self.buf.extend_from_slice(data);
         }
@@ -491,7 +629,11 @@ impl UploadWriter<'_> {
     /// Drops every byte of this append (checksum failure, length exceeded).
     fn discard(&mut self) -> Result<()> {
         self.buf.clear();
+        self.info.offset = self.start;
+        self.storage
+            .fault(|| Step::SetLen(self.part(), self.start))?;
         self.file.set_len(self.start).map_err(Error::io)?;
+        self.storage.fault(|| Step::SyncFile(self.part()))?;
         self.file.sync_data().map_err(Error::io)?;
         // The running digest now covers bytes that are gone: forget it.
         if let Ok(mut d) = self.storage.digests.lock() {
@@ -504,14 +646,17 @@ impl UploadWriter<'_> {
     /// reported. Completes the upload when the declared length is reached, or, with
     /// `body_complete`, when a single-shot upload's body ended.
     pub fn finish(mut self, body_complete: bool) -> Result<AppendOutcome> {
-        self.flush_buf()?;
+        if let Err(e) = self.flush_buf() {
+            let _ = self.discard();
+            return Err(e);
+        }
         if let Some((h, expected)) = self.chunk.take()
             && <[u8; 32]>::from(h.finalize()) != expected
         {
             self.discard()?;
             return Err(Error::ChecksumMismatch);
         }
-        self.file.sync_data().map_err(Error::io)?;
+        self.sync()?;
         let offset = self.info.offset;
         let done = match self.info.length {
             Some(l) => offset == l,
@@ -556,8 +701,11 @@ impl UploadWriter<'_> {
             self.discard()?;
             return Ok(self.start);
         }
-        self.flush_buf()?;
-        self.file.sync_data().map_err(Error::io)?;
+        if let Err(e) = self.flush_buf() {
+            let _ = self.discard();
+            return Err(e);
+        }
+        self.sync()?;
         if let Ok(mut d) = self.storage.digests.lock() {
             d.insert(
                 self.info.id.as_str().to_owned(),

@@ -80,8 +80,8 @@ impl ApiError {
             ApiError::RangeNotSatisfiable { .. } => "range not satisfiable".to_owned(),
             ApiError::Timeout => "the client stopped sending".to_owned(),
             ApiError::NoSpace => {
-                "insufficient storage: the server's disk is full; the bytes received so far \
-                 are kept, resume later"
+                "insufficient storage: the server's disk is full. Bytes acknowledged before \
+                 this request are kept; resume from Upload-Offset once space is freed"
                     .to_owned()
             }
             ApiError::Internal(_) => "internal error".to_owned(),

@@ -1,0 +1,361 @@
+//! Crash points and injected faults, through the engine's fault seam.
+//!
+//! For random files cut into random chunks, every step that changes the disk is made
+//! to fail in turn: with `EIO`, with `ENOSPC`, or as a crash (that step and every later
+//! one fail, then the disk forgets everything not made durable: file contents revert to
+//! their last fsync, directory entries to their directory's last fsync). After each:
+//! - the final path holds nothing or the complete file, and a completion that was
+//!   acknowledged survives;
+//! - every acknowledged byte of the upload in progress is still there (a storage error
+//!   leaves the offset at the last acknowledged byte, never counting bytes whose write
+//!   or fsync failed);
+//! - the failure reached the caller (a failed fsync is never turned into a success);
+//! - a client resuming from the reported offset completes the file, and nothing but
+//!   the final file appears outside the staging area.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fallback_engine::{Error, Faults, NewUpload, RelPath, Step, Storage, UploadId};
+use proptest::prelude::*;
+use sha2::{Digest as _, Sha256};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Crash,
+    Eio,
+    NoSpace,
+}
+
+/// A disk that remembers what was made durable.
+#[derive(Debug)]
+struct Disk {
+    root: PathBuf,
+    /// 1-based index of the step that fails; 0: none.
+    fail_at: usize,
+    mode: Mode,
+    st: Mutex<DiskState>,
+}
+
+#[derive(Debug, Default)]
+struct DiskState {
+    steps: usize,
+    crashed: bool,
+    failed: Option<Step>,
+    /// inode -> content at its last fsync.
+    content: HashMap<u64, Vec<u8>>,
+    /// directory (relative) -> name -> inode, at its last fsync.
+    entries: HashMap<String, BTreeMap<String, u64>>,
+}
+
+/// Regular files of a directory: name -> inode.
+fn listing(dir: &Path) -> BTreeMap<String, u64> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .map(|e| {
+                    (
+                        e.file_name().into_string().unwrap(),
+                        e.metadata().unwrap().ino(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every directory under `root`, relative ("" is the root).
+fn dirs(root: &Path) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut i = 0;
+    while i < out.len() {
+        let d = root.join(&out[i]);
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                let name = e.file_name().into_string().unwrap();
+                out.push(if out[i].is_empty() {
+                    name
+                } else {
+                    format!("{}/{name}", out[i])
+                });
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+impl Disk {
+    /// Everything on disk now counts as durable.
+    fn new(root: &Path, fail_at: usize, mode: Mode) -> Arc<Disk> {
+        let mut st = DiskState::default();
+        for d in dirs(root) {
+            let l = listing(&root.join(&d));
+            for (name, ino) in &l {
+                st.content
+                    .insert(*ino, std::fs::read(root.join(&d).join(name)).unwrap());
+            }
+            st.entries.insert(d, l);
+        }
+        Arc::new(Disk {
+            root: root.to_owned(),
+            fail_at,
+            mode,
+            st: Mutex::new(st),
+        })
+    }
+
+    fn steps(&self) -> usize {
+        self.st.lock().unwrap().steps
+    }
+
+    fn failed(&self) -> Option<Step> {
+        self.st.lock().unwrap().failed.clone()
+    }
+
+    /// The crash: the disk comes back as it was durably.
+    fn forget(&self) {
+        let st = self.st.lock().unwrap();
+        let empty = BTreeMap::new();
+        for d in dirs(&self.root) {
+            let dir = self.root.join(&d);
+            let durable = st.entries.get(&d).unwrap_or(&empty);
+            let now = listing(&dir);
+            for (name, ino) in &now {
+                if durable.get(name) != Some(ino) {
+                    std::fs::remove_file(dir.join(name)).unwrap();
+                }
+            }
+            for (name, ino) in durable {
+                let content = st.content.get(ino).map_or(&[][..], Vec::as_slice);
+                std::fs::write(dir.join(name), content).unwrap();
+            }
+        }
+    }
+}
+
+impl Faults for Disk {
+    fn before(&self, step: &Step) -> std::io::Result<()> {
+        let mut st = self.st.lock().unwrap();
+        if st.crashed {
+            return Err(std::io::Error::from_raw_os_error(5));
+        }
+        st.steps += 1;
+        if st.steps == self.fail_at {
+            st.failed = Some(step.clone());
+            return Err(std::io::Error::from_raw_os_error(match self.mode {
+                Mode::Crash => {
+                    st.crashed = true;
+                    5
+                }
+                Mode::Eio => 5,
+                Mode::NoSpace => 28,
+            }));
+        }
+        // The step runs: note what it makes durable.
+        match step {
+            Step::SyncFile(p) => {
+                let path = self.root.join(p);
+                let ino = std::fs::metadata(&path).unwrap().ino();
+                st.content.insert(ino, std::fs::read(&path).unwrap());
+            }
+            Step::SyncDir(d) => {
+                let l = listing(&self.root.join(d));
+                st.entries.insert(d.clone(), l);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+const DEST: &str = "/in/sub/f.bin";
+const USER: &str = "alice";
+
+/// What the client saw.
+#[derive(Debug, Default)]
+struct Seen {
+    id: Option<UploadId>,
+    /// The last offset an append acknowledged.
+    acked: u64,
+    completed: bool,
+}
+
+/// A client: create, then one append per chunk from `seen.acked`, until done or the
+/// first error.
+fn drive(s: &Storage, data: &[u8], chunks: &[usize], seen: &mut Seen) -> Result<(), Error> {
+    let id = match &seen.id {
+        Some(id) => id.clone(),
+        None => {
+            let info = s.create_upload(NewUpload {
+                user: USER.into(),
+                dest: RelPath::parse(DEST).unwrap(),
+                length: Some(data.len() as u64),
+                metadata: vec![],
+                expected_sha256: Some(Sha256::digest(data).into()),
+            })?;
+            seen.id = Some(info.id.clone());
+            info.id
+        }
+    };
+    let mut cuts = vec![0usize];
+    for c in chunks {
+        cuts.push((cuts.last().unwrap() + c).min(data.len()));
+    }
+    cuts.push(data.len());
+    cuts.dedup();
+    loop {
+        let from = usize::try_from(seen.acked).unwrap();
+        let to = cuts.iter().copied().find(|&c| c > from).unwrap_or(from);
+        let mut w = s.writer(&id, USER, seen.acked, None)?;
+        w.write(&data[from..to])?;
+        let out = w.finish(false)?;
+        seen.acked = out.offset;
+        if out.completed.is_some() {
+            seen.completed = true;
+            return Ok(());
+        }
+    }
+}
+
+fn part_bytes(root: &Path, id: &UploadId) -> Vec<u8> {
+    std::fs::read(root.join(format!(".fallback/uploads/{id}.part"))).unwrap_or_default()
+}
+
+/// Files outside the staging area, relative.
+fn visible_files(root: &Path) -> Vec<String> {
+    let mut out = vec![];
+    for d in dirs(root) {
+        if d.starts_with(".fallback") {
+            continue;
+        }
+        for name in listing(&root.join(&d)).keys() {
+            out.push(if d.is_empty() {
+                name.clone()
+            } else {
+                format!("{d}/{name}")
+            });
+        }
+    }
+    out
+}
+
+/// One run: fail step `fail_at` in `mode`, check, recover, check. Returns the number of
+/// steps a run without failure takes (when `fail_at` is 0). A crash past the last step
+/// is a power cut after every call returned.
+fn run(data: &[u8], chunks: &[usize], fail_at: usize, mode: Mode) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let ttl = Duration::from_hours(1);
+    drop(Storage::open(root, ttl).unwrap());
+    let disk = Disk::new(root, fail_at, mode);
+    let s = Storage::open(root, ttl).unwrap().with_faults(disk.clone());
+    let mut seen = Seen::default();
+    let result = drive(&s, data, chunks, &mut seen);
+    let what = format!("step {fail_at} ({:?}) in {mode:?}", disk.failed());
+    if fail_at == 0 {
+        result.unwrap();
+        return disk.steps();
+    }
+    // The failure reached the caller.
+    if disk.failed().is_some() {
+        let e = result.expect_err(&what);
+        if mode == Mode::NoSpace && !matches!(disk.failed(), Some(Step::Remove(_))) {
+            assert!(matches!(e, Error::NoSpace), "{what}: {e:?}");
+        }
+    }
+    let final_path = root.join(DEST.trim_start_matches('/'));
+    let s = if mode == Mode::Crash {
+        drop(s);
+        disk.forget();
+        Storage::open(root, ttl).unwrap()
+    } else {
+        s
+    };
+    // Nothing, or the whole file.
+    if let Ok(got) = std::fs::read(&final_path) {
+        assert_eq!(
+            got, data,
+            "{what}: a partial or wrong file at the final path"
+        );
+    } else {
+        assert!(
+            !seen.completed,
+            "{what}: an acknowledged completion was lost"
+        );
+    }
+    // Acknowledged bytes are still there; unacknowledged ones are not counted unless
+    // they were made durable by the fsync that completes the file.
+    if let Some(id) = seen.id.clone()
+        && !seen.completed
+    {
+        match s.upload_settled(&id, Duration::ZERO) {
+            Ok(info) => {
+                let len = data.len() as u64;
+                assert!(info.offset >= seen.acked, "{what}: acknowledged bytes lost");
+                if mode != Mode::Crash {
+                    assert!(
+                        info.offset == seen.acked || info.offset == len,
+                        "{what}: offset {} counts unacknowledged bytes (acked {})",
+                        info.offset,
+                        seen.acked
+                    );
+                }
+                let off = usize::try_from(info.offset).unwrap();
+                if info.offset < len {
+                    assert_eq!(part_bytes(root, &id)[..off], data[..off], "{what}");
+                }
+                seen.acked = info.offset;
+            }
+            Err(Error::UnknownUpload) => {
+                // Gone only when its file is complete (completed by the HEAD above, or
+                // removed after the rename).
+                assert_eq!(
+                    std::fs::read(&final_path).ok().as_deref(),
+                    Some(data),
+                    "{what}"
+                );
+                seen.completed = true;
+            }
+            Err(e) => panic!("{what}: HEAD after the failure: {e:?}"),
+        }
+    }
+    // Resume to the end.
+    if !seen.completed && std::fs::read(&final_path).ok().as_deref() != Some(data) {
+        if seen.id.as_ref().is_some_and(|id| s.upload(id).is_err()) {
+            seen = Seen::default();
+        }
+        drive(&s, data, chunks, &mut seen).unwrap_or_else(|e| panic!("{what}: resume: {e:?}"));
+    }
+    assert_eq!(std::fs::read(&final_path).unwrap(), data, "{what}");
+    assert_eq!(
+        visible_files(root),
+        vec![DEST.trim_start_matches('/').to_owned()],
+        "{what}"
+    );
+    0
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(6))]
+
+    /// Every step of a chunked upload, failed in every way.
+    #[test]
+    fn every_failure_point_keeps_acknowledged_bytes_and_never_shows_a_partial_file(
+        data in proptest::collection::vec(any::<u8>(), 0..6000),
+        chunks in proptest::collection::vec(1usize..3000, 1..4),
+    ) {
+        let steps = run(&data, &chunks, 0, Mode::Crash);
+        for fail_at in 1..=steps {
+            for mode in [Mode::Crash, Mode::Eio, Mode::NoSpace] {
+                run(&data, &chunks, fail_at, mode);
+            }
+        }
+        // And a crash after everything returned: what was acknowledged must be durable.
+        run(&data, &chunks, steps + 1, Mode::Crash);
+    }
+}
