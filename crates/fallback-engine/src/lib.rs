@@ -64,6 +64,9 @@ pub enum Error {
     /// The file system is full (ENOSPC or EDQUOT).
     #[error("no space left on the storage")]
     NoSpace,
+    /// The destination exists and the upload may not replace it.
+    #[error("the destination exists and may not be replaced")]
+    Exists,
     /// Limits (uploads in progress, sizes).
     #[error("{0}")]
     Limit(String),
@@ -103,6 +106,7 @@ impl Error {
             Error::TooLong => "too-long",
             Error::ChecksumMismatch => "checksum-mismatch",
             Error::NoSpace => "no-space",
+            Error::Exists => "exists",
             Error::Limit(_) => "limit",
             Error::Io(_) => "io",
         }

@@ -219,6 +219,11 @@ impl Storage {
         open_read_only(&self.root, &path.to_fs_path()).map_err(Error::io)
     }
 
+    /// Whether anything (file, directory, even a dangling link) is at `path`.
+    pub fn exists(&self, path: &RelPath) -> bool {
+        self.root.symlink_metadata(path.to_fs_path()).is_ok()
+    }
+
     /// What `path` is.
     pub fn stat(&self, path: &RelPath) -> Result<Entry> {
         let f = self.open_file(path)?;

@@ -76,6 +76,10 @@ pub struct NewUpload {
     pub metadata: Vec<(String, String)>,
     /// Expected SHA-256 of the whole file, checked before it becomes visible.
     pub expected_sha256: Option<[u8; 32]>,
+    /// Never replace an existing file (HTTP `If-None-Match: *`): refused at creation if
+    /// the destination exists, and the completing rename fails rather than overwrite
+    /// one that appeared meanwhile.
+    pub no_replace: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -88,6 +92,8 @@ struct State {
     expected_sha256: Option<String>,
     created_at: u64,
     expires_at: u64,
+    #[serde(default)]
+    no_replace: bool,
 }
 
 /// An upload in progress, as stored.
@@ -213,6 +219,9 @@ impl Storage {
         if new.dest.is_root() {
             return Err(Error::WrongKind("the destination is the docroot itself"));
         }
+        if new.no_replace && self.exists(&new.dest) {
+            return Err(Error::Exists);
+        }
         if self.uploads_of(&new.user)? >= MAX_UPLOADS_PER_USER {
             return Err(Error::Limit(format!(
                 "{MAX_UPLOADS_PER_USER} uploads in progress already; finish or delete some"
@@ -229,6 +238,7 @@ impl Storage {
             expected_sha256: new.expected_sha256.map(|d| hex(&d)),
             created_at: now,
             expires_at: now.saturating_add(self.upload_ttl.as_secs()),
+            no_replace: new.no_replace,
         };
         let json = serde_json::to_vec(&state).map_err(|e| Error::Io(std::io::Error::other(e)))?;
         // Data file first (empty), then the state, written aside and renamed in.
@@ -482,6 +492,7 @@ impl Storage {
         dest: &RelPath,
         length: Option<u64>,
         expected_sha256: Option<[u8; 32]>,
+        no_replace: bool,
     ) -> Result<UploadWriter<'_>> {
         let info = self.create_upload(NewUpload {
             user: user.to_owned(),
@@ -489,6 +500,7 @@ impl Storage {
             length,
             metadata: vec![("single-shot".to_owned(), "put".to_owned())],
             expected_sha256,
+            no_replace,
         })?;
         self.writer(&info.id, user, 0, None)
     }
@@ -518,9 +530,27 @@ impl Storage {
             return Err(Error::WrongKind("a directory is in the way"));
         }
         self.fault(|| Step::Rename(staged(&id.part()), rel(dest)))?;
-        self.staging
-            .rename(id.part(), &parent, name)
-            .map_err(Error::io)?;
+        if state.no_replace {
+            // Atomic: a file that appeared since the creation check is not replaced.
+            match rustix::fs::renameat_with(
+                &self.staging,
+                id.part(),
+                &parent,
+                name,
+                rustix::fs::RenameFlags::NOREPLACE,
+            ) {
+                Ok(()) => {}
+                Err(rustix::io::Errno::EXIST) => {
+                    self.remove_upload(id)?;
+                    return Err(Error::Exists);
+                }
+                Err(e) => return Err(Error::io(e.into())),
+            }
+        } else {
+            self.staging
+                .rename(id.part(), &parent, name)
+                .map_err(Error::io)?;
+        }
         self.sync_dir(&parent, &rel(&dest.parent()))?;
         self.remove_upload(id)?;
         Ok(Completed {

@@ -247,6 +247,14 @@ impl AppState {
 }
 
 impl Identity {
+    /// When the token stops being valid (Unix seconds, `skew` included); `None` for an
+    /// anonymous requester.
+    pub(crate) fn valid_until(&self, skew: std::time::Duration) -> Option<u64> {
+        self.claims
+            .as_ref()
+            .map(|c| c.expires_at.saturating_add(skew.as_secs()))
+    }
+
     /// Whether this requester may `direction` at `path`: the token's direction and
     /// paths (an anonymous requester may touch the whole docroot). A path outside the
     /// token is 403 whether or not it exists.

@@ -19,13 +19,26 @@ pub(crate) enum Start {
         user: String,
         offset: u64,
         chunk_sha256: Option<[u8; 32]>,
+        /// The token's end (Unix seconds, skew included): re-checked before completing.
+        valid_until: Option<u64>,
     },
     /// PUT: a single-shot upload.
     Put {
         user: String,
         dest: RelPath,
         length: Option<u64>,
+        valid_until: Option<u64>,
+        /// `If-None-Match: *`.
+        no_replace: bool,
     },
+}
+
+impl Start {
+    fn valid_until(&self) -> Option<u64> {
+        match self {
+            Start::Append { valid_until, .. } | Start::Put { valid_until, .. } => *valid_until,
+        }
+    }
 }
 
 enum Msg {
@@ -40,8 +53,15 @@ fn open(storage: &Storage, start: Start) -> Result<UploadWriter<'_>, ApiError> {
             user,
             offset,
             chunk_sha256,
+            ..
         } => storage.writer(&id, &user, offset, chunk_sha256)?,
-        Start::Put { user, dest, length } => storage.put(&user, &dest, length, None)?,
+        Start::Put {
+            user,
+            dest,
+            length,
+            no_replace,
+            ..
+        } => storage.put(&user, &dest, length, None, no_replace)?,
     })
 }
 
@@ -57,6 +77,7 @@ pub(crate) async fn pump(
     body_complete: bool,
 ) -> Result<AppendOutcome, ApiError> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(32);
+    let valid_until = start.valid_until();
     let writer = tokio::task::spawn_blocking(move || {
         let mut w = open(&storage, start)?;
         loop {
@@ -71,7 +92,27 @@ pub(crate) async fn pump(
                     tracing::info!(offset = kept, "body broke off; received bytes kept");
                     return Err(reason);
                 }
-                None => return Ok(w.finish(body_complete)?),
+                None => {
+                    let completes = match w.info().length {
+                        Some(l) => w.offset() == l,
+                        None => body_complete,
+                    };
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
+                    if completes && valid_until.is_some_and(|t| now >= t) {
+                        // The token expired while the body was arriving: the scope is
+                        // re-checked before a file is completed. Bytes are kept (tus); a
+                        // request with a valid token completes the file.
+                        let kept = w.abort()?;
+                        return Err(ApiError::Unauthorized {
+                            reason: format!(
+                                "token expired during the upload: {kept} bytes kept, file not completed"
+                            ),
+                        });
+                    }
+                    return Ok(w.finish(body_complete)?);
+                }
             }
         }
     });

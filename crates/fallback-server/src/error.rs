@@ -27,6 +27,8 @@ pub(crate) enum ApiError {
     UnsupportedMediaType,
     /// `Tus-Resumable` missing or another version.
     TusVersion,
+    /// `If-None-Match: *` and the destination exists.
+    Exists,
     /// tus checksum extension: the chunk (or the file) does not match.
     ChecksumMismatch,
     /// Range outside the file.
@@ -50,7 +52,7 @@ impl ApiError {
             ApiError::Locked => StatusCode::LOCKED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::TusVersion => StatusCode::PRECONDITION_FAILED,
+            ApiError::TusVersion | ApiError::Exists => StatusCode::PRECONDITION_FAILED,
             // tus checksum extension: 460 Checksum Mismatch.
             ApiError::ChecksumMismatch => {
                 StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST)
@@ -76,6 +78,9 @@ impl ApiError {
                 "Content-Type must be application/offset+octet-stream".to_owned()
             }
             ApiError::TusVersion => "Tus-Resumable 1.0.0 is required".to_owned(),
+            ApiError::Exists => {
+                "the destination exists and If-None-Match: * forbids replacing it".to_owned()
+            }
             ApiError::ChecksumMismatch => "checksum mismatch".to_owned(),
             ApiError::RangeNotSatisfiable { .. } => "range not satisfiable".to_owned(),
             ApiError::Timeout => "the client stopped sending".to_owned(),
@@ -112,6 +117,7 @@ impl From<fallback_engine::Error> for ApiError {
             },
             E::WrongKind(m) => ApiError::Conflict(m.to_owned()),
             E::Locked => ApiError::Locked,
+            E::Exists => ApiError::Exists,
             E::OffsetMismatch { actual } => ApiError::OffsetMismatch { actual },
             E::TooLong => ApiError::TooLarge("more data than the upload's length".to_owned()),
             E::ChecksumMismatch => ApiError::ChecksumMismatch,

@@ -469,6 +469,8 @@ pub(crate) async fn put_file(
             user: id.user.clone(),
             dest: path.clone(),
             length,
+            valid_until: id.valid_until(state.options().token_skew),
+            no_replace: crate::tus::if_none_match_star(&parts.headers)?,
         },
         body,
         state.options().activity_timeout,

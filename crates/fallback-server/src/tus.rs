@@ -41,6 +41,18 @@ fn with_tus(mut resp: Response) -> Response {
     resp
 }
 
+/// `If-None-Match: *` on an upload: never replace an existing file. Entity tags are not
+/// supported there (a 400 says so rather than ignoring the condition).
+pub(crate) fn if_none_match_star(h: &HeaderMap) -> Result<bool, ApiError> {
+    match h.get(axum::http::header::IF_NONE_MATCH) {
+        None => Ok(false),
+        Some(v) if v.as_bytes().trim_ascii() == b"*" => Ok(true),
+        Some(_) => Err(ApiError::BadRequest(
+            "uploads support If-None-Match: * only (never replace an existing file)".to_owned(),
+        )),
+    }
+}
+
 fn require_tus(h: &HeaderMap) -> Result<(), ApiError> {
     match h.get("tus-resumable").and_then(|v| v.to_str().ok()) {
         Some("1.0.0") => Ok(()),
@@ -232,6 +244,7 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
         length: Some(length),
         metadata: meta,
         expected_sha256: expected,
+        no_replace: if_none_match_star(&parts.headers)?,
     };
     let info = tokio::task::spawn_blocking(move || storage.create_upload(new))
         .await
@@ -252,6 +265,7 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
                 user: id.user.clone(),
                 offset: 0,
                 chunk_sha256: chunk_checksum(&parts.headers)?,
+                valid_until: id.valid_until(state.options().token_skew),
             },
             body,
             state.options().activity_timeout,
@@ -392,6 +406,7 @@ pub(crate) async fn patch(
                 user: who.user.clone(),
                 offset,
                 chunk_sha256: chunk_checksum(&parts.headers)?,
+                valid_until: who.valid_until(state.options().token_skew),
             },
             body,
             state.options().activity_timeout,

@@ -197,6 +197,7 @@ fn drive(s: &Storage, data: &[u8], chunks: &[usize], seen: &mut Seen) -> Result<
                 length: Some(data.len() as u64),
                 metadata: vec![],
                 expected_sha256: Some(Sha256::digest(data).into()),
+                no_replace: false,
             })?;
             seen.id = Some(info.id.clone());
             info.id

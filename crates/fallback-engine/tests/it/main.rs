@@ -29,6 +29,7 @@ fn new(dest: &str, len: u64) -> NewUpload {
         length: Some(len),
         metadata: vec![],
         expected_sha256: None,
+        no_replace: false,
     }
 }
 
@@ -130,7 +131,7 @@ fn one_writer_at_a_time() {
 #[test]
 fn single_shot_put_and_abort() {
     let (dir, s) = storage();
-    let mut w = s.put("alice", &p("/a.txt"), None, None).unwrap();
+    let mut w = s.put("alice", &p("/a.txt"), None, None, false).unwrap();
     w.write(b"partial").unwrap();
     assert_eq!(w.abort().unwrap(), 0);
     assert!(!dir.path().join("a.txt").exists());
@@ -140,7 +141,7 @@ fn single_shot_put_and_abort() {
             .count(),
         0
     );
-    let mut w = s.put("alice", &p("/a.txt"), None, None).unwrap();
+    let mut w = s.put("alice", &p("/a.txt"), None, None, false).unwrap();
     w.write(b"whole").unwrap();
     let c = w.finish(true).unwrap().completed.unwrap();
     assert_eq!(c.size, 5);
@@ -150,7 +151,7 @@ fn single_shot_put_and_abort() {
 #[test]
 fn digests_are_recorded_and_invalidated() {
     let (dir, s) = storage();
-    let mut w = s.put("alice", &p("/d.txt"), Some(4), None).unwrap();
+    let mut w = s.put("alice", &p("/d.txt"), Some(4), None, false).unwrap();
     w.write(b"data").unwrap();
     w.finish(true).unwrap();
     let e = s.stat(&p("/d.txt")).unwrap();
@@ -287,4 +288,42 @@ fn a_fifo_in_the_docroot_does_not_hang_a_reader() {
     assert!(started.elapsed() < Duration::from_secs(2));
     // Listings leave it out too.
     assert!(s.manifest(&RelPath::root(), 10).unwrap().is_empty());
+}
+
+#[test]
+fn no_replace_never_overwrites_even_a_file_that_appears_meanwhile() {
+    let (dir, s) = storage();
+    std::fs::write(dir.path().join("taken.txt"), b"first").unwrap();
+    let refused = s.create_upload(NewUpload {
+        no_replace: true,
+        ..new("/taken.txt", 3)
+    });
+    assert!(matches!(refused, Err(Error::Exists)), "{refused:?}");
+    assert!(matches!(
+        s.put("alice", &p("/taken.txt"), Some(3), None, true),
+        Err(Error::Exists)
+    ));
+    // Free at creation, taken before completion: the rename refuses, the file stays.
+    let info = s
+        .create_upload(NewUpload {
+            no_replace: true,
+            ..new("/late.txt", 3)
+        })
+        .unwrap();
+    std::fs::write(dir.path().join("late.txt"), b"someone else's").unwrap();
+    let mut w = s.writer(&info.id, "alice", 0, None).unwrap();
+    w.write(b"abc").unwrap();
+    assert!(matches!(w.finish(false), Err(Error::Exists)));
+    assert_eq!(
+        std::fs::read(dir.path().join("late.txt")).unwrap(),
+        b"someone else's"
+    );
+    assert!(matches!(s.upload(&info.id), Err(Error::UnknownUpload)));
+    // Without the condition, a PUT replaces.
+    let mut w = s
+        .put("alice", &p("/taken.txt"), Some(3), None, false)
+        .unwrap();
+    w.write(b"new").unwrap();
+    w.finish(true).unwrap();
+    assert_eq!(std::fs::read(dir.path().join("taken.txt")).unwrap(), b"new");
 }
