@@ -341,6 +341,28 @@ impl Storage {
         Ok(out)
     }
 
+    /// Refuses a destination whose existing leading part leaves the docroot (a symlink
+    /// pointing outside) or is not a directory, before any byte is accepted for it.
+    pub(crate) fn check_parent(&self, path: &RelPath) -> Result<()> {
+        let mut p = path.parent();
+        while !p.is_root() {
+            match self.root.symlink_metadata(p.to_fs_path()) {
+                Ok(_) => {
+                    return self.root.open_dir(p.to_fs_path()).map(|_| ()).map_err(|e| {
+                        if e.raw_os_error() == Some(20) {
+                            Error::WrongKind("a file is in the way of the destination")
+                        } else {
+                            Error::io(e)
+                        }
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => p = p.parent(),
+                Err(e) => return Err(Error::io(e)),
+            }
+        }
+        Ok(())
+    }
+
     /// Opens the directory holding `path`'s final location, creating it beneath the
     /// root if needed.
     pub(crate) fn parent_dir(&self, path: &RelPath) -> Result<Dir> {

@@ -219,6 +219,7 @@ impl Storage {
         if new.dest.is_root() {
             return Err(Error::WrongKind("the destination is the docroot itself"));
         }
+        self.check_parent(&new.dest)?;
         if new.no_replace && self.exists(&new.dest) {
             return Err(Error::Exists);
         }

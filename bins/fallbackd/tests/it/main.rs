@@ -4,6 +4,7 @@
 // Test helpers panic on purpose: a panic is how a failed expectation is reported.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
+mod adversarial;
 mod embedded;
 mod refusals;
 mod transfers;

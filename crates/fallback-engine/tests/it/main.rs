@@ -188,12 +188,14 @@ fn symlinks_out_of_the_docroot_are_never_followed() {
     let mut got = String::new();
     f.read_to_string(&mut got).unwrap();
     assert_eq!(got, "ok");
-    // Uploads cannot land through the link either.
-    let info = s.create_upload(new("/dirlink/planted", 1)).unwrap();
-    let mut w = s.writer(&info.id, "alice", 0, None).unwrap();
-    w.write(b"x").unwrap();
-    assert!(w.finish(false).is_err());
+    // Uploads cannot land through the link either: refused at creation, before any
+    // byte is accepted.
+    let refused = s.create_upload(new("/dirlink/planted", 1));
+    assert!(matches!(refused, Err(Error::Escapes)), "{refused:?}");
+    let refused = s.create_upload(new("/dirlink/deeper/planted", 1));
+    assert!(matches!(refused, Err(Error::Escapes)), "{refused:?}");
     assert!(!outside.path().join("planted").exists());
+    assert!(!outside.path().join("deeper").exists());
     // Listings leave them out.
     let m = s.manifest(&RelPath::root(), 100).unwrap();
     let names: Vec<&str> = m.iter().map(|e| e.path.as_str()).collect();
