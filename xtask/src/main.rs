@@ -16,7 +16,7 @@ cargo xtask <task> [options]
 Tasks:
   ci                 everything CI runs: fmt check, clippy -D warnings, tests
                      (nextest), doc tests, benchmark smoke runs, dependency-direction
-                     checks and a short fuzz run
+                     checks, the supply-chain audit and a short fuzz run
   bench [--quick] [--check] [--no-memory] [--size MIB]
                      installs the peers (apt nginx apache2 wrk time; cargo dufs
                      rustus under target/bench-tools), runs the criterion benches,
@@ -31,6 +31,10 @@ Tasks:
                      fallbackd instances on loopback ephemeral ports), stops them
   e2e --throughput   also measures a 1 GiB download through Apache against Apache
                      serving the same file statically (release build)
+  audit              supply chain: cargo-deny (advisories, licenses, bans, sources)
+                     offline, against the advisory database snapshot in
+                     $FALLBACK_ADVISORY_DB or ../shared/advisory-db; installs
+                     cargo-deny under target/tools if missing
   fuzz [--seconds N] [TARGET...]
                      run the cargo-fuzz targets (all by default) for N seconds each
                      (default 60); installs cargo-fuzz under target/tools if missing
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
         Some("e2e") => e2e(&args[1..]),
+        Some("audit") => audit(),
         Some("-h" | "--help" | "help") | None => {
             print!("{HELP}");
             Ok(())
@@ -156,6 +161,7 @@ fn ci() -> Result {
     run(c)?;
 
     e2e(&[])?;
+    audit()?;
     fuzz(&["--seconds".into(), "15".into()])?;
     println!("\nci: all checks passed");
     Ok(())
@@ -582,6 +588,67 @@ fn write_seeds(seeds: Seeds, dir: &Path) -> Result {
     Ok(())
 }
 
+/// A cargo-installed tool under target/tools, installed if missing; returns its path.
+fn tool(name: &str) -> Result<PathBuf> {
+    let tools = root().join("target/tools");
+    let bin = tools.join("bin").join(name);
+    if !bin.exists() {
+        let mut c = cargo();
+        c.args(["install", "--locked", name, "--root"]).arg(&tools);
+        run(c)?;
+    }
+    Ok(bin)
+}
+
+/// cargo-deny's directory name for the default RustSec database URL: it looks for the
+/// database there under `db-path` (deny.toml).
+const ADVISORY_DB_DIR: &str = "advisory-db-3157b0e258782691";
+
+fn audit() -> Result {
+    let deny = tool("cargo-deny")?;
+    let snapshot = env::var_os("FALLBACK_ADVISORY_DB")
+        .map_or_else(|| root().join("../shared/advisory-db"), PathBuf::from);
+    let mut c = Command::new(&deny);
+    c.current_dir(root()).arg("--offline");
+    if snapshot.join("crates").is_dir() {
+        // cargo-deny wants a git checkout: copy the snapshot and commit it (offline).
+        let db = root().join("target/advisory-dbs").join(ADVISORY_DB_DIR);
+        let _ = std::fs::remove_dir_all(&db);
+        std::fs::create_dir_all(&db).map_err(|e| format!("{}: {e}", db.display()))?;
+        let mut cp = Command::new("cp");
+        cp.arg("-r").arg(snapshot.join(".")).arg(&db);
+        run(cp)?;
+        for args in [
+            &["init", "-q"][..],
+            &["add", "-A"],
+            &[
+                "-c",
+                "user.name=xtask",
+                "-c",
+                "user.email=xtask@localhost",
+                "commit",
+                "-q",
+                "-m",
+                "advisory database snapshot",
+            ],
+        ] {
+            let mut g = Command::new("git");
+            g.current_dir(&db).args(args);
+            run(g)?;
+        }
+        println!("advisory database: {}", snapshot.display());
+        c.args(["check", "all"]);
+    } else {
+        println!(
+            "\nNOTE: no advisory database at {} (set FALLBACK_ADVISORY_DB): checking \
+             licenses, bans and sources only, NOT advisories",
+            snapshot.display()
+        );
+        c.args(["check", "bans", "licenses", "sources"]);
+    }
+    run(c)
+}
+
 fn fuzz(args: &[String]) -> Result {
     let mut seconds = 60u64;
     let mut targets: Vec<&str> = Vec::new();
@@ -606,14 +673,7 @@ fn fuzz(args: &[String]) -> Result {
     if targets.is_empty() {
         targets = FUZZ_TARGETS.iter().map(|(n, _)| *n).collect();
     }
-    let tools = root().join("target/tools");
-    let cargo_fuzz = tools.join("bin/cargo-fuzz");
-    if !cargo_fuzz.exists() {
-        let mut c = cargo();
-        c.args(["install", "--locked", "cargo-fuzz", "--root"])
-            .arg(&tools);
-        run(c)?;
-    }
+    let cargo_fuzz = tool("cargo-fuzz")?;
     for target in targets {
         let seeds = FUZZ_TARGETS
             .iter()
