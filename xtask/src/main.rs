@@ -600,7 +600,7 @@ fn tool(name: &str) -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// cargo-deny's directory name for the default RustSec database URL: it looks for the
+/// cargo-deny's directory name for the default `RustSec` database URL: it looks for the
 /// database there under `db-path` (deny.toml).
 const ADVISORY_DB_DIR: &str = "advisory-db-3157b0e258782691";
 
