@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod adversarial;
+mod concurrency;
+mod disk_full;
 mod embedded;
 mod refusals;
 mod transfers;

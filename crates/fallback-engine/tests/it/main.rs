@@ -234,9 +234,37 @@ fn expired_uploads_are_swept() {
     let dir = tempfile::tempdir().unwrap();
     let s = Storage::open(dir.path(), Duration::ZERO).unwrap();
     let info = s.create_upload(new("/t", 5)).unwrap();
+    let mut w = s.writer(&info.id, "alice", 0, None).unwrap();
+    w.write(b"abc").unwrap();
+    w.finish(false).unwrap();
+    let staging = dir.path().join(".fallback/uploads");
+    // A data file whose state never made it (a crash during creation), an hour old, and
+    // look-alikes outside the staging area, which the sweep must never touch.
+    let orphan = staging.join("0123456789abcdef0123456789abcdef.part");
+    std::fs::write(&orphan, b"orphan").unwrap();
+    let old = std::process::Command::new("touch")
+        .args(["-m", "-d", "2 hours ago"])
+        .arg(&orphan)
+        .status()
+        .unwrap();
+    assert!(old.success());
+    let young = staging.join("fedcba9876543210fedcba9876543210.json.tmp");
+    std::fs::write(&young, b"{}").unwrap();
+    std::fs::write(dir.path().join(format!("{}.part", info.id)), b"user file").unwrap();
+    std::fs::write(dir.path().join("0123456789abcdef0123456789abcdef.part"), b"user").unwrap();
     std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(s.sweep_expired().unwrap(), 1);
     assert!(matches!(s.upload(&info.id), Err(Error::UnknownUpload)));
+    let mut left: Vec<String> = std::fs::read_dir(&staging)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    // The expired upload's bytes and the old orphan are gone; a young file (perhaps a
+    // creation in progress) stays.
+    assert_eq!(left, ["fedcba9876543210fedcba9876543210.json.tmp"]);
+    assert!(dir.path().join(format!("{}.part", info.id)).exists());
+    assert!(dir.path().join("0123456789abcdef0123456789abcdef.part").exists());
 }
 
 #[test]
