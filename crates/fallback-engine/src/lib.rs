@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 mod faults;
+pub mod headers;
 mod relpath;
 mod store;
 mod upload;

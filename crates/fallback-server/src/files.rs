@@ -13,7 +13,6 @@ use base64::Engine as _;
 use bytes::Bytes;
 use fallback_engine::{Entry, EntryKind, RelPath};
 use fallback_token::Direction;
-use http_range_header::parse_range_header;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::auth::token_in_query;
@@ -156,27 +155,8 @@ fn wanted_range(headers: &HeaderMap, e: &Entry) -> Result<Option<(u64, u64)>, Ap
             return Ok(None);
         }
     }
-    // Another range unit: ignored, as RFC 9110 requires. A bytes range that does not
-    // parse (signs, junk, reversed, 20 digits, too many) is refused with 416: numbers
-    // from headers are never guessed at.
-    if !range
-        .get(..6)
-        .is_some_and(|u| u.eq_ignore_ascii_case("bytes="))
-    {
-        return Ok(None);
-    }
-    let Ok(parsed) = parse_range_header(range) else {
-        return Err(ApiError::RangeNotSatisfiable { len: e.size });
-    };
-    match parsed.validate(e.size) {
-        // One range is served; none usable (empty file) or several: the whole file
-        // (a server may ignore Range).
-        Ok(ranges) => Ok(match ranges.as_slice() {
-            [one] => Some((*one.start(), *one.end())),
-            _ => None,
-        }),
-        Err(_) => Err(ApiError::RangeNotSatisfiable { len: e.size }),
-    }
+    fallback_engine::headers::byte_range(range, e.size)
+        .map_err(|_| ApiError::RangeNotSatisfiable { len: e.size })
 }
 
 /// Who a download is for, to log its end.

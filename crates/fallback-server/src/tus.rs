@@ -21,14 +21,9 @@ use crate::{AppState, split_base};
 pub(crate) const EXTENSIONS: &str = "creation,creation-with-upload,checksum,termination,expiration";
 const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
 
-/// An unsigned decimal header value: digits only, no sign, no spaces, at most 19 digits
-/// (so it fits in u64 with room).
+/// An unsigned decimal header value: see [`fallback_engine::headers::parse_u64`].
 pub(crate) fn header_u64(v: &HeaderValue) -> Option<u64> {
-    let s = v.to_str().ok()?;
-    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
+    fallback_engine::headers::parse_u64(v.to_str().ok()?)
 }
 
 fn tus_headers(h: &mut HeaderMap) {
@@ -68,7 +63,7 @@ fn tus_error(e: ApiError) -> Response {
     resp
 }
 
-/// Parses `Upload-Metadata`: `key base64,key base64,key` (value optional).
+/// Parses `Upload-Metadata` (see [`fallback_engine::headers::upload_metadata`]).
 fn metadata(h: &HeaderMap) -> Result<Vec<(String, String)>, ApiError> {
     let Some(v) = h.get("upload-metadata") else {
         return Ok(Vec::new());
@@ -76,29 +71,7 @@ fn metadata(h: &HeaderMap) -> Result<Vec<(String, String)>, ApiError> {
     let v = v
         .to_str()
         .map_err(|_| ApiError::BadRequest("Upload-Metadata is not ASCII".to_owned()))?;
-    let mut out = Vec::new();
-    for pair in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let mut it = pair.split(' ');
-        let key = it.next().unwrap_or_default();
-        let value = match it.next() {
-            None => String::new(),
-            Some(b64) => {
-                let bytes = STANDARD.decode(b64).map_err(|_| {
-                    ApiError::BadRequest(format!("Upload-Metadata {key}: value is not base64"))
-                })?;
-                String::from_utf8(bytes).map_err(|_| {
-                    ApiError::BadRequest(format!("Upload-Metadata {key}: value is not UTF-8"))
-                })?
-            }
-        };
-        if key.is_empty() || it.next().is_some() || out.iter().any(|(k, _)| k == key) {
-            return Err(ApiError::BadRequest(format!(
-                "Upload-Metadata: bad or repeated key {key:?}"
-            )));
-        }
-        out.push((key.to_owned(), value));
-    }
-    Ok(out)
+    fallback_engine::headers::upload_metadata(v).map_err(ApiError::BadRequest)
 }
 
 /// `Upload-Checksum: sha256 <base64>`.
@@ -106,22 +79,9 @@ fn chunk_checksum(h: &HeaderMap) -> Result<Option<[u8; 32]>, ApiError> {
     let Some(v) = h.get("upload-checksum") else {
         return Ok(None);
     };
-    let v = v.to_str().unwrap_or_default();
-    let (algo, b64) = v.split_once(' ').ok_or_else(|| {
-        ApiError::BadRequest("Upload-Checksum: write `sha256 <base64>`".to_owned())
-    })?;
-    if !algo.eq_ignore_ascii_case("sha256") {
-        return Err(ApiError::BadRequest(format!(
-            "Upload-Checksum: {algo} is not supported (sha256 is)"
-        )));
-    }
-    let bytes = STANDARD
-        .decode(b64.trim())
-        .map_err(|_| ApiError::BadRequest("Upload-Checksum: bad base64".to_owned()))?;
-    let d: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| ApiError::BadRequest("Upload-Checksum: not 32 bytes".to_owned()))?;
-    Ok(Some(d))
+    fallback_engine::headers::upload_checksum(v.to_str().unwrap_or_default())
+        .map(Some)
+        .map_err(ApiError::BadRequest)
 }
 
 /// The expected SHA-256 of the whole file from metadata `sha256` (hex or base64).
@@ -129,19 +89,9 @@ fn expected_digest(meta: &[(String, String)]) -> Result<Option<[u8; 32]>, ApiErr
     let Some((_, v)) = meta.iter().find(|(k, _)| k == "sha256") else {
         return Ok(None);
     };
-    let bytes = if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
-        (0..32)
-            .map(|i| u8::from_str_radix(&v[2 * i..2 * i + 2], 16).unwrap_or(0))
-            .collect()
-    } else {
-        STANDARD
-            .decode(v)
-            .map_err(|_| ApiError::BadRequest("metadata sha256: hex or base64".to_owned()))?
-    };
-    bytes
-        .try_into()
+    fallback_engine::headers::sha256_digest(v)
         .map(Some)
-        .map_err(|_| ApiError::BadRequest("metadata sha256: not 32 bytes".to_owned()))
+        .map_err(|e| ApiError::BadRequest(format!("metadata {e}")))
 }
 
 fn expires(info: &UploadInfo) -> Option<HeaderValue> {

@@ -11,7 +11,10 @@ use crate::{
 };
 
 fn upload_path(server: &Server, url: &str) -> String {
-    url.split_once(&server.http.to_string()).unwrap().1.to_owned()
+    url.split_once(&server.http.to_string())
+        .unwrap()
+        .1
+        .to_owned()
 }
 
 /// Reads one response from a socket until the server closes it or 30 s pass.
@@ -31,7 +34,12 @@ fn a_second_patch_while_one_runs_is_refused_and_bytes_never_interleave() {
     let a = vec![b'a'; 4 << 20];
     let head = patch_head(&server, &upload_path(&server, &url), len, &token);
     // The first PATCH sends half its body and waits.
-    let (none, mut first) = raw(server.http, &format!("{head}\r\nConnection: close"), &a, 2 << 20);
+    let (none, mut first) = raw(
+        server.http,
+        &format!("{head}\r\nConnection: close"),
+        &a,
+        2 << 20,
+    );
     assert!(none.is_none());
     std::thread::sleep(Duration::from_millis(300));
     // A second one, from the same offset, with other bytes.
@@ -76,7 +84,10 @@ fn uploads_racing_to_one_path_leave_one_of_them_whole() {
             }
         });
         let got = sha256_file(&server.docroot().join("in/same.bin"));
-        assert!(sums.contains(&got), "round {round}: a blend of the two uploads");
+        assert!(
+            sums.contains(&got),
+            "round {round}: a blend of the two uploads"
+        );
     }
 }
 
@@ -147,19 +158,23 @@ fn a_token_expiring_mid_upload_keeps_the_bytes_but_does_not_complete_the_file() 
     let url = tus_create(&server, &short, "late.bin", len);
     let data = vec![b'x'; 1 << 20];
     let head = patch_head(&server, &upload_path(&server, &url), len, &short);
-    let (none, mut s) = raw(server.http, &format!("{head}\r\nConnection: close"), &data, 1000);
+    let (none, mut s) = raw(
+        server.http,
+        &format!("{head}\r\nConnection: close"),
+        &data,
+        1000,
+    );
     assert!(none.is_none());
     std::thread::sleep(Duration::from_secs(4));
     s.write_all(&data[1000..]).unwrap();
     let resp = response(s);
     assert!(resp.starts_with("HTTP/1.1 401"), "{resp}");
     assert!(!server.docroot().join("in/late.bin").exists());
-    assert!(
-        server
-            .log_values()
-            .iter()
-            .any(|v| v["reason"].as_str().is_some_and(|r| r.contains("expired during the upload")))
-    );
+    assert!(server.log_values().iter().any(|v| {
+        v["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("expired during the upload"))
+    }));
     // A fresh token: the bytes are all there; the HEAD completes the file.
     let fresh = upload_token("alice", "/in");
     assert_eq!(tus_offset(&url, &fresh), len);

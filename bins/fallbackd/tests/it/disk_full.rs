@@ -53,7 +53,11 @@ fn a_full_disk_answers_507_keeps_the_offset_and_resumes_after_space_is_freed() {
     let body = got.text();
     assert!(body.contains("disk is full"), "{body}");
     assert!(body.contains("resume"), "{body}");
-    assert_eq!(tus_offset(&url, &token), 0, "the refused bytes were counted");
+    assert_eq!(
+        tus_offset(&url, &token),
+        0,
+        "the refused bytes were counted"
+    );
     assert!(!docroot.join("in/big.bin").exists());
     assert!(server.logged("request failed") || server.logged("request refused"));
 

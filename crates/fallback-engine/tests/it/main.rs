@@ -251,7 +251,11 @@ fn expired_uploads_are_swept() {
     let young = staging.join("fedcba9876543210fedcba9876543210.json.tmp");
     std::fs::write(&young, b"{}").unwrap();
     std::fs::write(dir.path().join(format!("{}.part", info.id)), b"user file").unwrap();
-    std::fs::write(dir.path().join("0123456789abcdef0123456789abcdef.part"), b"user").unwrap();
+    std::fs::write(
+        dir.path().join("0123456789abcdef0123456789abcdef.part"),
+        b"user",
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(s.sweep_expired().unwrap(), 1);
     assert!(matches!(s.upload(&info.id), Err(Error::UnknownUpload)));
@@ -264,7 +268,11 @@ fn expired_uploads_are_swept() {
     // creation in progress) stays.
     assert_eq!(left, ["fedcba9876543210fedcba9876543210.json.tmp"]);
     assert!(dir.path().join(format!("{}.part", info.id)).exists());
-    assert!(dir.path().join("0123456789abcdef0123456789abcdef.part").exists());
+    assert!(
+        dir.path()
+            .join("0123456789abcdef0123456789abcdef.part")
+            .exists()
+    );
 }
 
 #[test]

@@ -37,3 +37,70 @@ proptest! {
         prop_assert_eq!(RelPath::parse_encoded(&raw), Err(PathError::DotSegment));
     }
 }
+
+mod headers {
+    use base64::Engine as _;
+    use fallback_engine::headers::{Unsatisfiable, byte_range, parse_u64, upload_metadata};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any text: an answer, never a panic, and a served range lies in the file.
+        #[test]
+        fn any_range_header_is_answered_within_the_file(v in "\\PC{0,60}", size in 0u64..1000) {
+            if let Ok(Some((a, b))) = byte_range(&v, size) {
+                prop_assert!(a <= b && b < size);
+            }
+        }
+
+        /// A well-formed single range agrees with the RFC 9110 model.
+        #[test]
+        fn single_ranges_follow_the_model(
+            first in proptest::option::of(0u64..3000),
+            last in proptest::option::of(0u64..3000),
+            size in 0u64..2000,
+        ) {
+            let text = format!(
+                "bytes={}-{}",
+                first.map(|n| n.to_string()).unwrap_or_default(),
+                last.map(|n| n.to_string()).unwrap_or_default()
+            );
+            let model = match (first, last) {
+                (None, None | Some(0)) => Err(Unsatisfiable),
+                (None, Some(_)) if size == 0 => Ok(None),
+                (None, Some(n)) => Ok(Some((size.saturating_sub(n), size - 1))),
+                (Some(a), Some(b)) if b < a => Err(Unsatisfiable),
+                (Some(_), _) if size == 0 => Ok(None),
+                (Some(a), _) if a >= size => Err(Unsatisfiable),
+                (Some(a), b) => Ok(Some((a, b.unwrap_or(u64::MAX).min(size - 1)))),
+            };
+            prop_assert_eq!(byte_range(&text, size), model, "{}", text);
+        }
+
+        /// Numbers: every u64 of at most 19 digits reads back; signs and spaces never.
+        #[test]
+        fn numbers_read_back(n in 0u64..10_000_000_000_000_000_000, junk in "[+\\- ]") {
+            prop_assert_eq!(parse_u64(&n.to_string()), Some(n));
+            prop_assert_eq!(parse_u64(&format!("{junk}{n}")), None);
+        }
+
+        /// Metadata written the tus way parses back to itself.
+        #[test]
+        fn metadata_round_trips(pairs in proptest::collection::btree_map("[a-z_]{1,12}", proptest::option::of("\\PC{0,30}"), 0..6)) {
+            let text = pairs
+                .iter()
+                .map(|(k, v)| match v {
+                    Some(v) => format!("{k} {}", base64::engine::general_purpose::STANDARD.encode(v)),
+                    None => k.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(",");
+            let want: Vec<(String, String)> = pairs
+                .into_iter()
+                .map(|(k, v)| (k, v.unwrap_or_default()))
+                .collect();
+            prop_assert_eq!(upload_metadata(&text).unwrap(), want);
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! The header values the transfer protocol reads, parsed strictly: byte ranges
+//! (RFC 9110), tus `Upload-Metadata` and `Upload-Checksum`, unsigned lengths and offsets,
+//! and SHA-256 digests. Pure functions of the text, so they can be fuzzed alone.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+/// An unsigned decimal header value (`Content-Length`, `Upload-Length`,
+/// `Upload-Offset`): digits only, no sign, no spaces, at most 19 digits, so it always
+/// fits in a `u64`. Anything else is `None`.
+pub fn parse_u64(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// A position in a byte range: digits only (at most 40), saturating at `u64::MAX` (a
+/// position past any file means the same as the largest one).
+fn range_pos(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 40 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(s.bytes().fold(0u64, |n, d| {
+        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+    }))
+}
+
+/// A `Range` header that cannot be served: answer 416.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsatisfiable;
+
+/// Most ranges in one `Range` header; more is refused (416) rather than parsed.
+pub const MAX_RANGES: usize = 100;
+
+/// The one byte range to send of a file of `size` bytes, as inclusive `(first, last)`;
+/// `Ok(None)` to send the whole file: another range unit (ignored, as RFC 9110 says),
+/// several ranges (a server may ignore Range), or an empty file. A `bytes=` value that
+/// does not parse (signs, junk, reversed, 20 digits, more than [`MAX_RANGES`]) or that
+/// no byte of the file satisfies is [`Unsatisfiable`]: numbers from headers are never
+/// guessed at.
+///
+/// # Errors
+/// [`Unsatisfiable`], as above.
+pub fn byte_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, Unsatisfiable> {
+    let Some(spec) = value
+        .get(..6)
+        .filter(|u| u.eq_ignore_ascii_case("bytes="))
+        .and_then(|_| value.get(6..))
+    else {
+        return Ok(None);
+    };
+    let mut ranges = Vec::new();
+    for part in spec.split(',') {
+        let part = part.trim_matches([' ', '\t']);
+        if ranges.len() == MAX_RANGES {
+            return Err(Unsatisfiable);
+        }
+        let (first, last) = part.split_once('-').ok_or(Unsatisfiable)?;
+        let range = if first.is_empty() {
+            // Suffix: the last N bytes.
+            let n = range_pos(last).ok_or(Unsatisfiable)?;
+            if n == 0 {
+                return Err(Unsatisfiable);
+            }
+            (size > 0).then(|| (size.saturating_sub(n), size - 1))
+        } else {
+            let start = range_pos(first).ok_or(Unsatisfiable)?;
+            let end = if last.is_empty() {
+                u64::MAX
+            } else {
+                range_pos(last).ok_or(Unsatisfiable)?
+            };
+            if end < start {
+                return Err(Unsatisfiable);
+            }
+            (start < size).then(|| (start, end.min(size - 1)))
+        };
+        ranges.push(range);
+    }
+    if size == 0 {
+        return Ok(None);
+    }
+    let usable: Vec<(u64, u64)> = ranges.into_iter().flatten().collect();
+    match usable.as_slice() {
+        [] => Err(Unsatisfiable),
+        [one] => Ok(Some(*one)),
+        _ => Ok(None),
+    }
+}
+
+/// tus `Upload-Metadata`: `key base64,key base64,key` (a value is optional). Keys are
+/// unique and non-empty; values decode to UTF-8.
+///
+/// # Errors
+/// What is wrong, for the client.
+pub fn upload_metadata(v: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for pair in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let mut it = pair.split(' ');
+        let key = it.next().unwrap_or_default();
+        let value = match it.next() {
+            None => String::new(),
+            Some(b64) => {
+                let bytes = STANDARD
+                    .decode(b64)
+                    .map_err(|_| format!("Upload-Metadata {key}: value is not base64"))?;
+                String::from_utf8(bytes)
+                    .map_err(|_| format!("Upload-Metadata {key}: value is not UTF-8"))?
+            }
+        };
+        if key.is_empty() || it.next().is_some() || out.iter().any(|(k, _)| k == key) {
+            return Err(format!("Upload-Metadata: bad or repeated key {key:?}"));
+        }
+        out.push((key.to_owned(), value));
+    }
+    Ok(out)
+}
+
+/// tus `Upload-Checksum: sha256 <base64>` (the only algorithm supported).
+///
+/// # Errors
+/// What is wrong, for the client.
+pub fn upload_checksum(v: &str) -> Result<[u8; 32], String> {
+    let (algo, b64) = v
+        .split_once(' ')
+        .ok_or_else(|| "Upload-Checksum: write `sha256 <base64>`".to_owned())?;
+    if !algo.eq_ignore_ascii_case("sha256") {
+        return Err(format!(
+            "Upload-Checksum: {algo} is not supported (sha256 is)"
+        ));
+    }
+    let bytes = STANDARD
+        .decode(b64.trim())
+        .map_err(|_| "Upload-Checksum: bad base64".to_owned())?;
+    bytes
+        .try_into()
+        .map_err(|_| "Upload-Checksum: not 32 bytes".to_owned())
+}
+
+/// A SHA-256 given as 64 hex digits or as base64 (metadata `sha256`).
+///
+/// # Errors
+/// What is wrong, for the client.
+pub fn sha256_digest(v: &str) -> Result<[u8; 32], String> {
+    let bytes: Vec<u8> = if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+        (0..32)
+            .map(|i| u8::from_str_radix(&v[2 * i..2 * i + 2], 16))
+            .collect::<Result<_, _>>()
+            .map_err(|_| "sha256: bad hex".to_owned())?
+    } else {
+        STANDARD
+            .decode(v)
+            .map_err(|_| "sha256: hex or base64".to_owned())?
+    };
+    bytes
+        .try_into()
+        .map_err(|_| "sha256: not 32 bytes".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        let r = |v: &str| byte_range(v, 12);
+        assert_eq!(r("bytes=0-0"), Ok(Some((0, 0))));
+        assert_eq!(r("bytes=-5"), Ok(Some((7, 11))));
+        assert_eq!(r("bytes=-50"), Ok(Some((0, 11))));
+        assert_eq!(r("bytes=3-"), Ok(Some((3, 11))));
+        assert_eq!(r("bytes=0-18446744073709551615"), Ok(Some((0, 11))));
+        assert_eq!(r("bytes=0-99999999999999999999999"), Ok(Some((0, 11))));
+        assert_eq!(r("BYTES=1-2"), Ok(Some((1, 2))));
+        assert_eq!(r("bytes=0-1,3-4"), Ok(None));
+        assert_eq!(r("bytes=0-1, 20-30"), Ok(Some((0, 1))));
+        assert_eq!(r("items=0-1"), Ok(None));
+        assert_eq!(r(""), Ok(None));
+        for bad in [
+            "bytes=5-2",
+            "bytes=-0",
+            "bytes=+1-2",
+            "bytes=abc",
+            "bytes=",
+            "bytes=-",
+            "bytes=1-2-3",
+            "bytes=12-",
+            "bytes=99999999999999999999-",
+            "bytes=18446744073709551616-",
+            "bytes= 1 - 2",
+            &format!("bytes={}-", "9".repeat(41)),
+        ] {
+            assert_eq!(r(bad), Err(Unsatisfiable), "{bad}");
+        }
+        let many = format!("bytes={}", vec!["0-0"; MAX_RANGES + 1].join(","));
+        assert_eq!(r(&many), Err(Unsatisfiable));
+        assert_eq!(byte_range("bytes=0-5", 0), Ok(None));
+        assert_eq!(byte_range("bytes=-5", 0), Ok(None));
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_u64("0"), Some(0));
+        assert_eq!(
+            parse_u64("9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        for bad in [
+            "",
+            "-1",
+            "+5",
+            " 5",
+            "5 ",
+            "18446744073709551615",
+            "1e3",
+            "0x10",
+        ] {
+            assert_eq!(parse_u64(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn metadata_and_checksums() {
+        assert_eq!(
+            upload_metadata("filename d29ybGQ=,is_confidential,path YS9i").unwrap(),
+            [
+                ("filename".to_owned(), "world".to_owned()),
+                ("is_confidential".to_owned(), String::new()),
+                ("path".to_owned(), "a/b".to_owned())
+            ]
+        );
+        for bad in [
+            "filename !!!",
+            "a YQ==,a YQ==",
+            "k v w",
+            "k /w==",
+            "a  YQ==",
+        ] {
+            assert!(upload_metadata(bad).is_err(), "{bad}");
+        }
+        let d = [7u8; 32];
+        let b64 = STANDARD.encode(d);
+        assert_eq!(upload_checksum(&format!("sha256 {b64}")), Ok(d));
+        assert_eq!(upload_checksum(&format!("SHA256 {b64}")), Ok(d));
+        assert!(upload_checksum(&format!("md5 {b64}")).is_err());
+        assert!(upload_checksum("sha256 AAAA").is_err());
+        assert!(upload_checksum("sha256").is_err());
+        assert_eq!(sha256_digest(&"07".repeat(32)), Ok(d));
+        assert_eq!(sha256_digest(&b64), Ok(d));
+        assert!(sha256_digest("zz").is_err());
+    }
+}

@@ -1,0 +1,46 @@
+//! The header values the protocol reads (Range, Upload-Metadata, Upload-Checksum,
+//! lengths, digests): never a panic, and what they accept is sound. The first byte
+//! picks the parser; the second and third give a file size for ranges.
+#![no_main]
+
+use fallback_engine::headers;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    let (size, text) = match rest {
+        [a, b, text @ ..] => (u64::from(u16::from_le_bytes([*a, *b])), text),
+        _ => (0, rest),
+    };
+    let Ok(text) = std::str::from_utf8(text) else {
+        return;
+    };
+    match which % 5 {
+        0 => {
+            if let Ok(Some((first, last))) = headers::byte_range(text, size) {
+                assert!(first <= last && last < size, "{text:?} {size}");
+            }
+        }
+        1 => {
+            if let Ok(meta) = headers::upload_metadata(text) {
+                for (i, (k, _)) in meta.iter().enumerate() {
+                    assert!(!k.is_empty() && !k.contains([' ', ',']), "{text:?}");
+                    assert!(meta[..i].iter().all(|(other, _)| other != k), "{text:?}");
+                }
+            }
+        }
+        2 => {
+            let _ = headers::upload_checksum(text);
+        }
+        3 => {
+            if let Some(n) = headers::parse_u64(text) {
+                assert_eq!(n.to_string(), text.trim_start_matches('0').to_owned() + if n == 0 { "0" } else { "" });
+            }
+        }
+        _ => {
+            let _ = headers::sha256_digest(text);
+        }
+    }
+});
