@@ -58,6 +58,13 @@ struct Args {
     /// Seconds given to transfers in flight after SIGTERM before connections are cut.
     #[arg(long, value_name = "SECONDS", default_value = "30")]
     drain_timeout: u64,
+    /// Seconds a client has to send a request's headers, and that an idle keep-alive
+    /// connection stays open waiting for the next request (slowloris protection).
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout: u64,
+    /// Seconds a client has to complete the TLS handshake.
+    #[arg(long, value_name = "SECONDS", default_value = "15", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    handshake_timeout: u64,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -196,7 +203,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         shutdown_signal(),
         ServeOptions {
             drain_timeout: Duration::from_secs(args.drain_timeout),
-            ..ServeOptions::default()
+            header_timeout: Duration::from_secs(args.header_timeout),
+            handshake_timeout: Duration::from_secs(args.handshake_timeout),
         },
     )
     .await?;

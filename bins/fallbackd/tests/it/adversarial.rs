@@ -898,6 +898,11 @@ fn send(addr: SocketAddr, bytes: &[u8], half_close: bool) -> (u16, String) {
     (status, text)
 }
 
+/// A health check on a fresh connection (for other test modules).
+pub(crate) fn adversarial_send(addr: SocketAddr) -> (u16, String) {
+    send(addr, &req("GET", "/health", &[], b""), false)
+}
+
 /// Every regular file under `dir` (not following links) with its content, except the
 /// staging area.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {

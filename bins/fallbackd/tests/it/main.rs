@@ -9,7 +9,9 @@ mod concurrency;
 mod disk_full;
 mod embedded;
 mod refusals;
+mod slow_clients;
 mod transfers;
 mod tus_clients;
 
+pub(crate) use adversarial::adversarial_send;
 pub(crate) use fallback_testkit::*;
