@@ -31,6 +31,9 @@ Tasks:
                      fallbackd instances on loopback ephemeral ports), stops them
   e2e --throughput   also measures a 1 GiB download through Apache against Apache
                      serving the same file statically (release build)
+  browser            the example web app (examples/webapp) in headless Chromium:
+                     installs chromium (apt) and playwright-core (npm ci), runs
+                     examples/webapp/e2e; screenshot in target/e2e/
   audit              supply chain: cargo-deny (advisories, licenses, bans, sources)
                      offline, against the advisory database snapshot in
                      $FALLBACK_ADVISORY_DB or ../shared/advisory-db; installs
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz(&args[1..]),
         Some("e2e") => e2e(&args[1..]),
         Some("audit") => audit(),
+        Some("browser") => browser(),
         Some("-h" | "--help" | "help") | None => {
             print!("{HELP}");
             Ok(())
@@ -161,6 +165,7 @@ fn ci() -> Result {
     run(c)?;
 
     e2e(&[])?;
+    browser()?;
     audit()?;
     fuzz(&["--seconds".into(), "15".into()])?;
     println!("\nci: all checks passed");
@@ -294,6 +299,35 @@ fn e2e(args: &[String]) -> Result {
     if args.iter().any(|a| a == "--throughput") {
         run_release_e2e_bin("throughput", &[])?;
     }
+    Ok(())
+}
+
+/// The example web app in headless Chromium: installs Debian's chromium if missing and
+/// the test's node modules (`npm ci`, playwright-core), builds fallback-web, runs
+/// `examples/webapp/e2e`. The screenshot lands in `target/e2e/`.
+fn browser() -> Result {
+    apt_install(&[("chromium", "/usr/bin/chromium")])?;
+    if Command::new("npm").arg("--version").output().is_err() {
+        apt_install(&[("npm", "/usr/bin/npm")])?;
+    }
+    let mut c = cargo();
+    c.args(["build", "-p", "fallback-webapp"]);
+    run(c)?;
+    let dir = root().join("examples/webapp/e2e");
+    let mut c = Command::new("npm");
+    c.current_dir(&dir)
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]);
+    run(c)?;
+    let mut c = Command::new("npm");
+    c.current_dir(&dir)
+        .args(["test"])
+        .env("FALLBACK_WEB_BIN", root().join("target/debug/fallback-web"))
+        .env("FALLBACK_E2E_ARTIFACTS", root().join("target/e2e"));
+    run(c)?;
+    println!(
+        "screenshot: {}",
+        root().join("target/e2e/webapp-upload.png").display()
+    );
     Ok(())
 }
 

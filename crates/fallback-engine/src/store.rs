@@ -274,6 +274,16 @@ impl Storage {
     /// inside the docroot; others are left out, target unrevealed. The reserved staging
     /// directory never appears.
     pub fn manifest(&self, dir: &RelPath, limit: usize) -> Result<Vec<ManifestEntry>> {
+        self.walk(dir, limit, 64)
+    }
+
+    /// The entries of `dir` itself (not below), sorted by name, at most `limit`; the
+    /// same rules as [`Storage::manifest`].
+    pub fn list(&self, dir: &RelPath, limit: usize) -> Result<Vec<ManifestEntry>> {
+        self.walk(dir, limit, 0)
+    }
+
+    fn walk(&self, dir: &RelPath, limit: usize, max_depth: u32) -> Result<Vec<ManifestEntry>> {
         let start = self.root.open_dir(dir.to_fs_path()).map_err(|e| {
             if e.raw_os_error() == Some(20) {
                 Error::WrongKind("not a directory")
@@ -316,7 +326,7 @@ impl Storage {
                         mtime: meta.mtime(),
                         sha256: None,
                     });
-                    if depth < 64
+                    if depth < max_depth
                         && let Ok(sub) = d.open_dir(&name)
                     {
                         stack.push((sub, rel, depth + 1));

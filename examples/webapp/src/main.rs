@@ -1,0 +1,457 @@
+//! `fallback-web`: a small web app that embeds the fallback crates the way a custom
+//! application would (the reference for `docs/embedding.md`).
+//!
+//! It signs users in (a fixed demo list), lists their docroot the way the Connect
+//! Server's dir-listing does (each entry with its FASP URL, built by the dir-listing rule,
+//! and a short-lived token for exactly that path and direction), and nests the
+//! fallback-server router, so the page itself downloads and uploads over the HTTP
+//! fallback protocol (tus for uploads, resumable across reloads).
+
+// A command-line program: its address and errors go to the terminal.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod page;
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::{Form, Path as UrlPath, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use clap::Parser;
+use fallback_conf::Config;
+use fallback_engine::{RelPath, Storage};
+use fallback_server::{AppState, Listeners, Options, ServeOptions};
+use fallback_token::{Key, Token};
+use fallback_url::FaspUrl;
+
+/// Example web app: sign in, browse your files, move them over HTTP fallback from the
+/// browser.
+///
+/// Without --config it makes a demo setup in --data: one docroot per user, a random
+/// token key, HTTP on 127.0.0.1. Each --user NAME:PASSWORD is a demo account (default:
+/// alice with a password printed at start).
+///
+/// Example: fallback-web --user alice:wonderland --user bob:builder --port 8090
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// An aspera.conf to use instead of the demo setup (token keys, docroots, the
+    /// <WEB> element for FASP URLs).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data folder of the demo setup.
+    #[arg(long, value_name = "DIR", default_value = "fallback-web-data")]
+    data: PathBuf,
+    /// A demo account, NAME:PASSWORD; repeatable.
+    #[arg(long = "user", value_name = "NAME:PASSWORD")]
+    users: Vec<String>,
+    /// Listen address.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: String,
+    /// Listen port (0: any free port; the address is logged).
+    #[arg(long, default_value = "8090")]
+    port: u16,
+    /// Lifetime of the tokens the page is given, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value = "900")]
+    token_ttl: u64,
+    /// Clock skew tolerated when tokens are checked, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value = "60")]
+    token_skew: u64,
+}
+
+/// The web app's state: the fallback service's, sessions and accounts.
+#[derive(Clone)]
+struct Web {
+    fallback: AppState,
+    accounts: Arc<HashMap<String, String>>,
+    sessions: Arc<Mutex<HashMap<String, String>>>,
+    storages: Arc<Mutex<HashMap<PathBuf, Arc<Storage>>>>,
+    token_ttl: Duration,
+}
+
+fn random_hex(bytes: usize) -> anyhow::Result<String> {
+    let mut b = vec![0u8; bytes];
+    getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    Ok(b.iter().fold(String::new(), |mut s, x| {
+        let _ = write!(s, "{x:02x}");
+        s
+    }))
+}
+
+fn escape_xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The demo aspera.conf: one docroot per account under `data`, HTTP fallback on.
+fn demo_config(data: &Path, users: &[&str], port: u16) -> anyhow::Result<Config> {
+    std::fs::create_dir_all(data)?;
+    let data = data.canonicalize()?;
+    let key_file = data.join("token.key");
+    let secret = match std::fs::read_to_string(&key_file) {
+        Ok(s) if s.trim().len() >= 32 => s.trim().to_owned(),
+        _ => {
+            let s = random_hex(32)?;
+            std::fs::write(&key_file, &s)?;
+            s
+        }
+    };
+    let mut user_xml = String::new();
+    for u in users {
+        let root = data.join(u);
+        std::fs::create_dir_all(&root)?;
+        let _ = write!(
+            user_xml,
+            "<user><name>{}</name><file_system><access><paths><path><absolute>{}</absolute></path></paths></access></file_system></user>",
+            escape_xml(u),
+            escape_xml(&root.to_string_lossy())
+        );
+    }
+    let text = format!(
+        r#"<CONF version="2">
+  <http_server>
+    <enable_http>true</enable_http>
+    <http_port>{port}</http_port>
+    <enable_https>false</enable_https>
+    <bind_address>127.0.0.1</bind_address>
+  </http_server>
+  <WEB HttpFallback="yes" HttpFallbackPort="{port}" HttpsFallbackPort="8443" />
+  <default>
+    <authorization>
+      <transfer><in><value>token</value></in><out><value>token</value></out></transfer>
+      <token><encryption_key>{}</encryption_key></token>
+    </authorization>
+  </default>
+  <aaa><realms><realm><users>{user_xml}</users></realm></realms></aaa>
+</CONF>"#,
+        escape_xml(&secret)
+    );
+    Ok(Config::parse(&text)?.into_checked()?)
+}
+
+impl Web {
+    fn user_of(&self, headers: &HeaderMap) -> Option<String> {
+        let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
+        let id = cookies
+            .split(';')
+            .find_map(|c| c.trim().strip_prefix("fbsession="))?;
+        self.sessions.lock().ok()?.get(id).cloned()
+    }
+
+    fn storage(&self, user: &str) -> Result<Arc<Storage>, Box<Response>> {
+        let settings = self.fallback.config().user(user, &[]);
+        let Some(root) = settings.docroot.value.clone() else {
+            return Err(Box::new(
+                (StatusCode::FORBIDDEN, "no docroot for this user").into_response(),
+            ));
+        };
+        let mut map = self
+            .storages
+            .lock()
+            .map_err(|_| Box::new(StatusCode::INTERNAL_SERVER_ERROR.into_response()))?;
+        if let Some(s) = map.get(&root) {
+            return Ok(s.clone());
+        }
+        let s = Arc::new(Storage::open(&root, Duration::from_hours(24)).map_err(|e| {
+            Box::new((StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())
+        })?);
+        map.insert(root, s.clone());
+        Ok(s)
+    }
+
+    /// A token for `user`, for exactly `path` in one direction, valid `token_ttl`.
+    fn token(&self, user: &str, path: &str, upload: bool) -> anyhow::Result<String> {
+        let settings = self.fallback.config().user(user, &[]);
+        let key = Key::from_settings(&settings).context("no token key configured")??;
+        let b = if upload {
+            Token::upload(user, path)
+        } else {
+            Token::download(user, &[path])
+        };
+        Ok(b.valid_for(self.token_ttl).issue(&key)?)
+    }
+
+    /// The FASP URL of `path` for `user`, by the dir-listing rule, carrying `token`.
+    fn fasp_url(&self, user: &str, host: &str, path: &str, token: &str) -> Option<String> {
+        let conf = self.fallback.config();
+        let web = conf.web()?;
+        let settings = conf.user(user, &[]);
+        Some(
+            FaspUrl::builder(host)
+                .user(user)
+                .path(path)
+                .auth(false)
+                .token(token)
+                .fallback_for(&settings, &web)
+                .build()
+                .to_string(),
+        )
+    }
+}
+
+/// Compares without stopping at the first difference (the length may show; fine for a
+/// demo account list).
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn home(State(web): State<Web>, headers: HeaderMap) -> Response {
+    if web.user_of(&headers).is_some() {
+        Redirect::to("/browse/").into_response()
+    } else {
+        Html(page::login(None)).into_response()
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Login {
+    user: String,
+    password: String,
+}
+
+async fn login(State(web): State<Web>, Form(f): Form<Login>) -> Response {
+    let ok = web
+        .accounts
+        .get(&f.user)
+        .is_some_and(|p| same(p.as_bytes(), f.password.as_bytes()));
+    if !ok {
+        tracing::info!(user = %f.user, "sign-in refused");
+        return (
+            StatusCode::UNAUTHORIZED,
+            Html(page::login(Some("Wrong user name or password."))),
+        )
+            .into_response();
+    }
+    let Ok(id) = random_hex(16) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    if let Ok(mut s) = web.sessions.lock() {
+        s.insert(id.clone(), f.user.clone());
+    }
+    tracing::info!(user = %f.user, "signed in");
+    let mut resp = Redirect::to("/browse/").into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "fbsession={id}; HttpOnly; SameSite=Strict; Path=/"
+    )) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+async fn logout(State(web): State<Web>, headers: HeaderMap) -> Response {
+    if let Some(id) = headers
+        .get(header::COOKIE)
+        .and_then(|c| c.to_str().ok())
+        .and_then(|c| {
+            c.split(';')
+                .find_map(|c| c.trim().strip_prefix("fbsession="))
+        })
+        && let Ok(mut s) = web.sessions.lock()
+    {
+        s.remove(id);
+    }
+    let mut resp = Redirect::to("/").into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("fbsession=; Max-Age=0; Path=/"),
+    );
+    resp
+}
+
+async fn browse_root(state: State<Web>, headers: HeaderMap) -> Response {
+    browse(state, headers, UrlPath(String::new())).await
+}
+
+async fn browse(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    UrlPath(path): UrlPath<String>,
+) -> Response {
+    let Some(user) = web.user_of(&headers) else {
+        return Redirect::to("/").into_response();
+    };
+    let Ok(dir) = RelPath::parse(&format!("/{}", path.trim_end_matches('/'))) else {
+        return (StatusCode::BAD_REQUEST, "bad path").into_response();
+    };
+    let storage = match web.storage(&user) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let d = dir.clone();
+    let listed = tokio::task::spawn_blocking(move || storage.list(&d, 10_000)).await;
+    let mut entries = match listed {
+        Ok(Ok(e)) => e,
+        Ok(Err(e)) => return (StatusCode::NOT_FOUND, format!("{dir}: {e}")).into_response(),
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    // Folders first, as the dir-listing shows them.
+    entries.sort_by(|a, b| {
+        (a.kind != fallback_engine::EntryKind::Dir, &a.path)
+            .cmp(&(b.kind != fallback_engine::EntryKind::Dir, &b.path))
+    });
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.rsplit_once(':').map_or(Some(h), |(h, _)| Some(h)))
+        .unwrap_or("localhost")
+        .to_owned();
+    let mut rows = Vec::new();
+    for e in &entries {
+        let full = if dir.is_root() {
+            format!("/{}", e.path)
+        } else {
+            format!("{dir}/{}", e.path)
+        };
+        let Ok(token) = web.token(&user, &full, false) else {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "cannot issue tokens").into_response();
+        };
+        let fasp = web.fasp_url(&user, &host, &full, &token);
+        rows.push(page::Row {
+            name: e.path.clone(),
+            path: full,
+            is_dir: e.kind == fallback_engine::EntryKind::Dir,
+            size: e.size,
+            modified: jiff::Timestamp::from_second(e.mtime)
+                .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_default(),
+            token,
+            fasp,
+        });
+    }
+    let Ok(upload_token) = web.token(&user, &dir.to_string(), true) else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "cannot issue tokens").into_response();
+    };
+    let must_encrypt = web
+        .fallback
+        .config()
+        .user(&user, &[])
+        .required_cipher()
+        .is_some();
+    Html(page::listing(&page::Listing {
+        user: &user,
+        dir: &dir.to_string(),
+        rows: &rows,
+        upload_token: &upload_token,
+        base: if must_encrypt {
+            "/aspera/https"
+        } else {
+            "/aspera/http"
+        },
+        token_ttl: web.token_ttl,
+    }))
+    .into_response()
+}
+
+async fn asset_js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../assets/app.js"),
+    )
+        .into_response()
+}
+
+async fn asset_css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../assets/app.css"),
+    )
+        .into_response()
+}
+
+/// The web app's routes with the fallback service nested: `/aspera/http/...` and
+/// `/aspera/https/...` (the proxy path layout) serve the transfers.
+fn app(web: Web) -> Router {
+    let fallback = fallback_server::router(web.fallback.clone());
+    Router::new()
+        .route("/", get(home))
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/browse/", get(browse_root))
+        .route("/browse/{*path}", get(browse))
+        .route("/assets/app.js", get(asset_js))
+        .route("/assets/app.css", get(asset_css))
+        .with_state(web)
+        .merge(fallback)
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fallback-web: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fallback-web: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let mut accounts = HashMap::new();
+    for u in &args.users {
+        let (name, pw) = u
+            .split_once(':')
+            .with_context(|| format!("--user {u:?}: write NAME:PASSWORD"))?;
+        accounts.insert(name.to_owned(), pw.to_owned());
+    }
+    if accounts.is_empty() {
+        let pw = random_hex(8)?;
+        println!("demo account: alice / {pw}");
+        accounts.insert("alice".to_owned(), pw);
+    }
+    let conf = match &args.config {
+        Some(f) => Config::load(f)?.into_checked()?,
+        None => {
+            let names: Vec<&str> = accounts.keys().map(String::as_str).collect();
+            demo_config(&args.data, &names, args.port)?
+        }
+    };
+    let mut options = Options::from_config(&conf);
+    options.token_skew = Duration::from_secs(args.token_skew);
+    let fallback = AppState::new(conf, options)?;
+    let web = Web {
+        fallback: fallback.clone(),
+        accounts: Arc::new(accounts),
+        sessions: Arc::default(),
+        storages: Arc::default(),
+        token_ttl: Duration::from_secs(args.token_ttl),
+    };
+    let listeners = Listeners::bind_with(&fallback, Some(&args.bind), Some(args.port), None)
+        .await
+        .context("cannot listen (use --port)")?;
+    if let Some(addr) = listeners.http_addr() {
+        let addr: SocketAddr = addr;
+        println!("fallback-web: open http://{addr}/");
+    }
+    fallback_server::serve(
+        app(web),
+        listeners,
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+        ServeOptions::default(),
+    )
+    .await?;
+    Ok(())
+}
