@@ -295,6 +295,21 @@ impl Server {
             .collect()
     }
 
+    /// Waits up to `limit` for a log line matching `pred` (lines reach the log a little
+    /// after the response that follows them).
+    pub fn wait_for_log(&self, limit: Duration, pred: impl Fn(&serde_json::Value) -> bool) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if self.log_values().iter().any(&pred) {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Whether a log line with `message` has been seen.
     pub fn logged(&self, message: &str) -> bool {
         self.log_values().iter().any(|v| v["message"] == message)

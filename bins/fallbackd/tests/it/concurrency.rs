@@ -170,11 +170,14 @@ fn a_token_expiring_mid_upload_keeps_the_bytes_but_does_not_complete_the_file() 
     let resp = response(s);
     assert!(resp.starts_with("HTTP/1.1 401"), "{resp}");
     assert!(!server.docroot().join("in/late.bin").exists());
-    assert!(server.log_values().iter().any(|v| {
-        v["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("expired during the upload"))
-    }));
+    assert!(
+        server.wait_for_log(Duration::from_secs(5), |v| {
+            v["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("expired during the upload"))
+        }),
+        "no log line says the token expired during the upload"
+    );
     // A fresh token: the bytes are all there; the HEAD completes the file.
     let fresh = upload_token("alice", "/in");
     assert_eq!(tus_offset(&url, &fresh), len);
