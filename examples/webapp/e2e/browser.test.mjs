@@ -158,3 +158,30 @@ test("an expired token shows what to do", async () => {
   await status.waitFor();
   assert.match(await status.textContent(), /expired.*reload the page/);
 });
+
+test("drag and drop uploads; a folder downloads file by file", async () => {
+  const web = await startWeb();
+  mkdirSync(join(web.docroot, "album", "2026"), { recursive: true });
+  writeFileSync(join(web.docroot, "album", "a.txt"), "first\n");
+  writeFileSync(join(web.docroot, "album", "2026", "b.txt"), "second\n");
+  const page = await browser();
+  await signIn(page, web.url);
+  // A file dropped on the upload area.
+  const dt = await page.evaluateHandle(() => {
+    const d = new DataTransfer();
+    d.items.add(new File(["dropped bytes\n"], "dropped.txt", { type: "text/plain" }));
+    return d;
+  });
+  await page.dispatchEvent("#drop", "drop", { dataTransfer: dt });
+  await statusOf(page, "dropped.txt").filter({ hasText: "uploaded" }).waitFor({ timeout: 30000 });
+  assert.equal(readFileSync(join(web.docroot, "dropped.txt"), "utf8"), "dropped bytes\n");
+  // The folder: one download per file, the folder path kept in the name.
+  const names = [];
+  page.on("download", (d) => names.push(d.suggestedFilename()));
+  await page.locator('tr[data-path="/album"]').getByRole("button", { name: "Download" }).click();
+  await page.waitForFunction(() =>
+    [...document.querySelectorAll("li.transfer.ok")].filter((l) => l.textContent.includes("album_")).length === 2,
+    null, { timeout: 30000 });
+  await page.waitForTimeout(500);
+  assert.deepEqual(names.sort(), ["album_2026_b.txt", "album_a.txt"]);
+});
