@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Read as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -255,16 +254,7 @@ impl Storage {
         if let Some(d) = e.sha256 {
             return Ok(d);
         }
-        let mut h = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = f.read(&mut buf).map_err(Error::io)?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
-        let d: [u8; 32] = h.finalize().into();
+        let d: [u8; 32] = crate::upload::hash_from_start(&mut f)?.finalize().into();
         record_digest(&f, &d);
         Ok(d)
     }

@@ -135,6 +135,20 @@ pub struct AppendOutcome {
     pub completed: Option<Completed>,
 }
 
+/// The SHA-256 state of a file's whole content (read from its start, 1 MiB at a time).
+pub(crate) fn hash_from_start(file: &mut File) -> Result<Sha256> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    file.seek(SeekFrom::Start(0)).map_err(Error::io)?;
+    loop {
+        let n = file.read(&mut buf).map_err(Error::io)?;
+        if n == 0 {
+            return Ok(h);
+        }
+        h.update(&buf[..n]);
+    }
+}
+
 /// Staging files that belong to no upload (left by a crash between creating the data
 /// file and renaming the state in) are removed by the sweep once this old.
 const ORPHAN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -326,16 +340,7 @@ impl Storage {
             Err(Error::Locked) => return Ok(()),
             Err(e) => return Err(e),
         };
-        let mut h = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        file.seek(SeekFrom::Start(0)).map_err(Error::io)?;
-        loop {
-            let n = file.read(&mut buf).map_err(Error::io)?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
+        let h = hash_from_start(&mut file)?;
         self.finalize(&info.id, &file, h, &info.dest).map(|_| ())
     }
 
@@ -458,17 +463,7 @@ impl Storage {
         } else {
             // Recover the running digest from the stored bytes (after a restart, or
             // when another instance wrote the previous chunk).
-            let mut h = Sha256::new();
-            let mut buf = vec![0u8; 1 << 20];
-            file.seek(SeekFrom::Start(0)).map_err(Error::io)?;
-            loop {
-                let n = file.read(&mut buf).map_err(Error::io)?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
-            }
-            h
+            hash_from_start(&mut file)?
         };
         file.seek(SeekFrom::Start(actual)).map_err(Error::io)?;
         Ok(UploadWriter {
