@@ -62,6 +62,10 @@ struct Args {
     /// connection stays open waiting for the next request (slowloris protection).
     #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = clap::value_parser!(u64).range(1..=3600))]
     header_timeout: u64,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464; port 0
+    /// picks one, logged). Off by default; keep it on a private address.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
     /// Seconds a client has to complete the TLS handshake.
     #[arg(long, value_name = "SECONDS", default_value = "15", value_parser = clap::value_parser!(u64).range(1..=3600))]
     handshake_timeout: u64,
@@ -125,6 +129,47 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Installs the Prometheus recorder and serves `GET /metrics` on `addr`.
+async fn serve_metrics(addr: std::net::SocketAddr, state: AppState) -> anyhow::Result<()> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("fallback_request_duration_seconds".to_owned()),
+            &[
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                60.0, 300.0,
+            ],
+        )?
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+    tracing::info!(addr = %listener.local_addr()?, "metrics listening");
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let (handle, state) = (handle.clone(), state.clone());
+            async move {
+                let _ = tokio::task::spawn_blocking(move || state.refresh_metrics()).await;
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    handle.render(),
+                )
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics listener stopped");
+        }
+    });
+    Ok(())
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -196,6 +241,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     });
+    if let Some(addr) = args.metrics {
+        serve_metrics(addr, state.clone()).await?;
+    }
     let app = fallback_server::router(state);
     fallback_server::serve(
         app,

@@ -220,6 +220,11 @@ impl Storage {
             .collect())
     }
 
+    /// How many uploads are in progress (staged, not yet completed or expired).
+    pub fn upload_count(&self) -> Result<usize> {
+        Ok(self.upload_ids()?.len())
+    }
+
     fn uploads_of(&self, user: &str) -> Result<usize> {
         Ok(self
             .upload_ids()?

@@ -157,6 +157,7 @@ impl AppState {
             None => {
                 let d = conf.defaults();
                 if direction_policy(&d, direction) != TransferAuth::Allow {
+                    crate::stats::token_refused("missing");
                     return Err(ApiError::Unauthorized {
                         reason: format!("no token for a {direction} that requires one"),
                     });
@@ -173,11 +174,12 @@ impl AppState {
                     skew: self.inner.options.token_skew,
                     ..VerifyOptions::default()
                 };
-                let claims = ring
-                    .decode(&token, &opts)
-                    .map_err(|e| ApiError::Unauthorized {
+                let claims = ring.decode(&token, &opts).map_err(|e| {
+                    crate::stats::token_refused(e.kind());
+                    ApiError::Unauthorized {
                         reason: format!("token refused: {} ({e})", e.kind()),
-                    })?;
+                    }
+                })?;
                 let groups = self.groups_of(&claims.user);
                 let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
                 let settings = conf.user(&claims.user, &group_refs);
@@ -191,6 +193,7 @@ impl AppState {
                 {
                     Some(kid) if kid == claims.key_id => {}
                     _ => {
+                        crate::stats::token_refused("wrong-user-key");
                         return Err(ApiError::Unauthorized {
                             reason: format!(
                                 "token for user {:?} not made with that user's key",

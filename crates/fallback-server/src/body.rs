@@ -78,6 +78,7 @@ pub(crate) async fn pump(
 ) -> Result<AppendOutcome, ApiError> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(32);
     let valid_until = start.valid_until();
+    crate::stats::transfer_started("upload");
     let writer = tokio::task::spawn_blocking(move || {
         let mut w = open(&storage, start)?;
         loop {
@@ -157,7 +158,19 @@ pub(crate) async fn pump(
         }
     }
     drop(tx);
-    writer
+    let outcome = writer
         .await
-        .map_err(|e| ApiError::Internal(format!("writer task: {e}")))?
+        .map_err(|e| ApiError::Internal(format!("writer task: {e}")))
+        .and_then(|r| r);
+    crate::stats::bytes_received(total);
+    match &outcome {
+        Ok(o) => {
+            crate::stats::transfer_ended("upload", "ok");
+            if o.completed.is_some() {
+                crate::stats::upload_completed();
+            }
+        }
+        Err(_) => crate::stats::transfer_ended("upload", "failed"),
+    }
+    outcome
 }

@@ -121,12 +121,16 @@ impl From<fallback_engine::Error> for ApiError {
             E::OffsetMismatch { actual } => ApiError::OffsetMismatch { actual },
             E::TooLong => ApiError::TooLarge("more data than the upload's length".to_owned()),
             E::ChecksumMismatch => ApiError::ChecksumMismatch,
-            E::NoSpace => ApiError::NoSpace,
+            E::NoSpace => {
+                crate::stats::storage_error(e.kind());
+                ApiError::NoSpace
+            }
             E::Limit(m) => ApiError::Forbidden {
                 public: m.clone(),
                 reason: m,
             },
             other => {
+                crate::stats::storage_error(other.kind());
                 ApiError::Internal(format!("{other}: {:?}", std::error::Error::source(&other)))
             }
         }

@@ -168,7 +168,20 @@ struct DownloadLog {
 }
 
 impl DownloadLog {
-    fn end(&self, sent: u64, outcome: &str) {
+    /// A download begins (counted as an active transfer until [`DownloadLog::end`]).
+    fn start(id: &crate::auth::Identity, path: &RelPath) -> Self {
+        crate::stats::transfer_started("download");
+        DownloadLog {
+            user: id.user.clone(),
+            client: id.client.clone(),
+            path: path.clone(),
+            started: Instant::now(),
+        }
+    }
+
+    fn end(&self, sent: u64, outcome: &'static str) {
+        crate::stats::bytes_sent(sent);
+        crate::stats::transfer_ended("download", outcome);
         let elapsed = self.started.elapsed();
         // MB/s for people, rounded to 0.01: precision loss is irrelevant here.
         #[allow(clippy::cast_precision_loss)]
@@ -302,13 +315,7 @@ pub(crate) async fn get_file(
         let end = usize::try_from(start + len).unwrap_or(bytes.len());
         let start = usize::try_from(start).unwrap_or(0);
         // Answered from memory: one line for the whole transfer.
-        DownloadLog {
-            user: id.user.clone(),
-            client: id.client.clone(),
-            path: path.clone(),
-            started: Instant::now(),
-        }
-        .end(len, "ok");
+        DownloadLog::start(&id, &path).end(len, "ok");
         Body::from(bytes.slice(start..end))
     } else if let Source::File(file) = source {
         tracing::info!(
@@ -320,12 +327,7 @@ pub(crate) async fn get_file(
             range = range.is_some(),
             "transfer start"
         );
-        let log = DownloadLog {
-            user: id.user.clone(),
-            client: id.client.clone(),
-            path: path.clone(),
-            started: Instant::now(),
-        };
+        let log = DownloadLog::start(&id, &path);
         stream_file(file, start, len, state.options().activity_timeout, log)
     } else {
         Body::empty()

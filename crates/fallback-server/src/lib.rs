@@ -35,6 +35,7 @@ mod body;
 mod error;
 mod files;
 mod listen;
+mod stats;
 mod tus;
 
 use std::collections::HashMap;
@@ -242,6 +243,19 @@ impl AppState {
         Ok(s)
     }
 
+    /// Updates the gauges that are read rather than counted (uploads in progress in
+    /// every docroot opened so far). A metrics exporter calls it before a scrape.
+    pub fn refresh_metrics(&self) {
+        let storages: Vec<Arc<Storage>> = self
+            .inner
+            .storages
+            .read()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        let n = storages.iter().map(|s| s.upload_count().unwrap_or(0)).sum();
+        stats::set_uploads_in_progress(n);
+    }
+
     /// Removes expired uploads in every docroot opened so far; returns how many.
     pub fn sweep_expired(&self) -> usize {
         let storages: Vec<Arc<Storage>> = self
@@ -297,6 +311,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes(""))
         .merge(routes("/aspera/http"))
         .merge(routes("/aspera/https"))
+        .route_layer(axum::middleware::from_fn(stats::track))
         .with_state(state)
 }
 

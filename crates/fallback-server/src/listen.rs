@@ -331,10 +331,12 @@ async fn accept_loop(
                     {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => {
+                            crate::stats::tls_handshake_failed();
                             tracing::info!(%peer, error = %e, "TLS handshake failed");
                             return;
                         }
                         Err(_) => {
+                            crate::stats::tls_handshake_failed();
                             tracing::info!(%peer, "TLS handshake timed out");
                             return;
                         }

@@ -8,6 +8,7 @@ mod adversarial;
 mod concurrency;
 mod disk_full;
 mod embedded;
+mod metrics;
 mod refusals;
 mod slow_clients;
 mod transfers;
