@@ -62,6 +62,10 @@ struct Args {
     /// connection stays open waiting for the next request (slowloris protection).
     #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = clap::value_parser!(u64).range(1..=3600))]
     header_timeout: u64,
+    /// Check the configuration (the --config file: XML, settings, token keys, TLS
+    /// certificate and key) and exit: 0 when it would start, 1 otherwise. Like nginx -t.
+    #[arg(long)]
+    check_config: bool,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464; port 0
     /// picks one, logged). Off by default; keep it on a private address.
     #[arg(long, value_name = "ADDR")]
@@ -109,8 +113,11 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_logs(args.log_format);
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    if args.check_config {
+        return check_config(&args);
+    }
+    init_logs(args.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -129,6 +136,56 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `--check-config`: what `run` would load, loaded and checked, without serving.
+fn check_config(args: &Args) -> ExitCode {
+    let Some(file) = &args.config else {
+        println!("fallbackd: no --config: the embedded default needs no checking");
+        return ExitCode::SUCCESS;
+    };
+    let shown = file.display();
+    let conf = match Config::load(file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("fallbackd: {shown}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut errors = 0;
+    for d in conf.diagnostics() {
+        eprintln!("{shown}:{d}");
+        if d.is_error() {
+            errors += 1;
+        }
+    }
+    let conf = match conf.into_checked() {
+        Ok(c) if errors == 0 => c,
+        _ => {
+            eprintln!("fallbackd: {shown}: configuration test failed ({errors} error(s))");
+            return ExitCode::from(1);
+        }
+    };
+    let s = conf.server();
+    if s.enable_https.value
+        && let (Some(cert), Some(key)) = (&s.cert_file.value, &s.key_file.value)
+        && let Err(e) = fallback_server::tls_acceptor(&fallback_server::TlsSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        })
+    {
+        eprintln!("fallbackd: {shown}: TLS: {e}");
+        eprintln!("fallbackd: {shown}: configuration test failed");
+        return ExitCode::from(1);
+    }
+    let mode = s.mode();
+    if let Err(e) = AppState::new(conf, Options::default()) {
+        eprintln!("fallbackd: {shown}: {e}");
+        eprintln!("fallbackd: {shown}: configuration test failed");
+        return ExitCode::from(1);
+    }
+    println!("fallbackd: {shown}: configuration is valid ({mode} mode)");
+    ExitCode::SUCCESS
 }
 
 /// Installs the Prometheus recorder and serves `GET /metrics` on `addr`.

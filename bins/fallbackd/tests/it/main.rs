@@ -9,6 +9,7 @@ mod concurrency;
 mod disk_full;
 mod embedded;
 mod metrics;
+mod ops;
 mod refusals;
 mod slow_clients;
 mod transfers;
