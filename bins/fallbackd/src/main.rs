@@ -138,6 +138,45 @@ fn main() -> ExitCode {
     }
 }
 
+/// SIGHUP: the configuration file read, checked and applied (token keys, per-user
+/// settings, the TLS certificate); anything wrong and nothing changes.
+fn reload(
+    file: &std::path::Path,
+    state: &AppState,
+    cert: Option<&fallback_server::CertSlot>,
+) -> anyhow::Result<AppState> {
+    let conf = Config::load(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let errors: Vec<String> = conf
+        .diagnostics()
+        .iter()
+        .filter(|d| d.is_error())
+        .map(ToString::to_string)
+        .collect();
+    if !errors.is_empty() {
+        anyhow::bail!("{}", errors.join("; "));
+    }
+    let conf = conf.into_checked()?;
+    let s = conf.server();
+    let tls = match (cert, &s.cert_file.value, &s.key_file.value) {
+        (Some(_), Some(c), Some(k)) => {
+            let source = fallback_server::TlsSource::Files {
+                cert: c.clone(),
+                key: k.clone(),
+            };
+            // Loaded once to check it before anything changes.
+            fallback_server::tls_acceptor(&source)?;
+            Some(source)
+        }
+        _ => None,
+    };
+    let new = state.reloaded(conf)?;
+    if let (Some(slot), Some(source)) = (cert, tls) {
+        let fp = slot.reload(&source)?;
+        tracing::info!(fingerprint = %fp, "TLS certificate reloaded");
+    }
+    Ok(new)
+}
+
 /// `--check-config`: what `run` would load, loaded and checked, without serving.
 fn check_config(args: &Args) -> ExitCode {
     let Some(file) = &args.config else {
@@ -301,7 +340,31 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(addr) = args.metrics {
         serve_metrics(addr, state.clone()).await?;
     }
-    let app = fallback_server::router(state);
+    let app = fallback_server::SharedRouter::new(fallback_server::router(state.clone()));
+    let cert = listeners.https.as_ref().map(|(_, tls)| tls.cert.clone());
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot handle SIGHUP")?;
+    let (reload_app, config_file) = (app.clone(), args.config.clone());
+    tokio::spawn(async move {
+        let mut state = state;
+        while hangup.recv().await.is_some() {
+            let Some(file) = &config_file else {
+                tracing::info!("SIGHUP: nothing to reload (embedded default)");
+                continue;
+            };
+            match reload(file, &state, cert.as_deref()) {
+                Ok(new) => {
+                    reload_app.replace(fallback_server::router(new.clone()));
+                    state = new;
+                    tracing::info!(config = %file.display(), "configuration reloaded: new requests use it; transfers in flight finish on the old one");
+                }
+                Err(e) => tracing::error!(
+                    config = %file.display(),
+                    "reload refused, the running configuration stays: {e:#}"
+                ),
+            }
+        }
+    });
     fallback_server::serve(
         app,
         listeners,

@@ -185,22 +185,26 @@ impl AppState {
                 let settings = conf.user(&claims.user, &group_refs);
                 // The key that verified must be this user's own: a secret configured for
                 // one user cannot mint tokens for another.
-                match settings
-                    .token_key
-                    .value
-                    .as_ref()
-                    .and_then(|secret| self.key_id_of(secret.expose()))
-                {
-                    Some(kid) if kid == claims.key_id => {}
-                    _ => {
-                        crate::stats::token_refused("wrong-user-key");
-                        return Err(ApiError::Unauthorized {
-                            reason: format!(
-                                "token for user {:?} not made with that user's key",
-                                claims.user
-                            ),
-                        });
-                    }
+                let kid_of = |s: &fallback_conf::UserSettings| {
+                    s.token_key
+                        .value
+                        .as_ref()
+                        .and_then(|secret| self.key_id_of(secret.expose()))
+                        .is_some_and(|kid| kid == claims.key_id)
+                };
+                // Or the user's key before a reload rotated it (until the token expires).
+                let own_key = kid_of(&settings)
+                    || self
+                        .previous_configs()
+                        .any(|c| kid_of(&c.user(&claims.user, &group_refs)));
+                if !own_key {
+                    crate::stats::token_refused("wrong-user-key");
+                    return Err(ApiError::Unauthorized {
+                        reason: format!(
+                            "token for user {:?} not made with that user's key",
+                            claims.user
+                        ),
+                    });
                 }
                 (claims.user.clone(), settings, Some(claims))
             }

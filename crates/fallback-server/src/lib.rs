@@ -49,7 +49,9 @@ use fallback_conf::Config;
 use fallback_engine::Storage;
 use fallback_token::KeyRing;
 
-pub use listen::{Listeners, ServeOptions, Tls, TlsSource, serve, tls_acceptor};
+pub use listen::{
+    CertSlot, Listeners, ServeOptions, SharedRouter, Tls, TlsSource, serve, tls_acceptor,
+};
 
 /// Protocol name and version reported by `/info`.
 pub const PROTOCOL: &str = "fallback/1";
@@ -142,11 +144,18 @@ impl Options {
     }
 }
 
+/// How many earlier configurations a reload keeps, so tokens made with a key that was
+/// rotated out stay valid until they expire.
+const KEPT_CONFIGS: usize = 8;
+
 struct Inner {
     conf: Config,
     keys: Option<KeyRing>,
     options: Options,
-    storages: RwLock<HashMap<PathBuf, Arc<Storage>>>,
+    /// Open docroots, shared with the states that replace this one on reload.
+    storages: Arc<RwLock<HashMap<PathBuf, Arc<Storage>>>>,
+    /// Configurations replaced by reloads, newest first, with when they were replaced.
+    previous: Vec<(std::time::SystemTime, Arc<Config>)>,
     /// The key id of every secret in the configuration (derived once, not per request).
     key_ids: HashMap<String, String>,
     /// System groups per user, with when they were read.
@@ -170,6 +179,14 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     /// State for a (checked) configuration.
     pub fn new(conf: Config, options: Options) -> Result<Self, Error> {
+        Ok(AppState {
+            inner: Arc::new(Inner::build(conf, options)?),
+        })
+    }
+}
+
+impl Inner {
+    fn build(conf: Config, options: Options) -> Result<Self, Error> {
         let keys = KeyRing::from_config(&conf).transpose()?;
         let doc = conf.document();
         let mut key_ids = HashMap::new();
@@ -184,16 +201,67 @@ impl AppState {
                 key_ids.insert(secret.expose().to_owned(), key.id().to_owned());
             }
         }
-        Ok(AppState {
-            inner: Arc::new(Inner {
-                conf,
-                keys,
-                options,
-                storages: RwLock::new(HashMap::new()),
-                key_ids,
-                groups: RwLock::new(HashMap::new()),
-            }),
+        Ok(Inner {
+            conf,
+            keys,
+            options,
+            storages: Arc::new(RwLock::new(HashMap::new())),
+            previous: Vec::new(),
+            key_ids,
+            groups: RwLock::new(HashMap::new()),
         })
+    }
+}
+
+impl AppState {
+    /// The state after a reload to `conf`: its settings and keys apply to requests from
+    /// now on, while requests in flight finish on this one. Keys rotated out stay in the
+    /// ring, and tokens made with a user's earlier key stay valid until they expire (up
+    /// to the longest token lifetime, 30 days). Open docroots are kept.
+    pub fn reloaded(&self, conf: Config) -> Result<Self, Error> {
+        let mut options = Options::from_config(&conf);
+        let old = &self.inner.options;
+        options.trusted_proxies.clone_from(&old.trusted_proxies);
+        options.token_skew = old.token_skew;
+        options.assume_https = old.assume_https;
+        options.max_upload_size = old.max_upload_size;
+        options.upload_ttl = old.upload_ttl;
+        options.manifest_limit = old.manifest_limit;
+        let mut inner = Inner::build(conf, options)?;
+        // Keep every key of the previous ring that the new one lacks.
+        if let Some(old_ring) = &self.inner.keys {
+            for key in old_ring.keys() {
+                match &mut inner.keys {
+                    Some(ring) if ring.get(key.id()).is_none() => {
+                        ring.add(key.clone())?;
+                    }
+                    Some(_) => {}
+                    None => inner.keys = Some(KeyRing::new(key.clone())),
+                }
+            }
+        }
+        for (secret, kid) in &self.inner.key_ids {
+            inner
+                .key_ids
+                .entry(secret.clone())
+                .or_insert_with(|| kid.clone());
+        }
+        let now = std::time::SystemTime::now();
+        let horizon = fallback_token::DEFAULT_MAX_LIFETIME + self.inner.options.token_skew;
+        inner.previous = std::iter::once((now, Arc::new(self.inner.conf.clone())))
+            .chain(self.inner.previous.iter().cloned())
+            .filter(|(when, _)| now.duration_since(*when).unwrap_or_default() <= horizon)
+            .take(KEPT_CONFIGS)
+            .collect();
+        inner.storages = Arc::clone(&self.inner.storages);
+        Ok(AppState {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Configurations replaced by reloads and still honoured for old tokens.
+    pub(crate) fn previous_configs(&self) -> impl Iterator<Item = &Config> {
+        self.inner.previous.iter().map(|(_, c)| c.as_ref())
     }
 
     /// The configuration served.

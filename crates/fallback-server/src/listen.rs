@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -51,6 +51,65 @@ pub struct Tls {
     pub acceptor: TlsAcceptor,
     /// SHA-256 of the leaf certificate, hex with colons.
     pub fingerprint: String,
+    /// The certificate served, replaceable while running (reload).
+    pub cert: Arc<CertSlot>,
+}
+
+/// The certificate and key a TLS listener serves, swapped in place on reload: handshakes
+/// after the swap get the new one, connections already open keep theirs.
+#[derive(Debug)]
+pub struct CertSlot(RwLock<Arc<rustls::sign::CertifiedKey>>);
+
+impl rustls::server::ResolvesServerCert for CertSlot {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.0.read().ok().map(|k| Arc::clone(&k))
+    }
+}
+
+impl CertSlot {
+    /// Loads `source` and serves it from now on; returns the new fingerprint. On error
+    /// the certificate in use stays.
+    pub fn reload(&self, source: &TlsSource) -> Result<String, Error> {
+        let (key, fp) = certified_key(source)?;
+        let mut slot = self
+            .0
+            .write()
+            .map_err(|_| Error::Tls("certificate slot poisoned".to_owned()))?;
+        *slot = key;
+        Ok(fp)
+    }
+}
+
+/// A router that can be replaced while serving: each request is handled by the one
+/// current when it arrives (requests in flight finish on theirs).
+#[derive(Debug, Clone)]
+pub struct SharedRouter(Arc<RwLock<Router>>);
+
+impl SharedRouter {
+    /// Wraps `router`.
+    pub fn new(router: Router) -> Self {
+        SharedRouter(Arc::new(RwLock::new(router)))
+    }
+
+    /// Serves `router` from the next request on.
+    pub fn replace(&self, router: Router) {
+        if let Ok(mut r) = self.0.write() {
+            *r = router;
+        }
+    }
+
+    fn current(&self) -> Option<Router> {
+        self.0.read().ok().map(|r| r.clone())
+    }
+}
+
+impl From<Router> for SharedRouter {
+    fn from(router: Router) -> Self {
+        SharedRouter::new(router)
+    }
 }
 
 impl std::fmt::Debug for Tls {
@@ -69,8 +128,8 @@ fn fingerprint(der: &[u8]) -> String {
         .join(":")
 }
 
-/// Builds the TLS acceptor (TLS 1.2 and 1.3, HTTP/2 and HTTP/1.1 by ALPN).
-pub fn tls_acceptor(source: &TlsSource) -> Result<Tls, Error> {
+/// The certificate chain and signing key of `source`, with the leaf's fingerprint.
+fn certified_key(source: &TlsSource) -> Result<(Arc<rustls::sign::CertifiedKey>, String), Error> {
     let (certs, key): (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) = match source {
         TlsSource::Files { cert, key } => {
             let certs = CertificateDer::pem_file_iter(cert)
@@ -93,13 +152,26 @@ pub fn tls_acceptor(source: &TlsSource) -> Result<Tls, Error> {
         }
     };
     let fp = fingerprint(&certs[0]);
+    let signing = rustls::crypto::aws_lc_rs::default_provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| Error::Tls(format!("private key: {e}")))?;
+    let ck = rustls::sign::CertifiedKey::new(certs, signing);
+    ck.keys_match()
+        .map_err(|e| Error::Tls(format!("certificate and key: {e}")))?;
+    Ok((Arc::new(ck), fp))
+}
+
+/// Builds the TLS acceptor (TLS 1.2 and 1.3, HTTP/1.1 and HTTP/2 by ALPN).
+pub fn tls_acceptor(source: &TlsSource) -> Result<Tls, Error> {
+    let (key, fp) = certified_key(source)?;
+    let cert = Arc::new(CertSlot(RwLock::new(key)));
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Tls(e.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| Error::Tls(e.to_string()))?;
+        .with_cert_resolver(cert.clone());
     // HTTP/1.1 first: a client offering both gets it. Bulk transfers are faster on it (an
     // HTTP/2 DATA frame is 16 KiB plus a 9-byte header, so every frame became two TLS
     // records and a flush: 0.85x nginx against 1.0x in `cargo xtask bench`); h2-only
@@ -108,6 +180,7 @@ pub fn tls_acceptor(source: &TlsSource) -> Result<Tls, Error> {
     Ok(Tls {
         acceptor: TlsAcceptor::from(Arc::new(config)),
         fingerprint: fp,
+        cert,
     })
 }
 
@@ -211,11 +284,12 @@ impl Default for ServeOptions {
 /// Serves `app` on the listeners until `shutdown` resolves, then stops accepting and
 /// lets requests in flight finish (up to the drain timeout).
 pub async fn serve(
-    app: Router,
+    app: impl Into<SharedRouter>,
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send,
     opts: ServeOptions,
 ) -> Result<(), Error> {
+    let app: SharedRouter = app.into();
     let graceful = Arc::new(GracefulShutdown::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
@@ -267,7 +341,7 @@ pub async fn serve(
 async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    app: Router,
+    app: SharedRouter,
     graceful: Arc<GracefulShutdown>,
     mut stop: tokio::sync::watch::Receiver<bool>,
     opts: ServeOptions,
@@ -298,7 +372,9 @@ async fn accept_loop(
             });
             req.extensions_mut()
                 .insert(axum::extract::ConnectInfo(peer));
-            app.clone().oneshot(req)
+            // The router current now: a reload applies from the next request on.
+            let router = app.current().unwrap_or_default();
+            router.oneshot(req)
         });
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder

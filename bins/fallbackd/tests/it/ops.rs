@@ -67,3 +67,168 @@ fn version_is_printed() {
         format!("fallbackd {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+mod signals {
+    use std::io::Write as _;
+    use std::time::Duration;
+
+    use fallback_token::{Form, Key, Token};
+
+    use crate::{
+        SECRET, Server, bearer, config_text, curl, download_token, make_file, patch_head, raw,
+        sha256_file, tus_create, tus_offset, tus_patch_rest, upload_token,
+    };
+
+    const ROTATED: &str = "the-rotated-secret-for-reload-tests-0123";
+
+    fn get(server: &Server, token: &str) -> u16 {
+        curl(
+            &[
+                "-H",
+                &bearer(token),
+                &format!("{}/files/f.txt", server.base(false)),
+            ],
+            None,
+        )
+        .status
+    }
+
+    fn hup_and_wait(server: &Server, message: &str) {
+        server.signal("HUP");
+        assert!(
+            server.wait_for_log(Duration::from_secs(10), |v| v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(message))),
+            "no {message:?} in the log"
+        );
+    }
+
+    #[test]
+    fn sighup_rotates_keys_keeps_old_tokens_and_refuses_a_broken_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(dir.path());
+        std::fs::write(server.docroot().join("f.txt"), b"file").unwrap();
+        let old = download_token("alice", &["/"]);
+        assert_eq!(get(&server, &old), 200);
+        let conf = dir.path().join("aspera.conf");
+        let text = config_text(&server.docroot());
+        std::fs::write(&conf, text.replace(SECRET, ROTATED)).unwrap();
+        hup_and_wait(&server, "configuration reloaded");
+        let rotated = Key::derive(ROTATED, Form::Signed).unwrap();
+        let new = Token::download("alice", &["/"]).issue(&rotated).unwrap();
+        assert_eq!(get(&server, &new), 200, "a token of the new key");
+        assert_eq!(
+            get(&server, &old),
+            200,
+            "a token of the rotated-out key, not expired"
+        );
+        let stranger = Key::derive("never-configured-secret-0123456789", Form::Signed).unwrap();
+        assert_eq!(
+            get(
+                &server,
+                &Token::download("alice", &["/"]).issue(&stranger).unwrap()
+            ),
+            401
+        );
+        // A broken file: refused, the running configuration stays.
+        std::fs::write(
+            &conf,
+            "<CONF version=\"2\"><http_server><http_port>99999</http_port>",
+        )
+        .unwrap();
+        hup_and_wait(&server, "reload refused");
+        assert_eq!(get(&server, &new), 200);
+        assert_eq!(get(&server, &old), 200);
+    }
+
+    #[test]
+    fn a_transfer_in_flight_finishes_on_the_settings_it_started_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(dir.path());
+        let token = upload_token("alice", "/in");
+        let len = 2u64 << 20;
+        let url = tus_create(&server, &token, "flight.bin", len);
+        let path = url
+            .split_once(&server.http.to_string())
+            .unwrap()
+            .1
+            .to_owned();
+        let data = vec![b'f'; 2 << 20];
+        let head = patch_head(&server, &path, len, &token);
+        let (none, mut s) = raw(
+            server.http,
+            &format!("{head}\r\nConnection: close"),
+            &data,
+            1 << 20,
+        );
+        assert!(none.is_none());
+        // Uploads denied from now on.
+        let text = config_text(&server.docroot()).replace(
+            "<in><value>token</value></in>",
+            "<in><value>deny</value></in>",
+        );
+        std::fs::write(dir.path().join("aspera.conf"), text).unwrap();
+        hup_and_wait(&server, "configuration reloaded");
+        s.write_all(&data[1 << 20..]).unwrap();
+        let mut resp = String::new();
+        std::io::Read::read_to_string(&mut s, &mut resp).unwrap();
+        assert!(resp.starts_with("HTTP/1.1 204"), "{resp}");
+        assert_eq!(
+            std::fs::read(server.docroot().join("in/flight.bin")).unwrap(),
+            data
+        );
+        // A new upload is refused by the new settings.
+        let src = dir.path().join("x");
+        std::fs::write(&src, b"x").unwrap();
+        let put = curl(
+            &[
+                "-T",
+                src.to_str().unwrap(),
+                "-H",
+                &bearer(&token),
+                &format!("{}/files/in/x", server.base(false)),
+            ],
+            None,
+        );
+        assert_eq!(put.status, 403, "{put:?}");
+    }
+
+    #[test]
+    fn sigterm_during_an_upload_leaves_it_resumable() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Server::start_custom(dir.path(), 0, 0, "", &["--drain-timeout", "1"]);
+        let token = upload_token("alice", "/in");
+        let len = 8u64 << 20;
+        let src = dir.path().join("src.bin");
+        make_file(&src, len, 5);
+        let data = std::fs::read(&src).unwrap();
+        let url = tus_create(&server, &token, "term.bin", len);
+        let path = url
+            .split_once(&server.http.to_string())
+            .unwrap()
+            .1
+            .to_owned();
+        let head = patch_head(&server, &path, len, &token);
+        let (none, _held) = raw(server.http, &head, &data, 3 << 20);
+        assert!(none.is_none());
+        std::thread::sleep(Duration::from_millis(300));
+        server.signal("TERM");
+        let status = server
+            .wait_exit(Duration::from_secs(15))
+            .expect("fallbackd did not stop");
+        assert!(status.success(), "{status:?}");
+        assert!(!server.docroot().join("in/term.bin").exists());
+        // Restarted where clients expect it: the upload resumes from what was kept.
+        let (http, https) = (server.http.port(), server.https.port());
+        drop(server);
+        let server = Server::start_on(dir.path(), http, https);
+        let offset = tus_offset(&url, &token);
+        assert!(offset > 0 && offset <= 3 << 20, "offset {offset}");
+        let got = tus_patch_rest(&url, &token, &src, offset);
+        assert_eq!(got.status, 204, "{got:?}");
+        assert_eq!(
+            sha256_file(&server.docroot().join("in/term.bin")),
+            sha256_file(&src)
+        );
+    }
+}
