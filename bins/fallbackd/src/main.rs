@@ -7,6 +7,7 @@
 #![allow(clippy::doc_markdown)]
 
 mod embedded;
+mod syslog;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,6 +67,10 @@ struct Args {
     /// certificate and key) and exit: 0 when it would start, 1 otherwise. Like nginx -t.
     #[arg(long)]
     check_config: bool,
+    /// Also log to syslog, facility local2 (as the real product does), through this
+    /// socket (default /dev/log).
+    #[arg(long, value_name = "SOCKET", num_args = 0..=1, default_missing_value = "/dev/log")]
+    syslog: Option<PathBuf>,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464; port 0
     /// picks one, logged). Off by default; keep it on a private address.
     #[arg(long, value_name = "ADDR")]
@@ -81,15 +86,44 @@ enum LogFormat {
     Json,
 }
 
-fn init_logs(format: LogFormat) {
+fn init_logs(format: LogFormat, syslog: Option<&std::path::Path>) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("FALLBACKD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+    let stderr = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    let mut failed = None;
+    let syslog = syslog.and_then(|path| match syslog::Syslog::connect(path) {
+        Ok(w) => Some(
+            // syslog stamps the time itself.
+            tracing_subscriber::fmt::layer()
+                .without_time()
+                .with_ansi(false)
+                .with_target(false)
+                .with_writer(w),
+        ),
+        Err(e) => {
+            failed = Some(format!("{}: {e}", path.display()));
+            None
+        }
+    });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(stderr)
+        .with(syslog)
+        .init();
+    if let Some(why) = failed {
+        tracing::warn!("no syslog ({why}): logging to standard error only");
     }
 }
 
@@ -117,7 +151,7 @@ fn main() -> ExitCode {
     if args.check_config {
         return check_config(&args);
     }
-    init_logs(args.log_format);
+    init_logs(args.log_format, args.syslog.as_deref());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -232,3 +232,32 @@ mod signals {
         );
     }
 }
+
+#[test]
+fn syslog_gets_local2_messages() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("log.sock");
+    let listener = UnixDatagram::bind(&sock).unwrap();
+    listener
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let server =
+        crate::Server::start_custom(dir.path(), 0, 0, "", &["--syslog", sock.to_str().unwrap()]);
+    let mut buf = vec![0u8; 4096];
+    let mut seen = Vec::new();
+    while !seen.iter().any(|m: &String| m.contains("listening")) {
+        let n = listener
+            .recv(&mut buf)
+            .expect("no syslog message within 10 s");
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let pid = server.pid();
+    // local2 (18) * 8 + informational (6) = 150.
+    let line = seen.iter().find(|m| m.contains("listening")).unwrap();
+    assert!(
+        line.starts_with(&format!("<150>fallbackd[{pid}]: ")),
+        "{line}"
+    );
+    assert!(!line.contains("fbt1_"));
+}
