@@ -68,8 +68,8 @@ impl Drop for Line {
     }
 }
 
-fn severity(level: &Level) -> u8 {
-    match *level {
+fn severity(level: Level) -> u8 {
+    match level {
         Level::ERROR => 3,
         Level::WARN => 4,
         Level::INFO => 6,
@@ -91,7 +91,7 @@ impl<'a> MakeWriter<'a> for Syslog {
     fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Line {
         Line {
             syslog: self.clone(),
-            severity: severity(meta.level()),
+            severity: severity(*meta.level()),
             buf: Vec::new(),
         }
     }
