@@ -16,7 +16,9 @@ cargo xtask <task> [options]
 Tasks:
   ci                 everything CI runs: fmt check, clippy -D warnings, tests
                      (nextest), doc tests, benchmark smoke runs, dependency-direction
-                     checks, the supply-chain audit and a short fuzz run
+                     checks, the proxy and browser suites, the Debian package
+                     (built, installed, checked), the supply-chain audit and a short
+                     fuzz run
   bench [--quick] [--check] [--no-memory] [--size MIB]
                      installs the peers (apt nginx apache2 wrk time; cargo dufs
                      rustus under target/bench-tools), runs the criterion benches,
@@ -34,6 +36,10 @@ Tasks:
   browser            the example web app (examples/webapp) in headless Chromium:
                      installs chromium (apt) and playwright-core (npm ci), runs
                      examples/webapp/e2e; screenshot in target/e2e/
+  dist [--install]   the Debian package (cargo deb, installed under target/tools if
+                     missing) with the systemd unit, a sample aspera.conf, man pages
+                     and completions: target/debian/*.deb. --install: dpkg -i it,
+                     systemd-analyze verify the unit, --check-config the config it wrote
   audit              supply chain: cargo-deny (advisories, licenses, bans, sources)
                      offline, against the advisory database snapshot in
                      $FALLBACK_ADVISORY_DB or ../shared/advisory-db; installs
@@ -54,6 +60,7 @@ fn main() -> ExitCode {
         Some("e2e") => e2e(&args[1..]),
         Some("audit") => audit(),
         Some("browser") => browser(),
+        Some("dist") => dist(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{HELP}");
             Ok(())
@@ -166,6 +173,7 @@ fn ci() -> Result {
 
     e2e(&[])?;
     browser()?;
+    dist(&["--install".into()])?;
     audit()?;
     fuzz(&["--seconds".into(), "15".into()])?;
     println!("\nci: all checks passed");
@@ -328,6 +336,58 @@ fn browser() -> Result {
         "screenshot: {}",
         root().join("target/e2e/webapp-upload.png").display()
     );
+    Ok(())
+}
+
+/// The Debian package: release binaries, man pages and completions generated from the
+/// CLIs, `cargo deb`; then, as CI does, installs it with dpkg, verifies the systemd unit
+/// and checks the configuration the package wrote.
+fn dist(args: &[String]) -> Result {
+    let deb = tool("cargo-deb")?;
+    build_release()?;
+    let assets = root().join("target/release/assets");
+    let _ = std::fs::remove_dir_all(&assets);
+    let bin = root().join("target/release");
+    let mut c = Command::new(bin.join("fallbackd"));
+    c.arg("--generate-assets").arg(&assets);
+    run(c)?;
+    let mut c = Command::new(bin.join("fallback"));
+    c.arg("generate-assets").arg(&assets);
+    run(c)?;
+    let mut c = Command::new(&deb);
+    c.current_dir(root())
+        .args(["-p", "fallbackd", "--no-build", "--output"])
+        .arg(root().join("target/debian"));
+    run(c)?;
+    let package = std::fs::read_dir(root().join("target/debian"))
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
+        .ok_or("cargo deb wrote no .deb")?;
+    println!("package: {}", package.display());
+    if !args.iter().any(|a| a == "--install") {
+        return Ok(());
+    }
+    let mut c = Command::new("dpkg");
+    c.arg("-i").arg(&package);
+    run(c)?;
+    if Path::new("/usr/bin/systemd-analyze").exists() {
+        let mut c = Command::new("systemd-analyze");
+        c.args(["verify", "/usr/lib/systemd/system/fallbackd.service"]);
+        run(c)?;
+    } else {
+        println!("systemd-analyze not found: the unit file is not verified here");
+    }
+    let mut c = Command::new("/usr/bin/fallbackd");
+    c.args(["--check-config", "--config", "/etc/fallback/aspera.conf"]);
+    run(c)?;
+    let mut c = Command::new("man");
+    c.args(["-w", "fallbackd"]);
+    if c.output().is_ok_and(|o| o.status.success()) {
+        println!("man fallbackd: installed");
+    }
     Ok(())
 }
 
@@ -641,8 +701,18 @@ const ADVISORY_DB_DIR: &str = "advisory-db-3157b0e258782691";
 
 fn audit() -> Result {
     let deny = tool("cargo-deny")?;
-    let snapshot = env::var_os("FALLBACK_ADVISORY_DB")
-        .map_or_else(|| root().join("../shared/advisory-db"), PathBuf::from);
+    // The snapshot: named, next to this checkout, or where this workplace keeps it.
+    let candidates = [
+        env::var_os("FALLBACK_ADVISORY_DB").map(PathBuf::from),
+        Some(root().join("../shared/advisory-db")),
+        Some(PathBuf::from("/work/shared/advisory-db")),
+    ];
+    let snapshot = candidates
+        .iter()
+        .flatten()
+        .find(|p| p.join("crates").is_dir())
+        .cloned()
+        .unwrap_or_else(|| root().join("../shared/advisory-db"));
     let mut c = Command::new(&deny);
     c.current_dir(root()).arg("--offline");
     if snapshot.join("crates").is_dir() {

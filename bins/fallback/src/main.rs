@@ -17,6 +17,8 @@ macro_rules! outln {
     }};
 }
 
+#[path = "../../../dist/assets.rs"]
+mod assets;
 mod config;
 mod token;
 mod transfer;
@@ -75,6 +77,12 @@ enum Command {
     /// with --config, <WEB> agrees with <http_server>. Each line gives a verdict and a
     /// fix. Exit status: 0 when fallback would work, 1 otherwise.
     Doctor(transfer::DoctorArgs),
+    /// Write man pages and shell completions into DIR (packaging).
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Where to write them.
+        dir: std::path::PathBuf,
+    },
 }
 
 /// Exit codes shared by every subcommand.
@@ -109,6 +117,12 @@ fn main() -> ExitCode {
         Command::Upload(a) => transfer::upload(&a),
         Command::Download(a) => transfer::download(&a),
         Command::Doctor(a) => transfer::doctor(&a),
+        Command::GenerateAssets { dir } => {
+            use clap::CommandFactory as _;
+            assets::generate(&Cli::command(), "1", &dir)
+                .map(|()| exit::OK)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

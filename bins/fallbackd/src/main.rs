@@ -6,6 +6,8 @@
 // Doc comments on clap types are the `--help` text, shown verbatim: no Markdown.
 #![allow(clippy::doc_markdown)]
 
+#[path = "../../../dist/assets.rs"]
+mod assets;
 mod embedded;
 mod syslog;
 
@@ -71,6 +73,9 @@ struct Args {
     /// socket (default /dev/log).
     #[arg(long, value_name = "SOCKET", num_args = 0..=1, default_missing_value = "/dev/log")]
     syslog: Option<PathBuf>,
+    /// Write man pages and shell completions into DIR and exit (packaging).
+    #[arg(long, value_name = "DIR", hide = true)]
+    generate_assets: Option<PathBuf>,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464; port 0
     /// picks one, logged). Off by default; keep it on a private address.
     #[arg(long, value_name = "ADDR")]
@@ -150,6 +155,16 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     if args.check_config {
         return check_config(&args);
+    }
+    if let Some(dir) = &args.generate_assets {
+        use clap::CommandFactory as _;
+        return match assets::generate(&Args::command(), "8", dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("fallbackd: {}: {e}", dir.display());
+                ExitCode::from(1)
+            }
+        };
     }
     init_logs(args.log_format, args.syslog.as_deref());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
