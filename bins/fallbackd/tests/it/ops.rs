@@ -261,3 +261,43 @@ fn syslog_gets_local2_messages() {
     );
     assert!(!line.contains("fbt1_"));
 }
+
+#[test]
+fn sighup_swaps_the_tls_certificate() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    // Writes a new certificate and key; returns the certificate's DER, hex.
+    let write_cert = |name: &str| {
+        let ck = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), ck.cert.pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), ck.signing_key.serialize_pem()).unwrap();
+        crate::hex(ck.cert.der())
+    };
+    // The certificate a client is served, DER hex (Python's ssl, no verification).
+    let served = |server: &crate::Server| {
+        let script = format!(
+            "import ssl; print(ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate(('127.0.0.1', {}))).hex())",
+            server.https.port()
+        );
+        let out = Command::new("python3")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let alpha = write_cert("alpha.test");
+    let extra = format!(
+        "<cert_file>{0}/cert.pem</cert_file><key_file>{0}/key.pem</key_file>",
+        dir.path().display()
+    );
+    let server = crate::Server::start_custom(dir.path(), 0, 0, &extra, &[]);
+    assert_eq!(served(&server), alpha);
+    let beta = write_cert("beta.test");
+    server.signal("HUP");
+    assert!(
+        server.wait_for_log(Duration::from_secs(10), |v| v["message"]
+            == "TLS certificate reloaded")
+    );
+    assert_eq!(served(&server), beta);
+}
