@@ -311,28 +311,29 @@ impl AppState {
         Ok(s)
     }
 
-    /// Updates the gauges that are read rather than counted (uploads in progress in
-    /// every docroot opened so far). A metrics exporter calls it before a scrape.
-    pub fn refresh_metrics(&self) {
-        let storages: Vec<Arc<Storage>> = self
-            .inner
+    /// Every docroot opened so far.
+    fn open_storages(&self) -> Vec<Arc<Storage>> {
+        self.inner
             .storages
             .read()
             .map(|m| m.values().cloned().collect())
-            .unwrap_or_default();
-        let n = storages.iter().map(|s| s.upload_count().unwrap_or(0)).sum();
+            .unwrap_or_default()
+    }
+
+    /// Updates the gauges that are read rather than counted (uploads in progress in
+    /// every docroot opened so far). A metrics exporter calls it before a scrape.
+    pub fn refresh_metrics(&self) {
+        let n = self
+            .open_storages()
+            .iter()
+            .map(|s| s.upload_count().unwrap_or(0))
+            .sum();
         stats::set_uploads_in_progress(n);
     }
 
     /// Removes expired uploads in every docroot opened so far; returns how many.
     pub fn sweep_expired(&self) -> usize {
-        let storages: Vec<Arc<Storage>> = self
-            .inner
-            .storages
-            .read()
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default();
-        storages
+        self.open_storages()
             .iter()
             .map(|s| s.sweep_expired().unwrap_or(0))
             .sum()
