@@ -356,7 +356,7 @@ fn dist(args: &[String]) -> Result {
     run(c)?;
     let mut c = Command::new(&deb);
     c.current_dir(root())
-        .args(["-p", "fallbackd", "--no-build", "--output"])
+        .args(["-p", "fallbackd", "--no-build", "--fast", "--output"])
         .arg(root().join("target/debian"));
     run(c)?;
     let package = std::fs::read_dir(root().join("target/debian"))
