@@ -234,3 +234,20 @@ fn web_ports_are_checked_in_direct_mode_only() {
         check(&text(loopback), &[]);
     }
 }
+
+#[test]
+fn files_over_the_size_bound_are_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.conf");
+    let f = std::fs::File::create(&path).unwrap();
+    // Sparse: the size is what is checked, before any byte is read.
+    f.set_len(fallback_conf::MAX_BYTES as u64 + 1).unwrap();
+    let err = Config::load(&path).unwrap_err();
+    assert!(err.to_string().contains("limit"), "{err}");
+    match err {
+        fallback_conf::Error::Syntax(d) => assert_eq!(d.code, Code::TooLarge),
+        other => panic!("{other:?}"),
+    }
+    let text = format!("<CONF>{}</CONF>", " ".repeat(fallback_conf::MAX_BYTES));
+    assert!(Config::parse(&text).is_err());
+}
