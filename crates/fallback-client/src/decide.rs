@@ -4,6 +4,8 @@ use std::net::ToSocketAddrs as _;
 use std::time::Duration;
 
 use fallback_url::FaspUrl;
+use futures_util::StreamExt as _;
+use futures_util::future::BoxFuture;
 
 use crate::http::build_client;
 use crate::{Error, Event, Events, Options, Result};
@@ -166,9 +168,36 @@ impl Session {
         (self.events)(e);
     }
 
+    /// Runs a transfer plan: announces it, moves each file with `each` (at most
+    /// `parallel` at once) and totals the outcomes. `label` gives a job's path and size.
+    pub(crate) async fn run_jobs<J>(
+        &self,
+        jobs: Vec<J>,
+        label: impl Fn(&J) -> (String, u64),
+        each: impl for<'a> Fn(&'a Self, &'a J) -> BoxFuture<'a, Result<u64>>,
+    ) -> crate::Summary {
+        self.emit(&Event::Plan {
+            files: jobs.len(),
+            bytes: jobs.iter().map(|j| label(j).1).sum(),
+        });
+        let each = &each;
+        let results: Vec<(J, Result<u64>)> = futures_util::stream::iter(jobs)
+            .map(|job| async move {
+                let r = each(self, &job).await;
+                (job, r)
+            })
+            .buffer_unordered(self.opts.parallel.max(1))
+            .collect()
+            .await;
+        self.summarize(results.into_iter().map(|(j, r)| {
+            let (path, size) = label(&j);
+            (path, size, r)
+        }))
+    }
+
     /// Totals of per-file outcomes `(path, size, bytes moved or error)`; each failure is
     /// reported as an event and listed.
-    pub(crate) fn summarize(
+    fn summarize(
         &self,
         results: impl Iterator<Item = (String, u64, Result<u64>)>,
     ) -> crate::Summary {

@@ -119,19 +119,13 @@ impl Session {
                 sha256: head.sha256,
             }]
         };
-        self.emit(&Event::Plan {
-            files: jobs.len(),
-            bytes: jobs.iter().map(|j| j.size).sum(),
-        });
-        let results: Vec<(Job, Result<u64>)> = futures_util::stream::iter(jobs)
-            .map(|job| async move {
-                let r = self.download_one(&job).await;
-                (job, r)
-            })
-            .buffer_unordered(self.opts.parallel.max(1))
-            .collect()
-            .await;
-        Ok(self.summarize(results.into_iter().map(|(j, r)| (j.rel, j.size, r))))
+        Ok(self
+            .run_jobs(
+                jobs,
+                |j: &Job| (j.rel.clone(), j.size),
+                |s, j| Box::pin(s.download_one(j)),
+            )
+            .await)
     }
 
     async fn retrying_head(&self, remote: &str) -> Result<Head> {

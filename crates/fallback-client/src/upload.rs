@@ -8,7 +8,6 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use futures_util::StreamExt as _;
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 
@@ -96,19 +95,13 @@ impl Session {
     /// in the summary, not as an error.
     pub async fn upload(&self, sources: &[PathBuf]) -> Result<Summary> {
         let jobs = collect(sources)?;
-        self.emit(&Event::Plan {
-            files: jobs.len(),
-            bytes: jobs.iter().map(|j| j.size).sum(),
-        });
-        let results: Vec<(Job, Result<u64>)> = futures_util::stream::iter(jobs)
-            .map(|job| async move {
-                let r = self.upload_one(&job).await;
-                (job, r)
-            })
-            .buffer_unordered(self.opts.parallel.max(1))
-            .collect()
-            .await;
-        Ok(self.summarize(results.into_iter().map(|(j, r)| (j.rel, j.size, r))))
+        Ok(self
+            .run_jobs(
+                jobs,
+                |j: &Job| (j.rel.clone(), j.size),
+                |s, j| Box::pin(s.upload_one(j)),
+            )
+            .await)
     }
 
     /// Bytes per second: `--limit-rate`, else the URL's `targetrate` (kbps).
