@@ -63,6 +63,15 @@ fn json_events(out: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Bytes moved by the first file done, from the JSON events.
+fn transferred(out: &Output) -> u64 {
+    json_events(out)
+        .into_iter()
+        .find(|e| e["event"] == "file_done")
+        .and_then(|e| e["transferred"].as_u64())
+        .expect("a file_done event with transferred")
+}
+
 /// Fails with the first failed files and stderr when the command did not succeed.
 fn assert_succeeded(out: &Output) {
     let failures: Vec<_> = json_events(out)
@@ -223,16 +232,8 @@ fn a_client_killed_mid_transfer_resumes_when_started_again() {
     child.wait().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let out = cli(&["upload", &up, src.to_str().unwrap(), "--json"], &state);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let done = json_events(&out)
-        .into_iter()
-        .find(|e| e["event"] == "file_done")
-        .unwrap();
-    let sent = done["transferred"].as_u64().unwrap();
+    assert_succeeded(&out);
+    let sent = transferred(&out);
     assert!(
         sent < size && sent > 0,
         "sent {sent} of {size} the second time"
@@ -270,16 +271,8 @@ fn a_client_killed_mid_transfer_resumes_when_started_again() {
         &["download", &down, dest.to_str().unwrap(), "--json"],
         &state,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let done = json_events(&out)
-        .into_iter()
-        .find(|e| e["event"] == "file_done")
-        .unwrap();
-    let got = done["transferred"].as_u64().unwrap();
+    assert_succeeded(&out);
+    let got = transferred(&out);
     assert!(got < size, "received {got} of {size} the second time");
     assert_eq!(sha256_file(&dest), sha256_file(&src));
     assert!(!dir.path().join("copy.bin.fallback-part").exists());
