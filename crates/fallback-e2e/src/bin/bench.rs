@@ -86,9 +86,10 @@ fn alternate(
         theirs: Vec::new(),
     };
     let gbs = |secs: f64| s.size as f64 / secs / 1e9;
+    let failed = |e: String| format!("{scenario} vs {peer}: {e}");
     for _ in 0..s.runs {
-        c.ours.push(gbs(ours()?));
-        c.theirs.push(gbs(theirs()?));
+        c.ours.push(gbs(ours().map_err(failed)?));
+        c.theirs.push(gbs(theirs().map_err(failed)?));
     }
     Ok(c)
 }
@@ -300,11 +301,12 @@ fn main() {
     ];
     let mut results: Vec<Comparison> = Vec::new();
     let mut failures: Vec<String> = Vec::new();
-    let mut record = |r: Result<Comparison, String>, what: &str| match r {
+    // Errors name their scenario and peer.
+    let mut record = |r: Result<Comparison, String>| match r {
         Ok(c) => results.push(c),
         Err(e) => {
-            eprintln!("{what}: FAILED: {e}");
-            failures.push(format!("{what}: {e}"));
+            eprintln!("FAILED: {e}");
+            failures.push(e);
         }
     };
     // Warm the page cache.
@@ -324,44 +326,35 @@ fn main() {
             format!("http://127.0.0.1:{}/static/big.bin", apache.http_port),
         ),
     ] {
-        record(
-            alternate(
-                &s,
-                "download HTTP",
-                peer,
-                &mut || curl(&["-H", &auth_down, &ours_http]),
-                &mut || curl(&[&url]),
-            ),
-            &format!("download HTTP vs {peer}"),
-        );
+        record(alternate(
+            &s,
+            "download HTTP",
+            peer,
+            &mut || curl(&["-H", &auth_down, &ours_http]),
+            &mut || curl(&[&url]),
+        ));
     }
     let dufs = start_dufs(&server.docroot());
     if let Some((_, port)) = &dufs {
         let url = format!("http://127.0.0.1:{port}/big.bin");
-        record(
-            alternate(
-                &s,
-                "download HTTP",
-                "dufs",
-                &mut || curl(&["-H", &auth_down, &ours_http]),
-                &mut || curl(&[&url]),
-            ),
-            "download HTTP vs dufs",
-        );
+        record(alternate(
+            &s,
+            "download HTTP",
+            "dufs",
+            &mut || curl(&["-H", &auth_down, &ours_http]),
+            &mut || curl(&[&url]),
+        ));
     }
 
     // 2. HTTPS download, TLS 1.3 AES-128-GCM on both sides.
     let nginx_https = format!("https://127.0.0.1:{}/static/big.bin", proxy.https_port);
-    record(
-        alternate(
-            &s,
-            "download HTTPS",
-            "nginx",
-            &mut || curl(&[&tls[..], &["-H", &auth_down, &ours_https]].concat()),
-            &mut || curl(&[&tls[..], &[nginx_https.as_str()]].concat()),
-        ),
-        "download HTTPS vs nginx",
-    );
+    record(alternate(
+        &s,
+        "download HTTPS",
+        "nginx",
+        &mut || curl(&[&tls[..], &["-H", &auth_down, &ours_https]].concat()),
+        &mut || curl(&[&tls[..], &[nginx_https.as_str()]].concat()),
+    ));
 
     // 3. Uploads: single PUT against nginx WebDAV and dufs; resumable tus with SHA-256
     //    against rustus.
@@ -380,12 +373,13 @@ fn main() {
         ])
     };
     let dav = format!("http://127.0.0.1:{}/dav/put.bin", proxy.http_port);
-    record(
-        alternate(&s, "upload PUT", "nginx WebDAV", &mut ours_put, &mut || {
-            curl(&["-T", &src_s, &dav])
-        }),
-        "upload PUT vs nginx WebDAV",
-    );
+    record(alternate(
+        &s,
+        "upload PUT",
+        "nginx WebDAV",
+        &mut ours_put,
+        &mut || curl(&["-T", &src_s, &dav]),
+    ));
     if let Some((_, port)) = &dufs {
         let url = format!("http://127.0.0.1:{port}/dufs-put.bin");
         let mut m = 0;
@@ -399,12 +393,13 @@ fn main() {
                 &format!("http://{}/files/up/p2-{m}.bin", server.http),
             ])
         };
-        record(
-            alternate(&s, "upload PUT", "dufs", &mut ours_put2, &mut || {
-                curl(&["-T", &src_s, &url])
-            }),
-            "upload PUT vs dufs",
-        );
+        record(alternate(
+            &s,
+            "upload PUT",
+            "dufs",
+            &mut ours_put2,
+            &mut || curl(&["-T", &src_s, &url]),
+        ));
     }
     let digest = sha256_hex(&src);
     let rustus_dir = work.path().join("rustus");
@@ -427,40 +422,34 @@ fn main() {
     };
     if let Some((_, port)) = &rustus {
         let base = format!("http://127.0.0.1:{port}");
-        record(
-            alternate(
-                &s,
-                "upload tus + SHA-256",
-                "rustus",
-                &mut ours_tus,
-                &mut || {
-                    tus_upload(
-                        &format!("{base}/files"),
-                        None,
-                        &src,
-                        s.size,
-                        &format!("filename {}", b64("r.bin")),
-                    )
-                    .inspect(|_| {
-                        let _ = std::fs::remove_dir_all(rustus_dir.join("data"));
-                        let _ = std::fs::create_dir_all(rustus_dir.join("data"));
-                    })
-                },
-            ),
-            "upload tus vs rustus",
-        );
-    }
-    // The target compares the resumable, verified upload with a plain PUT too.
-    record(
-        alternate(
+        record(alternate(
             &s,
             "upload tus + SHA-256",
-            "nginx WebDAV PUT",
+            "rustus",
             &mut ours_tus,
-            &mut || curl(&["-T", &src_s, &dav]),
-        ),
-        "upload tus vs nginx WebDAV",
-    );
+            &mut || {
+                tus_upload(
+                    &format!("{base}/files"),
+                    None,
+                    &src,
+                    s.size,
+                    &format!("filename {}", b64("r.bin")),
+                )
+                .inspect(|_| {
+                    let _ = std::fs::remove_dir_all(rustus_dir.join("data"));
+                    let _ = std::fs::create_dir_all(rustus_dir.join("data"));
+                })
+            },
+        ));
+    }
+    // The target compares the resumable, verified upload with a plain PUT too.
+    record(alternate(
+        &s,
+        "upload tus + SHA-256",
+        "nginx WebDAV PUT",
+        &mut ours_tus,
+        &mut || curl(&["-T", &src_s, &dav]),
+    ));
     let _ = std::fs::remove_dir_all(server.docroot().join("up"));
     let upload_peak_kib = proc_kib(server.pid(), "VmHWM:");
 
@@ -490,7 +479,7 @@ fn main() {
             }
         }
     }
-    record(get_err.map_or(Ok(gets), Err), "4 KiB GETs vs nginx");
+    record(get_err.map_or(Ok(gets), |e| Err(format!("4 KiB GETs vs nginx: {e}"))));
 
     // 5. Through Apache in proxy mode vs Apache serving the file itself.
     let via = format!(
@@ -498,16 +487,13 @@ fn main() {
         apache.http_port
     );
     let stat = format!("http://127.0.0.1:{}/static/big.bin", apache.http_port);
-    record(
-        alternate(
-            &s,
-            "download via Apache proxy",
-            "Apache static",
-            &mut || curl(&["-H", &auth_down, &via]),
-            &mut || curl(&[&stat]),
-        ),
-        "Apache proxy vs static",
-    );
+    record(alternate(
+        &s,
+        "download via Apache proxy",
+        "Apache static",
+        &mut || curl(&["-H", &auth_down, &via]),
+        &mut || curl(&[&stat]),
+    ));
 
     // 6. Memory: one big upload to a fresh instance (peak RSS must not grow with the
     //    file: 10 GiB, or 1 GiB with --quick), then 1,000 idle connections.
