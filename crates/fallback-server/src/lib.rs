@@ -219,14 +219,14 @@ impl AppState {
     /// ring, and tokens made with a user's earlier key stay valid until they expire (up
     /// to the longest token lifetime, 30 days). Open docroots are kept.
     pub fn reloaded(&self, conf: Config) -> Result<Self, Error> {
-        let mut options = Options::from_config(&conf);
-        let old = &self.inner.options;
-        options.trusted_proxies.clone_from(&old.trusted_proxies);
-        options.token_skew = old.token_skew;
-        options.assume_https = old.assume_https;
-        options.max_upload_size = old.max_upload_size;
-        options.upload_ttl = old.upload_ttl;
-        options.manifest_limit = old.manifest_limit;
+        // What the file decides comes from the new file; the rest (set by the program)
+        // stays.
+        let from_file = Options::from_config(&conf);
+        let options = Options {
+            activity_timeout: from_file.activity_timeout,
+            https_port: from_file.https_port,
+            ..self.inner.options.clone()
+        };
         let mut inner = Inner::build(conf, options)?;
         // Keep every key of the previous ring that the new one lacks.
         if let Some(old_ring) = &self.inner.keys {
@@ -284,7 +284,9 @@ impl AppState {
         &self.inner.options
     }
 
-    fn storage(&self, docroot: &Path) -> Result<Arc<Storage>, error::ApiError> {
+    /// The storage of `docroot`, opened once and shared by every request, and by an
+    /// embedding app that lists or reads the same docroots.
+    pub fn open_docroot(&self, docroot: &Path) -> Result<Arc<Storage>, fallback_engine::Error> {
         if let Some(s) = self
             .inner
             .storages
@@ -294,21 +296,16 @@ impl AppState {
         {
             return Ok(s);
         }
-        let mut map = self
-            .inner
-            .storages
-            .write()
-            .map_err(|_| error::ApiError::Internal("storage map poisoned".to_owned()))?;
-        if let Some(s) = map.get(docroot) {
-            return Ok(s.clone());
-        }
-        let s = Arc::new(
-            Storage::open(docroot, self.inner.options.upload_ttl).map_err(|e| {
-                error::ApiError::Internal(format!("docroot {}: {e}", docroot.display()))
-            })?,
-        );
-        map.insert(docroot.to_owned(), s.clone());
-        Ok(s)
+        let opened = Arc::new(Storage::open(docroot, self.inner.options.upload_ttl)?);
+        let mut map = self.inner.storages.write().map_err(|_| {
+            fallback_engine::Error::Io(std::io::Error::other("storage map poisoned"))
+        })?;
+        Ok(Arc::clone(map.entry(docroot.to_owned()).or_insert(opened)))
+    }
+
+    fn storage(&self, docroot: &Path) -> Result<Arc<Storage>, error::ApiError> {
+        self.open_docroot(docroot)
+            .map_err(|e| error::ApiError::Internal(format!("docroot {}: {e}", docroot.display())))
     }
 
     /// Every docroot opened so far.

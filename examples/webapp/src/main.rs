@@ -73,7 +73,6 @@ struct Web {
     fallback: AppState,
     accounts: Arc<HashMap<String, String>>,
     sessions: Arc<Mutex<HashMap<String, String>>>,
-    storages: Arc<Mutex<HashMap<PathBuf, Arc<Storage>>>>,
     token_ttl: Duration,
 }
 
@@ -138,34 +137,33 @@ fn demo_config(data: &Path, users: &[&str], port: u16) -> anyhow::Result<Config>
     Ok(Config::parse(&text)?.into_checked()?)
 }
 
+/// The session id in the request's cookie.
+fn session_id(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::COOKIE)?
+        .to_str()
+        .ok()?
+        .split(';')
+        .find_map(|c| c.trim().strip_prefix("fbsession="))
+}
+
 impl Web {
     fn user_of(&self, headers: &HeaderMap) -> Option<String> {
-        let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
-        let id = cookies
-            .split(';')
-            .find_map(|c| c.trim().strip_prefix("fbsession="))?;
+        let id = session_id(headers)?;
         self.sessions.lock().ok()?.get(id).cloned()
     }
 
+    /// The user's docroot, through the fallback service's own storage cache.
     fn storage(&self, user: &str) -> Result<Arc<Storage>, Box<Response>> {
         let settings = self.fallback.config().user(user, &[]);
-        let Some(root) = settings.docroot.value.clone() else {
+        let Some(root) = settings.docroot.value else {
             return Err(Box::new(
                 (StatusCode::FORBIDDEN, "no docroot for this user").into_response(),
             ));
         };
-        let mut map = self
-            .storages
-            .lock()
-            .map_err(|_| Box::new(StatusCode::INTERNAL_SERVER_ERROR.into_response()))?;
-        if let Some(s) = map.get(&root) {
-            return Ok(s.clone());
-        }
-        let s = Arc::new(Storage::open(&root, Duration::from_hours(24)).map_err(|e| {
+        self.fallback.open_docroot(&root).map_err(|e| {
             Box::new((StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())
-        })?);
-        map.insert(root, s.clone());
-        Ok(s)
+        })
     }
 
     /// A token for `user`, for exactly `path` in one direction, valid `token_ttl`.
@@ -434,7 +432,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         fallback: fallback.clone(),
         accounts: Arc::new(accounts),
         sessions: Arc::default(),
-        storages: Arc::default(),
         token_ttl: Duration::from_secs(args.token_ttl),
     };
     let listeners = Listeners::bind_with(&fallback, Some(&args.bind), Some(args.port), None)
