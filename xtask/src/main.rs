@@ -400,13 +400,8 @@ fn bench_peers() -> Result {
         ("wrk", "/usr/bin/wrk"),
         ("time", "/usr/bin/time"),
     ])?;
-    let tools = root().join("target/bench-tools");
-    for tool in ["dufs", "rustus"] {
-        if !tools.join("bin").join(tool).exists() {
-            let mut c = cargo();
-            c.args(["install", "--locked", tool, "--root"]).arg(&tools);
-            run(c)?;
-        }
+    for name in ["dufs", "rustus"] {
+        tool_in("target/bench-tools", name)?;
     }
     Ok(())
 }
@@ -685,7 +680,12 @@ fn write_seeds(seeds: Seeds, dir: &Path) -> Result {
 
 /// A cargo-installed tool under target/tools, installed if missing; returns its path.
 fn tool(name: &str) -> Result<PathBuf> {
-    let tools = root().join("target/tools");
+    tool_in("target/tools", name)
+}
+
+/// A cargo-installed tool under `dir` (relative to the repository), installed if missing.
+fn tool_in(dir: &str, name: &str) -> Result<PathBuf> {
+    let tools = root().join(dir);
     let bin = tools.join("bin").join(name);
     if !bin.exists() {
         let mut c = cargo();

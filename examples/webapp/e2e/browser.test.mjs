@@ -143,7 +143,6 @@ test("an upload cut by a page reload resumes from the server's offset", async ()
   // The server said, before the second upload, that it held this much: the second time
   // it received fewer bytes than the file.
   assert.ok(resumedFrom > 0 && resumedFrom < size, `resumed from ${resumedFrom}`);
-  assert.ok(size - resumedFrom < size);
   assert.equal(sha256(join(web.docroot, "resume.bin")), sha256(file));
   // One upload, created once and resumed, not started over.
   assert.equal(web.log().split("upload created").length - 1, 1, web.log());
