@@ -290,4 +290,6 @@
       else downloadFile(path, token, path.split("/").pop());
     });
   }
+  // Buttons work from now on (the stylesheet greys them out until then).
+  app.dataset.ready = "true";
 })();
