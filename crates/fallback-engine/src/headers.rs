@@ -117,25 +117,45 @@ pub fn upload_metadata(v: &str) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
-/// tus `Upload-Checksum: sha256 <base64>` (the only algorithm supported).
+/// tus `Upload-Checksum: <algorithm> <base64>`, the algorithm one of
+/// [`CHECKSUM_ALGORITHMS`] (any case), the digest of its exact size.
 ///
 /// # Errors
 /// What is wrong, for the client.
-pub fn upload_checksum(v: &str) -> Result<[u8; 32], String> {
+pub fn upload_checksum(v: &str) -> Result<ChunkChecksum, String> {
     let (algo, b64) = v
         .split_once(' ')
-        .ok_or_else(|| "Upload-Checksum: write `sha256 <base64>`".to_owned())?;
-    if !algo.eq_ignore_ascii_case("sha256") {
-        return Err(format!(
-            "Upload-Checksum: {algo} is not supported (sha256 is)"
-        ));
-    }
+        .ok_or_else(|| "Upload-Checksum: write `<algorithm> <base64>`".to_owned())?;
     let bytes = STANDARD
         .decode(b64.trim())
         .map_err(|_| "Upload-Checksum: bad base64".to_owned())?;
-    bytes
-        .try_into()
-        .map_err(|_| "Upload-Checksum: not 32 bytes".to_owned())
+    let size = |n: usize| format!("Upload-Checksum: a {algo} digest is {n} bytes");
+    if algo.eq_ignore_ascii_case("sha256") {
+        bytes.try_into().map(ChunkChecksum::Sha256).map_err(|_| size(32))
+    } else if algo.eq_ignore_ascii_case("sha1") {
+        bytes.try_into().map(ChunkChecksum::Sha1).map_err(|_| size(20))
+    } else if algo.eq_ignore_ascii_case("md5") {
+        bytes.try_into().map(ChunkChecksum::Md5).map_err(|_| size(16))
+    } else {
+        Err(format!(
+            "Upload-Checksum: {algo} is not supported ({CHECKSUM_ALGORITHMS} are)"
+        ))
+    }
+}
+
+/// The algorithms of the tus checksum extension this engine verifies, as
+/// `Tus-Checksum-Algorithm` lists them.
+pub const CHECKSUM_ALGORITHMS: &str = "sha1,md5,sha256";
+
+/// The expected digest of one chunk (tus `Upload-Checksum`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkChecksum {
+    /// SHA-1 (tuspy's only algorithm).
+    Sha1([u8; 20]),
+    /// MD5.
+    Md5([u8; 16]),
+    /// SHA-256.
+    Sha256([u8; 32]),
 }
 
 /// A SHA-256 given as 64 hex digits or as base64 (metadata `sha256`).
@@ -240,9 +260,29 @@ mod tests {
         }
         let d = [7u8; 32];
         let b64 = STANDARD.encode(d);
-        assert_eq!(upload_checksum(&format!("sha256 {b64}")), Ok(d));
-        assert_eq!(upload_checksum(&format!("SHA256 {b64}")), Ok(d));
+        assert_eq!(
+            upload_checksum(&format!("sha256 {b64}")),
+            Ok(ChunkChecksum::Sha256(d))
+        );
+        assert_eq!(
+            upload_checksum(&format!("SHA256 {b64}")),
+            Ok(ChunkChecksum::Sha256(d))
+        );
+        // A 32-byte digest is no md5 or sha1; the sizes are checked per algorithm.
         assert!(upload_checksum(&format!("md5 {b64}")).is_err());
+        assert!(upload_checksum(&format!("sha1 {b64}")).is_err());
+        assert_eq!(
+            upload_checksum("sha1 2jmj7l5rSw0yVb/vlWAYkK/YBwk="),
+            Ok(ChunkChecksum::Sha1([
+                0xda, 0x39, 0xa3, 0xee, 0x5e, 0x6b, 0x4b, 0x0d, 0x32, 0x55, 0xbf, 0xef, 0x95,
+                0x60, 0x18, 0x90, 0xaf, 0xd8, 0x07, 0x09
+            ]))
+        );
+        assert!(matches!(
+            upload_checksum("md5 1B2M2Y8AsgTpgAmY7PhCfg=="),
+            Ok(ChunkChecksum::Md5(_))
+        ));
+        assert!(upload_checksum("crc32 AAAAAA==").is_err());
         assert!(upload_checksum("sha256 AAAA").is_err());
         assert!(upload_checksum("sha256").is_err());
         assert_eq!(sha256_digest(&"07".repeat(32)), Ok(d));

@@ -7,6 +7,7 @@ use cap_std::fs::{Dir, OpenOptions};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::headers::ChunkChecksum;
 use crate::relpath::RelPath;
 use crate::store::{STAGING, Storage, hex, now_unix, record_digest, unhex32};
 use crate::{Error, Result, Step};
@@ -437,14 +438,14 @@ impl Storage {
         Ok(f)
     }
 
-    /// Starts appending to `id` at `offset` for `user`. `chunk_sha256` is the expected
-    /// digest of exactly the bytes of this append (tus checksum extension).
+    /// Starts appending to `id` at `offset` for `user`. `chunk` is the expected digest
+    /// of exactly the bytes of this append (tus checksum extension).
     pub fn writer(
         &self,
         id: &UploadId,
         user: &str,
         offset: u64,
-        chunk_sha256: Option<[u8; 32]>,
+        chunk: Option<ChunkChecksum>,
     ) -> Result<UploadWriter<'_>> {
         let info = self.upload(id)?;
         if info.user != user {
@@ -480,7 +481,7 @@ impl Storage {
             file,
             start: actual,
             whole,
-            chunk: chunk_sha256.map(|d| (Sha256::new(), d)),
+            chunk: chunk.map(ChunkHasher::new),
             buf: Vec::with_capacity(1 << 20),
         })
     }
@@ -562,6 +563,40 @@ impl Storage {
     }
 }
 
+/// The running digest of one chunk and what it must come to.
+#[derive(Debug)]
+enum ChunkHasher {
+    Sha1(sha1::Sha1, [u8; 20]),
+    Md5(md5::Md5, [u8; 16]),
+    Sha256(Sha256, [u8; 32]),
+}
+
+impl ChunkHasher {
+    fn new(expected: ChunkChecksum) -> Self {
+        match expected {
+            ChunkChecksum::Sha1(d) => ChunkHasher::Sha1(sha1::Sha1::new(), d),
+            ChunkChecksum::Md5(d) => ChunkHasher::Md5(md5::Md5::new(), d),
+            ChunkChecksum::Sha256(d) => ChunkHasher::Sha256(Sha256::new(), d),
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            ChunkHasher::Sha1(h, _) => h.update(data),
+            ChunkHasher::Md5(h, _) => h.update(data),
+            ChunkHasher::Sha256(h, _) => h.update(data),
+        }
+    }
+
+    fn matches(self) -> bool {
+        match self {
+            ChunkHasher::Sha1(h, d) => <[u8; 20]>::from(h.finalize()) == d,
+            ChunkHasher::Md5(h, d) => <[u8; 16]>::from(h.finalize()) == d,
+            ChunkHasher::Sha256(h, d) => <[u8; 32]>::from(h.finalize()) == d,
+        }
+    }
+}
+
 /// Appends bytes to one upload; holds its lock. Memory: one 1 MiB buffer.
 #[derive(Debug)]
 pub struct UploadWriter<'a> {
@@ -570,7 +605,7 @@ pub struct UploadWriter<'a> {
     file: File,
     start: u64,
     whole: Sha256,
-    chunk: Option<(Sha256, [u8; 32])>,
+    chunk: Option<ChunkHasher>,
     buf: Vec<u8>,
 }
 
@@ -642,7 +677,7 @@ impl UploadWriter<'_> {
             return Err(Error::TooLong);
         }
         self.whole.update(data);
-        if let Some((h, _)) = &mut self.chunk {
+        if let Some(h) = &mut self.chunk {
             h.update(data);
         }
         self.info.offset = end;
@@ -681,8 +716,8 @@ impl UploadWriter<'_> {
             let _ = self.discard();
             return Err(e);
         }
-        if let Some((h, expected)) = self.chunk.take()
-            && <[u8; 32]>::from(h.finalize()) != expected
+        if let Some(h) = self.chunk.take()
+            && !h.matches()
         {
             self.discard()?;
             return Err(Error::ChecksumMismatch);

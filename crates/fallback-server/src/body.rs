@@ -1,15 +1,129 @@
 //! Request bodies into the engine: the async side reads frames (with the activity
 //! timeout), one blocking thread per upload writes them in 1 MiB blocks.
 
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
 use bytes::Bytes;
 use fallback_engine::{AppendOutcome, RelPath, Storage, UploadId, UploadWriter};
 use futures_util::StreamExt as _;
 
+use crate::AppState;
 use crate::error::ApiError;
+
+/// Most bytes of a refused request's body read and thrown away so that the client,
+/// still writing, reads the refusal instead of a reset (`write EPIPE`).
+const DRAIN_LIMIT: u64 = 64 << 20;
+
+/// A request body handed to the handler that is taken out of `slot` only when the
+/// handler first reads it: a body the handler never touched (a refusal before the body)
+/// is still in the slot afterwards, for [`edge`] to drain.
+struct Lazy {
+    slot: Arc<Mutex<Option<Body>>>,
+    taken: Option<Body>,
+    hint: hyper::body::SizeHint,
+}
+
+impl HttpBody for Lazy {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, axum::Error>>> {
+        if self.taken.is_none() {
+            let body = self.slot.lock().ok().and_then(|mut s| s.take());
+            match body {
+                Some(b) => self.taken = Some(b),
+                None => return Poll::Ready(None),
+            }
+        }
+        match &mut self.taken {
+            Some(b) => Pin::new(b).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.hint.clone()
+    }
+}
+
+/// Reads and discards `body` up to [`DRAIN_LIMIT`] bytes within `limit`; whether it
+/// ended cleanly (the connection can then be kept).
+async fn drain(body: Body, limit: Duration) -> bool {
+    let mut stream = body.into_data_stream();
+    let read_all = async {
+        let mut n: u64 = 0;
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(b) => {
+                    n += b.len() as u64;
+                    if n > DRAIN_LIMIT {
+                        return false;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+        true
+    };
+    tokio::time::timeout(limit, read_all).await.unwrap_or(false)
+}
+
+/// Middleware around every request that carries a body (uploads):
+/// - the handler runs in its own task, so a client that goes away (or half-closes its
+///   socket) cannot cut it short: a final PATCH completes *and* logs its end;
+/// - a body the handler refused without reading (wrong offset, expired token) is read
+///   and discarded, bounded by [`DRAIN_LIMIT`] and the activity timeout, before the
+///   answer goes out, so a client that writes its whole body first still reads the
+///   status. Past the bound the connection is closed after the answer. A client that
+///   sent `Expect: 100-continue` was never asked for the body and is not drained.
+pub(crate) async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let h = req.headers();
+    let has_body = h.contains_key(header::TRANSFER_ENCODING)
+        || h
+            .get(header::CONTENT_LENGTH)
+            .and_then(crate::tus::header_u64)
+            .is_some_and(|n| n > 0);
+    if !has_body {
+        return next.run(req).await;
+    }
+    let expects_continue = h.contains_key(header::EXPECT);
+    let (parts, body) = req.into_parts();
+    let hint = body.size_hint();
+    let slot = Arc::new(Mutex::new(Some(body)));
+    let lazy = Lazy {
+        slot: Arc::clone(&slot),
+        taken: None,
+        hint,
+    };
+    let req = Request::from_parts(parts, Body::new(lazy));
+    let mut resp = match tokio::spawn(next.run(req)).await {
+        Ok(r) => r,
+        Err(e) => ApiError::Internal(format!("request handler: {e}")).into_response(),
+    };
+    let untouched = slot.lock().ok().and_then(|mut s| s.take());
+    if let Some(body) = untouched {
+        let limit = state
+            .options()
+            .activity_timeout
+            .unwrap_or(Duration::from_secs(20));
+        if expects_continue || !drain(body, limit).await {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
+    resp
+}
 
 /// Which writer to open.
 pub(crate) enum Start {
@@ -18,7 +132,7 @@ pub(crate) enum Start {
         id: UploadId,
         user: String,
         offset: u64,
-        chunk_sha256: Option<[u8; 32]>,
+        chunk: Option<fallback_engine::headers::ChunkChecksum>,
         /// The token's end (Unix seconds, skew included): re-checked before completing.
         valid_until: Option<u64>,
     },
@@ -52,9 +166,9 @@ fn open(storage: &Storage, start: Start) -> Result<UploadWriter<'_>, ApiError> {
             id,
             user,
             offset,
-            chunk_sha256,
+            chunk,
             ..
-        } => storage.writer(&id, &user, offset, chunk_sha256)?,
+        } => storage.writer(&id, &user, offset, chunk)?,
         Start::Put {
             user,
             dest,

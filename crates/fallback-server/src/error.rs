@@ -17,6 +17,8 @@ pub(crate) enum ApiError {
     NotFound { reason: String },
     /// Wrong method for the resource (a directory uploaded to).
     Conflict(String),
+    /// A method the resource does not take.
+    MethodNotAllowed(String),
     /// tus: the offset in the request is not the upload's offset.
     OffsetMismatch { actual: u64 },
     /// Another request writes this upload.
@@ -49,6 +51,7 @@ impl ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) | ApiError::OffsetMismatch { .. } => StatusCode::CONFLICT,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Locked => StatusCode::LOCKED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -66,7 +69,10 @@ impl ApiError {
 
     fn public(&self) -> String {
         match self {
-            ApiError::BadRequest(m) | ApiError::Conflict(m) | ApiError::TooLarge(m) => m.clone(),
+            ApiError::BadRequest(m)
+            | ApiError::Conflict(m)
+            | ApiError::TooLarge(m)
+            | ApiError::MethodNotAllowed(m) => m.clone(),
             ApiError::Unauthorized { .. } => "missing or invalid token".to_owned(),
             ApiError::Forbidden { public, .. } => public.clone(),
             ApiError::NotFound { .. } => "not found".to_owned(),
@@ -153,6 +159,12 @@ impl IntoResponse for ApiError {
         );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         match &self {
+            ApiError::MethodNotAllowed(_) => {
+                h.insert(
+                    header::ALLOW,
+                    HeaderValue::from_static("OPTIONS, HEAD, PATCH, DELETE"),
+                );
+            }
             ApiError::Unauthorized { .. } => {
                 h.insert(
                     header::WWW_AUTHENTICATE,

@@ -48,7 +48,7 @@ pub(crate) async fn info(State(state): State<AppState>) -> impl IntoResponse {
             "version": "1.0.0",
             "extensions": crate::tus::EXTENSIONS.split(',').collect::<Vec<_>>(),
             "max_size": o.max_upload_size,
-            "checksum_algorithms": ["sha256"],
+            "checksum_algorithms": fallback_engine::headers::CHECKSUM_ALGORITHMS.split(',').collect::<Vec<_>>(),
         },
         "limits": {
             "max_upload_size": o.max_upload_size,
@@ -431,6 +431,15 @@ pub(crate) async fn put_file(
     let id = state.identify(&parts, Direction::Upload)?;
     id.upload_root()?;
     id.permit(Direction::Upload, &path)?;
+    if parts.headers.contains_key(header::CONTENT_RANGE) {
+        // RFC 9110 §14.5: a server that does not do partial PUT must refuse one, or it
+        // would store the tail as the whole file (curl -C N -T).
+        return Err(ApiError::BadRequest(
+            "PUT with Content-Range (a partial PUT) is not supported: send the whole file, \
+             or resume with tus at /uploads"
+                .to_owned(),
+        ));
+    }
     let length = match parts.headers.get(header::CONTENT_LENGTH) {
         None => None,
         Some(v) => Some(crate::tus::header_u64(v).ok_or_else(|| {

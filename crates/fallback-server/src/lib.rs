@@ -367,7 +367,8 @@ fn routes(prefix: &str) -> Router<AppState> {
             on(axum::routing::MethodFilter::OPTIONS, tus::options)
                 .head(tus::head)
                 .patch(tus::patch)
-                .delete(tus::delete),
+                .delete(tus::delete)
+                .post(tus::method_override),
         )
 }
 
@@ -377,6 +378,10 @@ pub fn router(state: AppState) -> Router {
         .merge(routes(""))
         .merge(routes("/aspera/http"))
         .merge(routes("/aspera/https"))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            body::edge,
+        ))
         .route_layer(axum::middleware::from_fn(stats::track))
         .with_state(state)
 }

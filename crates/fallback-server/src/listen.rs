@@ -381,6 +381,9 @@ async fn accept_loop(
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(opts2.header_timeout)
+            // A client that shuts down its sending side after the request (scripts,
+            // some proxies) still gets the whole answer.
+            .half_close(true)
             .max_buf_size(64 * 1024);
         builder
             .http2()

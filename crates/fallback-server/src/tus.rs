@@ -1,4 +1,5 @@
-//! tus 1.0.0 at `/uploads`: core, creation, creation-with-upload, checksum (sha256),
+//! tus 1.0.0 at `/uploads`: core, creation, creation-with-upload, checksum (sha1, md5,
+//! sha256),
 //! termination, expiration.
 
 use std::time::Instant;
@@ -9,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use fallback_engine::headers::{CHECKSUM_ALGORITHMS, ChunkChecksum};
 use fallback_engine::{NewUpload, RelPath, UploadId, UploadInfo};
 use fallback_token::Direction;
 
@@ -74,8 +76,8 @@ fn metadata(h: &HeaderMap) -> Result<Vec<(String, String)>, ApiError> {
     fallback_engine::headers::upload_metadata(v).map_err(ApiError::BadRequest)
 }
 
-/// `Upload-Checksum: sha256 <base64>`.
-fn chunk_checksum(h: &HeaderMap) -> Result<Option<[u8; 32]>, ApiError> {
+/// `Upload-Checksum: <sha1|md5|sha256> <base64>`.
+fn chunk_checksum(h: &HeaderMap) -> Result<Option<ChunkChecksum>, ApiError> {
     let Some(v) = h.get("upload-checksum") else {
         return Ok(None);
     };
@@ -109,7 +111,10 @@ pub(crate) async fn options(State(state): State<AppState>) -> Response {
     );
     h.insert("tus-version", HeaderValue::from_static("1.0.0"));
     h.insert("tus-extension", HeaderValue::from_static(EXTENSIONS));
-    h.insert("tus-checksum-algorithm", HeaderValue::from_static("sha256"));
+    h.insert(
+        "tus-checksum-algorithm",
+        HeaderValue::from_static(CHECKSUM_ALGORITHMS),
+    );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
         HeaderValue::from_static("POST, HEAD, PATCH, DELETE, OPTIONS"),
@@ -214,7 +219,7 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
                 id: info.id.clone(),
                 user: id.user.clone(),
                 offset: 0,
-                chunk_sha256: chunk_checksum(&parts.headers)?,
+                chunk: chunk_checksum(&parts.headers)?,
                 valid_until: id.valid_until(state.options().token_skew),
             },
             body,
@@ -355,7 +360,7 @@ pub(crate) async fn patch(
                 id: info.id.clone(),
                 user: who.user.clone(),
                 offset,
-                chunk_sha256: chunk_checksum(&parts.headers)?,
+                chunk: chunk_checksum(&parts.headers)?,
                 valid_until: who.valid_until(state.options().token_skew),
             },
             body,
@@ -383,6 +388,32 @@ pub(crate) async fn patch(
     }
     .await;
     result.unwrap_or_else(tus_error)
+}
+
+/// `POST /uploads/{id}` with `X-HTTP-Method-Override: PATCH` or `DELETE` (tus-js-client's
+/// `overridePatchMethod`, for proxies that block those methods): served as that method.
+pub(crate) async fn method_override(
+    state: State<AppState>,
+    id: Path<String>,
+    mut req: Request,
+) -> Response {
+    let wanted = req
+        .headers()
+        .get("x-http-method-override")
+        .map(|v| v.as_bytes().trim_ascii().to_ascii_uppercase());
+    match wanted.as_deref() {
+        Some(b"PATCH") => {
+            *req.method_mut() = axum::http::Method::PATCH;
+            patch(state, id, req).await
+        }
+        Some(b"DELETE") => {
+            *req.method_mut() = axum::http::Method::DELETE;
+            delete(state, id, req).await
+        }
+        _ => tus_error(ApiError::MethodNotAllowed(
+            "POST to an upload needs X-HTTP-Method-Override: PATCH or DELETE".to_owned(),
+        )),
+    }
 }
 
 pub(crate) async fn delete(
@@ -462,6 +493,11 @@ mod tests {
     fn checksums() {
         let h = headers(&[("upload-checksum", "md5 AAAA")]);
         assert!(chunk_checksum(&h).is_err());
+        let h = headers(&[("upload-checksum", "sha1 2jmj7l5rSw0yVb/vlWAYkK/YBwk=")]);
+        assert!(matches!(
+            chunk_checksum(&h),
+            Ok(Some(ChunkChecksum::Sha1(_)))
+        ));
         let h = headers(&[(
             "upload-checksum",
             "sha256 LCa0a2j/xo/5m0U8HTBBNBNCLXBkg7+g+YpeiGJm564=",

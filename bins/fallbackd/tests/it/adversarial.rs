@@ -771,7 +771,7 @@ fn cases() -> Vec<Case> {
                 &[
                     OCTET,
                     "Upload-Offset: 0",
-                    "Upload-Checksum: md5 kAFQmDzST7DWlj99KOF/cg=="
+                    "Upload-Checksum: crc32 NSRBwg=="
                 ],
                 b"abc"
             )

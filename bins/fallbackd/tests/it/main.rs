@@ -10,6 +10,7 @@ mod disk_full;
 mod embedded;
 mod metrics;
 mod ops;
+mod real_http;
 mod refusals;
 mod slow_clients;
 mod transfers;

@@ -9,6 +9,7 @@ mod props;
 use std::io::Read as _;
 use std::time::Duration;
 
+use fallback_engine::headers::ChunkChecksum;
 use fallback_engine::{EntryKind, Error, NewUpload, RelPath, Storage, UploadId};
 use sha2::{Digest as _, Sha256};
 
@@ -83,14 +84,30 @@ fn resumable_upload_becomes_visible_only_when_complete() {
 fn chunk_checksum_mismatch_discards_the_chunk() {
     let (_d, s) = storage();
     let info = s.create_upload(new("/f", 10)).unwrap();
-    let mut w = s.writer(&info.id, "alice", 0, Some([0u8; 32])).unwrap();
-    w.write(b"hello").unwrap();
-    assert!(matches!(w.finish(false), Err(Error::ChecksumMismatch)));
-    assert_eq!(s.upload(&info.id).unwrap().offset, 0);
-    let good: [u8; 32] = Sha256::digest(b"hello").into();
-    let mut w = s.writer(&info.id, "alice", 0, Some(good)).unwrap();
-    w.write(b"hello").unwrap();
-    assert_eq!(w.finish(false).unwrap().offset, 5);
+    let wrong = [
+        ChunkChecksum::Sha256([0u8; 32]),
+        ChunkChecksum::Sha1([0u8; 20]),
+        ChunkChecksum::Md5([0u8; 16]),
+    ];
+    for bad in wrong {
+        let mut w = s.writer(&info.id, "alice", 0, Some(bad)).unwrap();
+        w.write(b"hello").unwrap();
+        assert!(matches!(w.finish(false), Err(Error::ChecksumMismatch)), "{bad:?}");
+        assert_eq!(s.upload(&info.id).unwrap().offset, 0);
+    }
+    // Each algorithm accepts the right digest of its chunk.
+    let chunks: [(&[u8], ChunkChecksum); 3] = [
+        (b"hel", ChunkChecksum::Sha1(sha1::Sha1::digest(b"hel").into())),
+        (b"lo", ChunkChecksum::Md5(md5::Md5::digest(b"lo").into())),
+        (b"!", ChunkChecksum::Sha256(Sha256::digest(b"!").into())),
+    ];
+    let mut offset = 0;
+    for (data, good) in chunks {
+        let mut w = s.writer(&info.id, "alice", offset, Some(good)).unwrap();
+        w.write(data).unwrap();
+        offset = w.finish(false).unwrap().offset;
+    }
+    assert_eq!(offset, 6);
 }
 
 #[test]

@@ -1,0 +1,215 @@
+//! HTTP as clients no one here wrote speak it: refusals they can read, half-closed
+//! sockets, partial PUTs, method overrides.
+
+use std::io::{Read as _, Write as _};
+use std::net::{Shutdown, TcpStream};
+use std::time::Duration;
+
+use crate::{
+    Server, bearer, curl, download_token, make_file, patch_head, raw, sha256_file, tus_create,
+    tus_offset, upload_token,
+};
+
+/// Everything the server sends until it closes (or 30 s pass).
+fn read_all(mut s: TcpStream) -> Vec<u8> {
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+/// `curl -C N -T file`: a PUT with `Content-Range`. RFC 9110 §14.5: a server that does
+/// not do partial PUT answers 400, and stores nothing.
+#[test]
+fn a_partial_put_is_refused_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let src = dir.path().join("big.bin");
+    make_file(&src, 3 << 20, 1);
+    let token = upload_token("alice", "/in");
+    let url = format!("{}/files/in/big.bin", server.base(false));
+    let got = curl(
+        &[
+            "-C",
+            "1048576",
+            "-T",
+            src.to_str().unwrap(),
+            "-H",
+            &bearer(&token),
+            &url,
+        ],
+        None,
+    );
+    assert_eq!(got.status, 400, "{got:?}");
+    assert!(got.text().contains("Content-Range"), "{}", got.text());
+    assert!(!server.docroot().join("in/big.bin").exists());
+}
+
+/// A PATCH at the wrong offset, 16 MiB long, from a client that writes its whole body
+/// before reading (Node's http client, most scripts): it reads 409 and the real offset,
+/// not a reset connection.
+#[test]
+fn a_refused_large_patch_is_read_to_the_end_and_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let token = upload_token("alice", "/in");
+    let len: u64 = 16 << 20;
+    let url = tus_create(&server, &token, "wrong-offset.bin", len + 10);
+    let path = url.split_once("/aspera").map(|(_, p)| format!("/aspera{p}")).unwrap();
+    let head = patch_head(&server, &path, len, &token).replace("Upload-Offset: 0", "Upload-Offset: 5");
+    let body = vec![7u8; usize::try_from(len).unwrap()];
+    // `raw` writes every byte (it panics on a write error) and then reads the answer.
+    let (resp, _s) = raw(server.http, &head, &body, body.len());
+    let resp = resp.unwrap();
+    assert!(resp.starts_with("HTTP/1.1 409"), "{resp}");
+    assert!(resp.to_ascii_lowercase().contains("upload-offset: 0\r\n"), "{resp}");
+    assert_eq!(tus_offset(&url, &token), 0);
+
+    // An expired token on a large PATCH: the status, too.
+    let expired = fallback_token::Token::upload("alice", "/in")
+        .issued_at(std::time::SystemTime::now() - Duration::from_secs(7200))
+        .valid_for(Duration::from_secs(60))
+        .issue(&crate::key())
+        .unwrap();
+    let head = patch_head(&server, &path, len, &expired);
+    let (resp, _s) = raw(server.http, &head, &body, body.len());
+    let resp = resp.unwrap();
+    assert!(resp.starts_with("HTTP/1.1 401"), "{resp}");
+}
+
+/// tus-js-client's `overridePatchMethod`: POST with `X-HTTP-Method-Override: PATCH`
+/// appends like a PATCH; `DELETE` terminates; anything else is 405.
+#[test]
+fn method_override_serves_patch_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let token = upload_token("alice", "/in");
+    let url = tus_create(&server, &token, "override.txt", 5);
+    let post = |extra: &[&str], data: &str| {
+        let mut args = vec!["-X", "POST", "-H", "Tus-Resumable: 1.0.0"];
+        for e in extra {
+            args.extend(["-H", e]);
+        }
+        let auth = bearer(&token);
+        args.extend(["-H", &auth, "--data-binary", data, &url]);
+        curl(&args, None)
+    };
+    let got = post(
+        &[
+            "X-HTTP-Method-Override: PATCH",
+            "Content-Type: application/offset+octet-stream",
+            "Upload-Offset: 0",
+        ],
+        "hel",
+    );
+    assert_eq!(got.status, 204, "{got:?}");
+    assert_eq!(got.header("upload-offset").as_deref(), Some("3"));
+    let got = post(&["X-HTTP-Method-Override: GET"], "");
+    assert_eq!(got.status, 405, "{got:?}");
+    let got = post(&[], "");
+    assert_eq!(got.status, 405, "{got:?}");
+    let got = post(&["X-HTTP-Method-Override: DELETE"], "");
+    assert_eq!(got.status, 204, "{got:?}");
+    let got = curl(
+        &["-I", "-H", "Tus-Resumable: 1.0.0", "-H", &bearer(&token), &url],
+        None,
+    );
+    assert_eq!(got.status, 404, "{got:?}");
+}
+
+/// A client that shuts down its sending side after the request still gets the whole
+/// answer: a GET of a large file, and a final PATCH, which also logs its end.
+#[test]
+fn half_closed_clients_get_their_whole_answer_and_transfers_log_their_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let file = server.docroot().join("pub/large.bin");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let len: usize = 3 << 20;
+    make_file(&file, len as u64, 9);
+    let token = download_token("alice", &["/pub"]);
+    let mut s = TcpStream::connect(server.http).unwrap();
+    write!(
+        s,
+        "GET /files/pub/large.bin HTTP/1.1\r\nHost: x\r\n{}\r\nConnection: close\r\n\r\n",
+        bearer(&token)
+    )
+    .unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let resp = read_all(s);
+    assert!(
+        resp.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&resp[..resp.len().min(300)])
+    );
+    let body_at = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(resp.len() - body_at, len, "a shorter answer");
+
+    // The final PATCH of an upload, sent and half-closed.
+    let up = upload_token("alice", "/in");
+    let data = vec![3u8; 100_000];
+    let url = tus_create(&server, &up, "half.bin", data.len() as u64);
+    let path = url.split_once("/aspera").map(|(_, p)| format!("/aspera{p}")).unwrap();
+    let mut s = TcpStream::connect(server.http).unwrap();
+    write!(
+        s,
+        "{}\r\nConnection: close\r\n\r\n",
+        patch_head(&server, &path, data.len() as u64, &up)
+    )
+    .unwrap();
+    s.write_all(&data).unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let resp = String::from_utf8(read_all(s)).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 204"), "{resp}");
+    assert_eq!(
+        std::fs::read(server.docroot().join("in/half.bin")).unwrap(),
+        data
+    );
+    assert!(
+        server.wait_for_log(Duration::from_secs(10), |v| {
+            v["message"] == "transfer end"
+                && v["path"] == "/in/half.bin"
+                && v["complete"] == true
+        }),
+        "the final PATCH logged no transfer end"
+    );
+    assert!(server.wait_for_log(Duration::from_secs(10), |v| {
+        v["message"] == "upload complete" && v["path"] == "/in/half.bin"
+    }));
+}
+
+/// tuspy with `upload_checksum=True` sends `Upload-Checksum: sha1 ...` with each chunk.
+#[test]
+fn tuspy_with_chunk_checksums() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let src = dir.path().join("summed.bin");
+    make_file(&src, (3 << 20) + 17, 5);
+    let token = upload_token("alice", "/in");
+    let script = r#"
+import sys
+from tusclient import client
+c = client.TusClient(sys.argv[1], headers={"Authorization": "Bearer " + sys.argv[2]})
+u = c.uploader(sys.argv[3], chunk_size=1024 * 1024, upload_checksum=True,
+               metadata={"filename": "summed.bin"})
+u.upload()
+print(u.offset)
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(format!("{}/uploads", server.base(false)))
+        .arg(&token)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tuspy failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        sha256_file(&server.docroot().join("in/summed.bin")),
+        sha256_file(&src)
+    );
+}
