@@ -131,11 +131,20 @@ pub fn upload_checksum(v: &str) -> Result<ChunkChecksum, String> {
         .map_err(|_| "Upload-Checksum: bad base64".to_owned())?;
     let size = |n: usize| format!("Upload-Checksum: a {algo} digest is {n} bytes");
     if algo.eq_ignore_ascii_case("sha256") {
-        bytes.try_into().map(ChunkChecksum::Sha256).map_err(|_| size(32))
+        bytes
+            .try_into()
+            .map(ChunkChecksum::Sha256)
+            .map_err(|_| size(32))
     } else if algo.eq_ignore_ascii_case("sha1") {
-        bytes.try_into().map(ChunkChecksum::Sha1).map_err(|_| size(20))
+        bytes
+            .try_into()
+            .map(ChunkChecksum::Sha1)
+            .map_err(|_| size(20))
     } else if algo.eq_ignore_ascii_case("md5") {
-        bytes.try_into().map(ChunkChecksum::Md5).map_err(|_| size(16))
+        bytes
+            .try_into()
+            .map(ChunkChecksum::Md5)
+            .map_err(|_| size(16))
     } else {
         Err(format!(
             "Upload-Checksum: {algo} is not supported ({CHECKSUM_ALGORITHMS} are)"
@@ -274,8 +283,8 @@ mod tests {
         assert_eq!(
             upload_checksum("sha1 2jmj7l5rSw0yVb/vlWAYkK/YBwk="),
             Ok(ChunkChecksum::Sha1([
-                0xda, 0x39, 0xa3, 0xee, 0x5e, 0x6b, 0x4b, 0x0d, 0x32, 0x55, 0xbf, 0xef, 0x95,
-                0x60, 0x18, 0x90, 0xaf, 0xd8, 0x07, 0x09
+                0xda, 0x39, 0xa3, 0xee, 0x5e, 0x6b, 0x4b, 0x0d, 0x32, 0x55, 0xbf, 0xef, 0x95, 0x60,
+                0x18, 0x90, 0xaf, 0xd8, 0x07, 0x09
             ]))
         );
         assert!(matches!(

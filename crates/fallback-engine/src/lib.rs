@@ -25,7 +25,7 @@ mod upload;
 pub use faults::{Faults, Step};
 pub use relpath::{MAX_PATH_BYTES, MAX_SEGMENTS, PathError, RESERVED, RelPath};
 pub use store::{Entry, EntryKind, ManifestEntry, Storage};
-pub use upload::{AppendOutcome, Completed, NewUpload, UploadId, UploadInfo, UploadWriter};
+pub use upload::{AppendOutcome, Completed, Concat, NewUpload, UploadId, UploadInfo, UploadWriter};
 
 /// What went wrong in the engine. [`Error::kind`] tells the server which status to send.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +68,14 @@ pub enum Error {
     /// The destination exists and the upload may not replace it.
     #[error("the destination exists and may not be replaced")]
     Exists,
+    /// The upload is finished: its file was published (or, for a partial upload, every
+    /// byte is stored); it takes no more bytes.
+    #[error("the upload is finished")]
+    Finished,
+    /// A final upload names a partial upload that is not finished, or an upload that
+    /// is not partial.
+    #[error("{0}")]
+    NotConcatenable(&'static str),
     /// Limits (uploads in progress, sizes).
     #[error("{0}")]
     Limit(String),
@@ -108,6 +116,8 @@ impl Error {
             Error::ChecksumMismatch => "checksum-mismatch",
             Error::NoSpace => "no-space",
             Error::Exists => "exists",
+            Error::Finished => "finished",
+            Error::NotConcatenable(_) => "not-concatenable",
             Error::Limit(_) => "limit",
             Error::Io(_) => "io",
         }

@@ -46,7 +46,16 @@ impl UploadId {
     fn tmp_state(&self) -> String {
         format!("{}.json.tmp", self.0)
     }
+
+    /// The record of a finished upload: its state, renamed when the file was published.
+    fn done(&self) -> String {
+        format!("{}.done", self.0)
+    }
 }
+
+/// Extended attribute on a finished upload's record: the SHA-256 (hex) of the file it
+/// published.
+const DONE_XATTR: &str = "user.fallback.done";
 
 /// A staging file's path relative to the docroot, for [`Step`]s.
 fn staged(name: &str) -> String {
@@ -95,6 +104,21 @@ struct State {
     expires_at: u64,
     #[serde(default)]
     no_replace: bool,
+    #[serde(default)]
+    concat: Concat,
+}
+
+/// tus concatenation: what an upload is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Concat {
+    /// An ordinary upload of one file.
+    #[default]
+    None,
+    /// `Upload-Concat: partial`: bytes for a later final upload; never published alone.
+    Partial,
+    /// `Upload-Concat: final`: assembled from partial uploads; takes no PATCH.
+    Final,
 }
 
 /// An upload in progress, as stored.
@@ -114,6 +138,13 @@ pub struct UploadInfo {
     pub metadata: Vec<(String, String)>,
     /// Expiry, Unix seconds.
     pub expires_at: u64,
+    /// Ordinary, partial or final (tus concatenation).
+    pub concat: Concat,
+    /// The upload is finished: its file was published (or, for a partial, every byte
+    /// is stored). A finished upload stays answerable until it expires.
+    pub done: bool,
+    /// For a finished upload, the SHA-256 of the file it published, when known.
+    pub sha256: Option<[u8; 32]>,
 }
 
 /// A file that became visible at its final path.
@@ -187,10 +218,14 @@ impl Storage {
         let offset = match self.staging.metadata(id.part()) {
             Ok(m) => m.len(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // The data file was renamed into place, and then the state could not be
-                // removed (a failed directory fsync, a crash): the upload is over.
-                let _ = self.remove_upload(id);
-                return Err(Error::UnknownUpload);
+                // The data file was renamed into place, and then the record could not be
+                // renamed (a failed directory fsync, a crash): the upload is finished.
+                if state.metadata.iter().any(|(k, _)| k == "single-shot") {
+                    let _ = self.remove_upload(id);
+                    return Err(Error::UnknownUpload);
+                }
+                let _ = self.mark_done(id, None);
+                return self.done_info(id, state, None);
             }
             Err(e) => return Err(Error::io(e)),
         };
@@ -202,7 +237,87 @@ impl Storage {
             offset,
             metadata: state.metadata,
             expires_at: state.expires_at,
+            concat: state.concat,
+            done: false,
+            sha256: None,
         })
+    }
+
+    /// What a finished upload reports: its whole length, and the digest of what it
+    /// published (recorded on its record, else the one recorded on the file at its
+    /// path while that file still has the upload's length).
+    fn done_info(
+        &self,
+        id: &UploadId,
+        state: State,
+        sha256: Option<[u8; 32]>,
+    ) -> Result<UploadInfo> {
+        let dest = RelPath::parse(&state.dest).map_err(|_| Error::UnknownUpload)?;
+        let length = state.length.unwrap_or(0);
+        let sha256 = sha256.or_else(|| {
+            if state.concat == Concat::Partial {
+                return None;
+            }
+            let (f, e) = self.open_read(&dest).ok()?;
+            drop(f);
+            e.sha256.filter(|_| e.size == length)
+        });
+        Ok(UploadInfo {
+            id: id.clone(),
+            user: state.user,
+            dest,
+            length: state.length,
+            offset: length,
+            metadata: state.metadata,
+            expires_at: state.expires_at,
+            concat: state.concat,
+            done: true,
+            sha256,
+        })
+    }
+
+    /// Reads a finished upload's record and the digest recorded on it.
+    fn read_done(&self, id: &UploadId) -> Result<(State, Option<[u8; 32]>)> {
+        let mut f = match self.staging.open(id.done()) {
+            Ok(f) => f.into_std(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::UnknownUpload);
+            }
+            Err(e) => return Err(Error::io(e)),
+        };
+        let mut text = String::new();
+        f.read_to_string(&mut text).map_err(Error::io)?;
+        let state: State = serde_json::from_str(&text)
+            .map_err(|e| Error::Io(std::io::Error::other(format!("upload record {id}: {e}"))))?;
+        let mut buf = [0u8; 64];
+        let digest = rustix::fs::fgetxattr(&f, DONE_XATTR, &mut buf)
+            .ok()
+            .and_then(|n| std::str::from_utf8(&buf[..n]).ok().and_then(unhex32));
+        Ok((state, digest))
+    }
+
+    /// Marks an upload finished: its state becomes its record (one rename, durable with
+    /// the staging directory's fsync), with the digest of what it published.
+    fn mark_done(&self, id: &UploadId, sha256: Option<&[u8; 32]>) -> Result<()> {
+        if let Some(d) = sha256
+            && let Ok(f) = self.staging.open(id.state())
+        {
+            // Best effort: without user xattrs the digest is read from the file itself.
+            let _ = rustix::fs::fsetxattr(
+                f.into_std(),
+                DONE_XATTR,
+                hex(d).as_bytes(),
+                rustix::fs::XattrFlags::empty(),
+            );
+        }
+        self.fault(|| Step::Rename(staged(&id.state()), staged(&id.done())))?;
+        self.staging
+            .rename(id.state(), &self.staging, id.done())
+            .map_err(Error::io)?;
+        if let Ok(mut d) = self.digests.lock() {
+            d.remove(id.as_str());
+        }
+        self.sync_dir(&self.staging, STAGING)
     }
 
     /// Ids of every upload in the staging area.
@@ -236,10 +351,38 @@ impl Storage {
 
     /// Creates an upload: its state is durable before this returns.
     pub fn create_upload(&self, new: NewUpload) -> Result<UploadInfo> {
-        if new.dest.is_root() {
+        self.create(new, Concat::None)
+    }
+
+    /// Creates a partial upload (tus `Upload-Concat: partial`) of `length` bytes for
+    /// `user`: it is written like any upload but never published alone; a final upload
+    /// ([`Storage::concatenate`]) assembles it with others.
+    pub fn create_partial(
+        &self,
+        user: &str,
+        length: u64,
+        metadata: Vec<(String, String)>,
+    ) -> Result<UploadInfo> {
+        self.create(
+            NewUpload {
+                user: user.to_owned(),
+                dest: RelPath::root(),
+                length: Some(length),
+                metadata,
+                expected_sha256: None,
+                no_replace: false,
+            },
+            Concat::Partial,
+        )
+    }
+
+    fn create(&self, new: NewUpload, concat: Concat) -> Result<UploadInfo> {
+        if concat != Concat::Partial && new.dest.is_root() {
             return Err(Error::WrongKind("the destination is the docroot itself"));
         }
-        self.check_parent(&new.dest)?;
+        if concat != Concat::Partial {
+            self.check_parent(&new.dest)?;
+        }
         if new.no_replace && self.exists(&new.dest) {
             return Err(Error::Exists);
         }
@@ -260,6 +403,7 @@ impl Storage {
             created_at: now,
             expires_at: now.saturating_add(self.upload_ttl.as_secs()),
             no_replace: new.no_replace,
+            concat,
         };
         let json = serde_json::to_vec(&state).map_err(|e| Error::Io(std::io::Error::other(e)))?;
         // Data file first (empty), then the state, written aside and renamed in.
@@ -298,9 +442,21 @@ impl Storage {
         self.sync_dir(&self.staging, STAGING)
     }
 
-    /// An upload's state and offset. Expired uploads are removed and reported unknown.
+    /// An upload's state and offset, in progress or finished. Expired uploads are
+    /// removed and reported unknown.
     pub fn upload(&self, id: &UploadId) -> Result<UploadInfo> {
-        let state = self.read_state(id)?;
+        let state = match self.read_state(id) {
+            Ok(state) => state,
+            Err(Error::UnknownUpload) => {
+                let (state, digest) = self.read_done(id)?;
+                if now_unix() > state.expires_at {
+                    self.remove_upload(id)?;
+                    return Err(Error::UnknownUpload);
+                }
+                return self.done_info(id, state, digest);
+            }
+            Err(e) => return Err(e),
+        };
         if now_unix() > state.expires_at {
             self.remove_upload(id)?;
             return Err(Error::UnknownUpload);
@@ -330,11 +486,12 @@ impl Storage {
             drop(f);
         }
         let info = self.upload(id)?;
-        if info.length == Some(info.offset) {
+        if !info.done && info.concat != Concat::Partial && info.length == Some(info.offset) {
             // Every byte is here and durable, but the upload did not complete (a crash or
             // an error between the last fsync and the rename): complete it now, or the
             // client, seeing its whole length acknowledged, would never send again.
             self.complete_whole(&info)?;
+            return Ok(self.reread(info));
         }
         Ok(info)
     }
@@ -350,8 +507,16 @@ impl Storage {
         self.finalize(&info.id, &file, h, &info.dest).map(|_| ())
     }
 
+    /// A finished upload's info after [`Storage::upload_settled`] completed it.
+    fn reread(&self, info: UploadInfo) -> UploadInfo {
+        if info.done {
+            return info;
+        }
+        self.upload(&info.id).unwrap_or(info)
+    }
+
     fn remove_upload(&self, id: &UploadId) -> Result<()> {
-        for name in [id.state(), id.part()] {
+        for name in [id.state(), id.part(), id.done()] {
             self.fault(|| Step::Remove(staged(&name)))?;
             match self.staging.remove_file(&name) {
                 Ok(()) => {}
@@ -371,9 +536,12 @@ impl Storage {
         if info.user != user {
             return Err(Error::NotOwner);
         }
-        // Wait for no writer: the lock is taken and released.
-        let part = self.lock_part(id)?;
-        drop(part);
+        // Wait for no writer: the lock is taken and released (a finished upload has no
+        // data file left, only its record).
+        if !info.done || info.concat == Concat::Partial {
+            let part = self.lock_part(id)?;
+            drop(part);
+        }
         self.remove_upload(id)
     }
 
@@ -381,7 +549,7 @@ impl Storage {
     /// between creating an upload's files) older than an hour; returns how many uploads.
     /// Only the staging area is ever touched.
     pub fn sweep_expired(&self) -> Result<usize> {
-        let expired = self
+        let mut expired = self
             .upload_ids()?
             .iter()
             .filter(|id| matches!(self.upload(id), Err(Error::UnknownUpload)))
@@ -393,6 +561,15 @@ impl Storage {
             .flatten()
             .filter_map(|e| e.file_name().into_string().ok())
             .collect();
+        // Records of finished uploads, past their expiry.
+        for id in names
+            .iter()
+            .filter_map(|n| n.strip_suffix(".done").and_then(UploadId::parse))
+        {
+            if matches!(self.upload(&id), Err(Error::UnknownUpload)) {
+                expired += 1;
+            }
+        }
         for name in &names {
             let stem = name
                 .strip_suffix(".json.tmp")
@@ -451,6 +628,12 @@ impl Storage {
         if info.user != user {
             return Err(Error::NotOwner);
         }
+        if info.done {
+            return Err(Error::Finished);
+        }
+        if info.concat == Concat::Final {
+            return Err(Error::WrongKind("a final upload takes no PATCH"));
+        }
         let mut file = self.lock_part(id)?;
         // The offset under the lock is the truth.
         let actual = file.metadata().map_err(Error::io)?.len();
@@ -507,6 +690,91 @@ impl Storage {
         self.writer(&info.id, user, 0, None)
     }
 
+    /// tus `Upload-Concat: final`: assembles the finished partial uploads `parts` of
+    /// `new.user`, in order, into a new upload of `new.dest` and publishes it like any
+    /// other (expected digest checked, fsync, rename, directory fsync); then removes the
+    /// partials. `new.length` is ignored: the length is the partials' sum. Partials are
+    /// locked while they are read and are left untouched if anything fails, so the same
+    /// final can be asked for again. The bytes are copied by the kernel
+    /// (`copy_file_range`: no pass through this process, and a reflink on file systems
+    /// that share extents), then read once for the SHA-256 every published file gets.
+    pub fn concatenate(
+        &self,
+        parts: &[UploadId],
+        new: NewUpload,
+    ) -> Result<(UploadInfo, Completed)> {
+        if parts.is_empty() {
+            return Err(Error::NotConcatenable(
+                "a final upload names no partial upload",
+            ));
+        }
+        let mut sources = Vec::with_capacity(parts.len());
+        let mut length: u64 = 0;
+        for id in parts {
+            let info = self.upload(id)?;
+            if info.user != new.user {
+                return Err(Error::NotOwner);
+            }
+            if info.concat != Concat::Partial {
+                return Err(Error::NotConcatenable(
+                    "only partial uploads can be concatenated",
+                ));
+            }
+            if info.length != Some(info.offset) {
+                return Err(Error::NotConcatenable("a partial upload is not finished"));
+            }
+            // Held until the end: no other final consumes it meanwhile.
+            let f = self.lock_part(id)?;
+            let len = f.metadata().map_err(Error::io)?.len();
+            length = length.checked_add(len).ok_or(Error::Limit(
+                "the partial uploads are too large together".to_owned(),
+            ))?;
+            sources.push((f, len));
+        }
+        let info = self.create(
+            NewUpload {
+                length: Some(length),
+                ..new
+            },
+            Concat::Final,
+        )?;
+        let result = self.assemble(&info, &mut sources);
+        if result.is_err() {
+            // The partials stay; the final's staging files go (or expire).
+            let _ = self.remove_upload(&info.id);
+        }
+        let completed = result?;
+        drop(sources);
+        for id in parts {
+            let _ = self.remove_upload(id);
+        }
+        let info = self.upload(&info.id).unwrap_or(UploadInfo {
+            offset: length,
+            done: true,
+            sha256: Some(completed.sha256),
+            ..info
+        });
+        Ok((info, completed))
+    }
+
+    fn assemble(&self, info: &UploadInfo, sources: &mut [(File, u64)]) -> Result<Completed> {
+        let mut out = self.lock_part(&info.id)?;
+        let part = staged(&info.id.part());
+        for (src, len) in sources.iter_mut() {
+            self.fault(|| Step::Write(part.clone(), usize::try_from(*len).unwrap_or(usize::MAX)))?;
+            src.seek(SeekFrom::Start(0)).map_err(Error::io)?;
+            // std's File-to-File copy is copy_file_range on Linux, with a fallback.
+            let copied = std::io::copy(&mut (&*src).take(*len), &mut out).map_err(Error::io)?;
+            if copied != *len {
+                return Err(Error::Io(std::io::Error::other(
+                    "a partial upload shrank while being read",
+                )));
+            }
+        }
+        let h = hash_from_start(&mut out)?;
+        self.finalize(&info.id, &out, h, &info.dest)
+    }
+
     fn finalize(
         &self,
         id: &UploadId,
@@ -554,7 +822,12 @@ impl Storage {
                 .map_err(Error::io)?;
         }
         self.sync_dir(&parent, &rel(&dest.parent()))?;
-        self.remove_upload(id)?;
+        if state.metadata.iter().any(|(k, _)| k == "single-shot") {
+            // Nobody can ask about a PUT afterwards.
+            self.remove_upload(id)?;
+        } else {
+            self.mark_done(id, Some(&sha256))?;
+        }
         Ok(Completed {
             path: dest.clone(),
             size,
@@ -728,7 +1001,7 @@ impl UploadWriter<'_> {
             Some(l) => offset == l,
             None => body_complete,
         };
-        if done {
+        if done && self.info.concat != Concat::Partial {
             let completed = self.storage.finalize(
                 &self.info.id,
                 &self.file,

@@ -90,8 +90,7 @@ async fn drain(body: Body, limit: Duration) -> bool {
 pub(crate) async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let h = req.headers();
     let has_body = h.contains_key(header::TRANSFER_ENCODING)
-        || h
-            .get(header::CONTENT_LENGTH)
+        || h.get(header::CONTENT_LENGTH)
             .and_then(crate::tus::header_u64)
             .is_some_and(|n| n > 0);
     if !has_body {

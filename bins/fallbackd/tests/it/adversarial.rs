@@ -768,11 +768,7 @@ fn cases() -> Vec<Case> {
             |c| patch(
                 &c.upload,
                 &c.up,
-                &[
-                    OCTET,
-                    "Upload-Offset: 0",
-                    "Upload-Checksum: crc32 NSRBwg=="
-                ],
+                &[OCTET, "Upload-Offset: 0", "Upload-Checksum: crc32 NSRBwg=="],
                 b"abc"
             )
         ),

@@ -55,14 +55,21 @@ fn a_refused_large_patch_is_read_to_the_end_and_answered() {
     let token = upload_token("alice", "/in");
     let len: u64 = 16 << 20;
     let url = tus_create(&server, &token, "wrong-offset.bin", len + 10);
-    let path = url.split_once("/aspera").map(|(_, p)| format!("/aspera{p}")).unwrap();
-    let head = patch_head(&server, &path, len, &token).replace("Upload-Offset: 0", "Upload-Offset: 5");
+    let path = url
+        .split_once("/aspera")
+        .map(|(_, p)| format!("/aspera{p}"))
+        .unwrap();
+    let head =
+        patch_head(&server, &path, len, &token).replace("Upload-Offset: 0", "Upload-Offset: 5");
     let body = vec![7u8; usize::try_from(len).unwrap()];
     // `raw` writes every byte (it panics on a write error) and then reads the answer.
     let (resp, _s) = raw(server.http, &head, &body, body.len());
     let resp = resp.unwrap();
     assert!(resp.starts_with("HTTP/1.1 409"), "{resp}");
-    assert!(resp.to_ascii_lowercase().contains("upload-offset: 0\r\n"), "{resp}");
+    assert!(
+        resp.to_ascii_lowercase().contains("upload-offset: 0\r\n"),
+        "{resp}"
+    );
     assert_eq!(tus_offset(&url, &token), 0);
 
     // An expired token on a large PATCH: the status, too.
@@ -111,7 +118,14 @@ fn method_override_serves_patch_and_delete() {
     let got = post(&["X-HTTP-Method-Override: DELETE"], "");
     assert_eq!(got.status, 204, "{got:?}");
     let got = curl(
-        &["-I", "-H", "Tus-Resumable: 1.0.0", "-H", &bearer(&token), &url],
+        &[
+            "-I",
+            "-H",
+            "Tus-Resumable: 1.0.0",
+            "-H",
+            &bearer(&token),
+            &url,
+        ],
         None,
     );
     assert_eq!(got.status, 404, "{got:?}");
@@ -149,7 +163,10 @@ fn half_closed_clients_get_their_whole_answer_and_transfers_log_their_end() {
     let up = upload_token("alice", "/in");
     let data = vec![3u8; 100_000];
     let url = tus_create(&server, &up, "half.bin", data.len() as u64);
-    let path = url.split_once("/aspera").map(|(_, p)| format!("/aspera{p}")).unwrap();
+    let path = url
+        .split_once("/aspera")
+        .map(|(_, p)| format!("/aspera{p}"))
+        .unwrap();
     let mut s = TcpStream::connect(server.http).unwrap();
     write!(
         s,
@@ -167,9 +184,7 @@ fn half_closed_clients_get_their_whole_answer_and_transfers_log_their_end() {
     );
     assert!(
         server.wait_for_log(Duration::from_secs(10), |v| {
-            v["message"] == "transfer end"
-                && v["path"] == "/in/half.bin"
-                && v["complete"] == true
+            v["message"] == "transfer end" && v["path"] == "/in/half.bin" && v["complete"] == true
         }),
         "the final PATCH logged no transfer end"
     );

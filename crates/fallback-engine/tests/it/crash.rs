@@ -360,3 +360,89 @@ proptest! {
         run(&data, &chunks, steps + 1, Mode::Crash);
     }
 }
+
+/// One run of a final concatenation (tus `Upload-Concat: final`) of durable, finished
+/// partial uploads, failing step `fail_at` in `mode`: the final path holds nothing or
+/// the whole verified file; after recovery, asking for the same final again completes
+/// it. Returns the number of steps without failure (when `fail_at` is 0).
+fn run_concat(pieces: &[Vec<u8>], fail_at: usize, mode: Mode) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let ttl = Duration::from_hours(1);
+    let whole = pieces.concat();
+    let ids: Vec<UploadId> = {
+        let s = Storage::open(root, ttl).unwrap();
+        pieces
+            .iter()
+            .map(|p| {
+                let id = s.create_partial(USER, p.len() as u64, vec![]).unwrap().id;
+                let mut w = s.writer(&id, USER, 0, None).unwrap();
+                w.write(p).unwrap();
+                w.finish(false).unwrap();
+                id
+            })
+            .collect()
+    };
+    let final_upload = || NewUpload {
+        user: USER.into(),
+        dest: RelPath::parse(DEST).unwrap(),
+        length: None,
+        metadata: vec![],
+        expected_sha256: Some(Sha256::digest(&whole).into()),
+        no_replace: false,
+    };
+    let disk = Disk::new(root, fail_at, mode);
+    let s = Storage::open(root, ttl).unwrap().with_faults(disk.clone());
+    let result = s.concatenate(&ids, final_upload());
+    let what = format!("step {fail_at} ({:?}) in {mode:?}", disk.failed());
+    if fail_at == 0 {
+        result.unwrap();
+        return disk.steps();
+    }
+    let acknowledged = result.is_ok();
+    let final_path = root.join(DEST.trim_start_matches('/'));
+    let s = if mode == Mode::Crash {
+        drop(s);
+        disk.forget();
+        Storage::open(root, ttl).unwrap()
+    } else {
+        s
+    };
+    match std::fs::read(&final_path) {
+        Ok(got) => assert_eq!(
+            got, whole,
+            "{what}: a partial or wrong file at the final path"
+        ),
+        Err(_) => {
+            assert!(!acknowledged, "{what}: an acknowledged final was lost");
+            // The partials are intact: the same final, asked for again, completes.
+            s.concatenate(&ids, final_upload())
+                .unwrap_or_else(|e| panic!("{what}: retry: {e:?}"));
+            assert_eq!(std::fs::read(&final_path).unwrap(), whole, "{what}");
+        }
+    }
+    assert_eq!(
+        visible_files(root),
+        vec![DEST.trim_start_matches('/').to_owned()],
+        "{what}"
+    );
+    0
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4))]
+
+    /// Every disk step of a final concatenation, failed in every way.
+    #[test]
+    fn every_failure_point_of_a_concatenation_leaves_nothing_or_the_whole_file(
+        pieces in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..3000), 1..4),
+    ) {
+        let steps = run_concat(&pieces, 0, Mode::Crash);
+        for fail_at in 1..=steps {
+            for mode in [Mode::Crash, Mode::Eio, Mode::NoSpace] {
+                run_concat(&pieces, fail_at, mode);
+            }
+        }
+        run_concat(&pieces, steps + 1, Mode::Crash);
+    }
+}

@@ -67,14 +67,31 @@ fn resumable_upload_becomes_visible_only_when_complete() {
         std::fs::read(dir.path().join("in/sub/file.bin")).unwrap(),
         data
     );
+    // The finished upload stays answerable (a client whose last response was lost
+    // asks again), with its whole length and digest, in this process and after a
+    // restart; it takes no more bytes.
+    for st in [
+        &s,
+        &Storage::open(dir.path(), Duration::from_hours(24)).unwrap(),
+    ] {
+        let fin = st.upload(&info.id).unwrap();
+        assert!(fin.done);
+        assert_eq!(fin.offset, data.len() as u64);
+        assert_eq!(fin.sha256, Some(done.sha256));
+        assert!(matches!(
+            st.writer(&info.id, "alice", fin.offset, None),
+            Err(Error::Finished)
+        ));
+    }
+    // Only its record is left in the staging area.
+    let left: Vec<_> = std::fs::read_dir(dir.path().join(".fallback/uploads"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(left, [format!("{}.done", info.id)]);
+    assert_eq!(s.upload_count().unwrap(), 0);
+    s.terminate(&info.id, "alice").unwrap();
     assert!(matches!(s.upload(&info.id), Err(Error::UnknownUpload)));
-    // The staging area is empty again.
-    assert_eq!(
-        std::fs::read_dir(dir.path().join(".fallback/uploads"))
-            .unwrap()
-            .count(),
-        0
-    );
     let e = s.stat(&p("/in/sub/file.bin")).unwrap();
     assert_eq!(e.kind, EntryKind::File);
     assert_eq!(e.size, data.len() as u64);
@@ -92,12 +109,18 @@ fn chunk_checksum_mismatch_discards_the_chunk() {
     for bad in wrong {
         let mut w = s.writer(&info.id, "alice", 0, Some(bad)).unwrap();
         w.write(b"hello").unwrap();
-        assert!(matches!(w.finish(false), Err(Error::ChecksumMismatch)), "{bad:?}");
+        assert!(
+            matches!(w.finish(false), Err(Error::ChecksumMismatch)),
+            "{bad:?}"
+        );
         assert_eq!(s.upload(&info.id).unwrap().offset, 0);
     }
     // Each algorithm accepts the right digest of its chunk.
     let chunks: [(&[u8], ChunkChecksum); 3] = [
-        (b"hel", ChunkChecksum::Sha1(sha1::Sha1::digest(b"hel").into())),
+        (
+            b"hel",
+            ChunkChecksum::Sha1(sha1::Sha1::digest(b"hel").into()),
+        ),
         (b"lo", ChunkChecksum::Md5(md5::Md5::digest(b"lo").into())),
         (b"!", ChunkChecksum::Sha256(Sha256::digest(b"!").into())),
     ];
@@ -381,4 +404,83 @@ fn no_replace_never_overwrites_even_a_file_that_appears_meanwhile() {
     w.write(b"new").unwrap();
     w.finish(true).unwrap();
     assert_eq!(std::fs::read(dir.path().join("taken.txt")).unwrap(), b"new");
+}
+
+/// Whether an error is the expected one.
+type Is = fn(&Error) -> bool;
+
+/// Writes `data` as one finished partial upload of alice's.
+fn partial(s: &Storage, data: &[u8]) -> UploadId {
+    let info = s
+        .create_partial("alice", data.len() as u64, vec![])
+        .unwrap();
+    let mut w = s.writer(&info.id, "alice", 0, None).unwrap();
+    w.write(data).unwrap();
+    let out = w.finish(false).unwrap();
+    assert!(
+        out.completed.is_none(),
+        "a partial upload is never published alone"
+    );
+    info.id
+}
+
+#[test]
+fn concatenation_assembles_finished_partials_in_order() {
+    let (dir, s) = storage();
+    let a: Vec<u8> = (0..700_000u32).map(|i| (i % 241) as u8).collect();
+    let b: Vec<u8> = (0..300_001u32).map(|i| (i % 7) as u8).collect();
+    let (ia, ib) = (partial(&s, &a), partial(&s, &b));
+    // Nothing of them is visible.
+    assert_eq!(s.manifest(&RelPath::root(), 100).unwrap(), []);
+    let whole = [a.clone(), b.clone()].concat();
+    let mut n = new("/in/joined.bin", 0);
+    n.expected_sha256 = Some(Sha256::digest(&whole).into());
+    let (info, done) = s.concatenate(&[ia.clone(), ib.clone()], n).unwrap();
+    assert_eq!(
+        std::fs::read(dir.path().join("in/joined.bin")).unwrap(),
+        whole
+    );
+    assert_eq!(done.size, whole.len() as u64);
+    assert!(info.done && info.concat == fallback_engine::Concat::Final);
+    assert_eq!(s.upload(&info.id).unwrap().offset, whole.len() as u64);
+    // The partials are consumed.
+    assert!(matches!(s.upload(&ia), Err(Error::UnknownUpload)));
+    assert!(matches!(s.upload(&ib), Err(Error::UnknownUpload)));
+}
+
+#[test]
+fn concatenation_refuses_foreign_missing_unfinished_and_whole_uploads() {
+    let (dir, s) = storage();
+    let a = partial(&s, b"abc");
+    let bobs = s.create_partial("bob", 1, vec![]).unwrap().id;
+    let unfinished = s.create_partial("alice", 10, vec![]).unwrap().id;
+    let whole = s.create_upload(new("/in/x", 3)).unwrap().id;
+    let missing = UploadId::parse("0123456789abcdef0123456789abcdef").unwrap();
+    let cases: [(&UploadId, Is); 4] = [
+        (&bobs, |e| matches!(e, Error::NotOwner)),
+        (&missing, |e| matches!(e, Error::UnknownUpload)),
+        (&unfinished, |e| matches!(e, Error::NotConcatenable(_))),
+        (&whole, |e| matches!(e, Error::NotConcatenable(_))),
+    ];
+    for (bad, is) in cases {
+        let e = s
+            .concatenate(&[a.clone(), bad.clone()], new("/in/out.bin", 0))
+            .unwrap_err();
+        assert!(is(&e), "{bad}: {e:?}");
+        assert!(!dir.path().join("in/out.bin").exists());
+    }
+    // A digest that does not match: no file, and the partial is still there to retry.
+    let mut n = new("/in/out.bin", 0);
+    n.expected_sha256 = Some([9u8; 32]);
+    assert!(matches!(
+        s.concatenate(std::slice::from_ref(&a), n),
+        Err(Error::ChecksumMismatch)
+    ));
+    assert!(!dir.path().join("in/out.bin").exists());
+    assert!(s.upload(&a).unwrap().done || s.upload(&a).unwrap().offset == 3);
+    s.concatenate(&[a], new("/in/out.bin", 0)).unwrap();
+    assert_eq!(
+        std::fs::read(dir.path().join("in/out.bin")).unwrap(),
+        b"abc"
+    );
 }
