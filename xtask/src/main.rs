@@ -180,10 +180,11 @@ fn ci() -> Result {
     Ok(())
 }
 
-/// The external programs the end-to-end tests drive: curl, and tuspy (installed with
-/// pip when missing, as `.ci/run` does).
+/// The external programs the end-to-end tests drive: curl, tuspy (installed with pip
+/// when missing, as `.ci/run` does), and tus-js-client under node (`npm ci` in
+/// `bins/fallbackd/tests/clients`).
 fn test_tools() -> Result {
-    println!("\n$ checking test tools (curl, python3 tuspy)");
+    println!("\n$ checking test tools (curl, python3 tuspy, node tus-js-client)");
     let ok = |c: &mut Command| c.output().is_ok_and(|o| o.status.success());
     if !ok(Command::new("curl").arg("--version")) {
         return Err("curl is missing: apt-get install curl".to_owned());
@@ -200,6 +201,13 @@ fn test_tools() -> Result {
         ]);
         run(c).map_err(|e| format!("{e}; install it with: python3 -m pip install tuspy"))?;
     }
+    if Command::new("npm").arg("--version").output().is_err() {
+        apt_install(&[("npm", "/usr/bin/npm")])?;
+    }
+    let mut c = Command::new("npm");
+    c.current_dir(root().join("bins/fallbackd/tests/clients"))
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]);
+    run(c)?;
     println!("  ok");
     Ok(())
 }

@@ -53,7 +53,7 @@ impl HttpBody for Lazy {
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
-        self.hint.clone()
+        self.hint
     }
 }
 

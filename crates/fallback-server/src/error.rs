@@ -131,6 +131,8 @@ impl From<fallback_engine::Error> for ApiError {
                 crate::stats::storage_error(e.kind());
                 ApiError::NoSpace
             }
+            E::Finished => ApiError::Conflict("the upload is finished".to_owned()),
+            E::NotConcatenable(m) => ApiError::BadRequest(m.to_owned()),
             E::Limit(m) => ApiError::Forbidden {
                 public: m.clone(),
                 reason: m,

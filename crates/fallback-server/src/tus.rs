@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use fallback_engine::headers::{CHECKSUM_ALGORITHMS, ChunkChecksum};
-use fallback_engine::{NewUpload, RelPath, UploadId, UploadInfo};
+use fallback_engine::{Concat, NewUpload, RelPath, UploadId, UploadInfo};
 use fallback_token::Direction;
 
 use crate::auth::Identity;
@@ -20,7 +20,8 @@ use crate::error::ApiError;
 use crate::files::log_end;
 use crate::{AppState, split_base};
 
-pub(crate) const EXTENSIONS: &str = "creation,creation-with-upload,checksum,termination,expiration";
+pub(crate) const EXTENSIONS: &str =
+    "creation,creation-with-upload,checksum,termination,expiration,concatenation";
 const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
 
 /// An unsigned decimal header value: see [`fallback_engine::headers::parse_u64`].
@@ -94,6 +95,50 @@ fn expected_digest(meta: &[(String, String)]) -> Result<Option<[u8; 32]>, ApiErr
     fallback_engine::headers::sha256_digest(v)
         .map(Some)
         .map_err(|e| ApiError::BadRequest(format!("metadata {e}")))
+}
+
+/// What `Upload-Concat` asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum ConcatRequest {
+    None,
+    Partial,
+    Final(Vec<UploadId>),
+}
+
+/// Most partial uploads one final may name.
+const MAX_PARTS: usize = 1000;
+
+/// Parses `Upload-Concat: partial` or `final;<url> <url> ...` (absolute URLs or paths,
+/// each ending in `/uploads/<id>`).
+fn concat_request(h: &HeaderMap) -> Result<ConcatRequest, ApiError> {
+    let Some(v) = h.get("upload-concat") else {
+        return Ok(ConcatRequest::None);
+    };
+    let bad = |m: &str| ApiError::BadRequest(format!("Upload-Concat: {m}"));
+    let v = v.to_str().map_err(|_| bad("not ASCII"))?.trim();
+    if v == "partial" {
+        return Ok(ConcatRequest::Partial);
+    }
+    let Some(urls) = v.strip_prefix("final;") else {
+        return Err(bad(
+            "write `partial` or `final;<upload URL> <upload URL> ...`",
+        ));
+    };
+    let mut ids = Vec::new();
+    for url in urls.split_ascii_whitespace() {
+        let path = url.split(['?', '#']).next().unwrap_or_default();
+        let id = path
+            .rsplit_once("/uploads/")
+            .and_then(|(_, id)| UploadId::parse(id))
+            .ok_or_else(|| bad(&format!("{url:?} is not an upload URL of this server")))?;
+        ids.push(id);
+    }
+    if ids.is_empty() || ids.len() > MAX_PARTS {
+        return Err(bad(&format!(
+            "a final upload names 1 to {MAX_PARTS} partial uploads"
+        )));
+    }
+    Ok(ConcatRequest::Final(ids))
 }
 
 fn expires(info: &UploadInfo) -> Option<HeaderValue> {
@@ -171,6 +216,10 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
     let (parts, body) = req.into_parts();
     require_tus(&parts.headers)?;
     let id = state.identify(&parts, Direction::Upload)?;
+    let concat = concat_request(&parts.headers)?;
+    if let ConcatRequest::Final(ids) = concat {
+        return create_final(&state, &parts, &id, ids).await;
+    }
     let length = match parts.headers.get("upload-length") {
         Some(v) => header_u64(v).ok_or_else(|| {
             ApiError::BadRequest("Upload-Length must be a non-negative integer".to_owned())
@@ -189,22 +238,34 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
         )));
     }
     let meta = metadata(&parts.headers)?;
-    let dest = destination(&id, &meta)?;
-    id.permit(Direction::Upload, &dest)?;
-    let expected = expected_digest(&meta)?;
     let storage = id.storage.clone();
-    let new = NewUpload {
-        user: id.user.clone(),
-        dest: dest.clone(),
-        length: Some(length),
-        metadata: meta,
-        expected_sha256: expected,
-        no_replace: if_none_match_star(&parts.headers)?,
+    let (info, dest) = if concat == ConcatRequest::Partial {
+        // Bytes for a later final upload: no destination yet (it is the final's), but
+        // only a token that may upload somewhere makes one.
+        id.upload_root()?;
+        let user = id.user.clone();
+        let info = tokio::task::spawn_blocking(move || storage.create_partial(&user, length, meta))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))??;
+        (info, RelPath::root())
+    } else {
+        let dest = destination(&id, &meta)?;
+        id.permit(Direction::Upload, &dest)?;
+        let expected = expected_digest(&meta)?;
+        let new = NewUpload {
+            user: id.user.clone(),
+            dest: dest.clone(),
+            length: Some(length),
+            metadata: meta,
+            expected_sha256: expected,
+            no_replace: if_none_match_star(&parts.headers)?,
+        };
+        let info = tokio::task::spawn_blocking(move || storage.create_upload(new))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))??;
+        (info, dest)
     };
-    let info = tokio::task::spawn_blocking(move || storage.create_upload(new))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
-    tracing::info!(user = %id.user, client = %id.client, direction = "upload", path = %dest, bytes = length, upload = %info.id, "upload created");
+    tracing::info!(user = %id.user, client = %id.client, direction = "upload", path = %dest, bytes = length, upload = %info.id, partial = (info.concat == Concat::Partial), "upload created");
     let loc = location(&parts, &info.id);
     let mut offset = 0;
     let with_body = parts
@@ -258,6 +319,93 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
     Ok(resp)
 }
 
+/// `POST /uploads` with `Upload-Concat: final;...`: assembles the named partial uploads
+/// of this user into the destination named by the metadata, verified and published like
+/// any upload, before answering.
+async fn create_final(
+    state: &AppState,
+    parts: &Parts,
+    id: &Identity,
+    ids: Vec<UploadId>,
+) -> Result<Response, ApiError> {
+    if parts.headers.contains_key("upload-length") {
+        return Err(ApiError::BadRequest(
+            "a final upload has no Upload-Length: its length is the partial uploads' sum"
+                .to_owned(),
+        ));
+    }
+    let meta = metadata(&parts.headers)?;
+    let dest = destination(id, &meta)?;
+    id.permit(Direction::Upload, &dest)?;
+    let new = NewUpload {
+        user: id.user.clone(),
+        dest: dest.clone(),
+        length: None,
+        expected_sha256: expected_digest(&meta)?,
+        metadata: meta,
+        no_replace: if_none_match_star(&parts.headers)?,
+    };
+    let started = Instant::now();
+    let storage = id.storage.clone();
+    let max = state.options().max_upload_size;
+    let n = ids.len();
+    let (info, done) = tokio::task::spawn_blocking(move || {
+        // The size limit holds for the whole file too.
+        let mut total: u64 = 0;
+        for part in &ids {
+            total = total.saturating_add(storage.upload(part)?.length.unwrap_or(0));
+        }
+        if total > max {
+            return Err(fallback_engine::Error::Limit(format!(
+                "uploads are limited to {max} bytes"
+            )));
+        }
+        storage.concatenate(&ids, new)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(|e| match e {
+        // A partial that is not there, or not this user's: the same answer.
+        fallback_engine::Error::NotOwner | fallback_engine::Error::UnknownUpload => {
+            ApiError::NotFound {
+                reason: format!("final upload: {}", e.kind()),
+            }
+        }
+        other => other.into(),
+    })?;
+    tracing::info!(
+        user = %id.user,
+        client = %id.client,
+        direction = "upload",
+        path = %done.path,
+        bytes = done.size,
+        upload = %info.id,
+        partials = n,
+        duration_ms = started.elapsed().as_millis(),
+        "upload complete"
+    );
+    let mut resp = StatusCode::CREATED.into_response();
+    let h = resp.headers_mut();
+    tus_headers(h);
+    if let Ok(v) = HeaderValue::from_str(&location(parts, &info.id)) {
+        h.insert(header::LOCATION, v);
+    }
+    h.insert("upload-offset", HeaderValue::from(done.size));
+    h.insert("upload-length", HeaderValue::from(done.size));
+    insert_digest(h, &done.sha256);
+    if let Some(v) = expires(&info) {
+        h.insert("upload-expires", v);
+    }
+    Ok(resp)
+}
+
+fn insert_digest(h: &mut HeaderMap, sha256: &[u8; 32]) {
+    let b64 = STANDARD.encode(sha256);
+    if let Ok(v) = HeaderValue::from_str(&format!("sha-256=:{b64}:")) {
+        h.insert("repr-digest", v);
+    }
+}
+
 /// Identifies the requester and loads their upload `id`, checking ownership and that
 /// the token still covers its destination.
 async fn owned_upload(
@@ -291,7 +439,11 @@ async fn owned_upload(
             reason: format!("upload {} belongs to another user", info.id),
         });
     }
-    who.permit(Direction::Upload, &info.dest)?;
+    if info.concat == Concat::Partial {
+        who.upload_root()?;
+    } else {
+        who.permit(Direction::Upload, &info.dest)?;
+    }
     Ok((who, info))
 }
 
@@ -312,6 +464,12 @@ pub(crate) async fn head(
             }
             if let Some(v) = expires(&info) {
                 h.insert("upload-expires", v);
+            }
+            if let Some(d) = &info.sha256 {
+                insert_digest(h, d);
+            }
+            if info.concat == Concat::Partial {
+                h.insert("upload-concat", HeaderValue::from_static("partial"));
             }
             resp
         }
@@ -336,8 +494,28 @@ pub(crate) async fn patch(
             .get("upload-offset")
             .and_then(header_u64)
             .ok_or_else(|| ApiError::BadRequest("Upload-Offset must be a non-negative integer".to_owned()))?;
+        if info.concat == Concat::Final {
+            return Err(ApiError::Forbidden {
+                public: "a final upload takes no PATCH".to_owned(),
+                reason: format!("PATCH of final upload {}", info.id),
+            });
+        }
         if offset != info.offset {
             return Err(ApiError::OffsetMismatch { actual: info.offset });
+        }
+        let body_len = parts.headers.get(header::CONTENT_LENGTH).and_then(header_u64);
+        if info.done {
+            // The last PATCH again (its answer was lost): it is done; say so.
+            if body_len.unwrap_or(0) > 0 || parts.headers.contains_key(header::TRANSFER_ENCODING) {
+                return Err(ApiError::TooLarge("the upload is finished: it takes no more bytes".to_owned()));
+            }
+            let mut resp = StatusCode::NO_CONTENT.into_response();
+            let h = resp.headers_mut();
+            h.insert("upload-offset", HeaderValue::from(info.offset));
+            if let Some(d) = &info.sha256 {
+                insert_digest(h, d);
+            }
+            return Ok(with_tus(resp));
         }
         if let (Some(cl), Some(len)) = (parts.headers.get(header::CONTENT_LENGTH).and_then(header_u64), info.length)
             && offset.saturating_add(cl) > len
@@ -378,10 +556,7 @@ pub(crate) async fn patch(
             h.insert("upload-expires", v);
         }
         if let Some(done) = &o.completed {
-            let b64 = STANDARD.encode(done.sha256);
-            if let Ok(v) = HeaderValue::from_str(&format!("sha-256=:{b64}:")) {
-                h.insert("repr-digest", v);
-            }
+            insert_digest(h, &done.sha256);
             tracing::info!(user = %who.user, path = %done.path, bytes = done.size, "upload complete");
         }
         Ok(with_tus(resp))

@@ -228,3 +228,67 @@ print(u.offset)
         sha256_file(&src)
     );
 }
+
+/// tuspy with its URL storage: the same upload run again once it is finished asks the
+/// server (HEAD: 200, offset = length) and sends nothing more.
+#[test]
+fn tuspy_rerun_of_a_finished_upload_sends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let src = dir.path().join("again.bin");
+    make_file(&src, (2 << 20) + 3, 6);
+    let token = upload_token("alice", "/in");
+    let store = dir.path().join("tuspy-urls.json");
+    let script = r#"
+import sys
+from tusclient import client
+from tusclient.storage import filestorage
+c = client.TusClient(sys.argv[1], headers={"Authorization": "Bearer " + sys.argv[2]})
+s = filestorage.FileStorage(sys.argv[4])
+u = c.uploader(sys.argv[3], chunk_size=1024 * 1024, store_url=True, url_storage=s,
+               metadata={"filename": "again.bin"})
+u.upload()
+print(u.url, u.offset)
+"#;
+    let run = || {
+        let out = std::process::Command::new("python3")
+            .args(["-c", script])
+            .arg(format!("{}/uploads", server.base(false)))
+            .arg(&token)
+            .arg(&src)
+            .arg(&store)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tuspy failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let first = run();
+    let starts = |server: &Server| {
+        server
+            .log_values()
+            .iter()
+            .filter(|v| v["message"] == "transfer start" || v["message"] == "upload created")
+            .count()
+    };
+    assert!(
+        server.wait_for_log(Duration::from_secs(10), |v| v["message"]
+            == "upload complete")
+    );
+    let before = starts(&server);
+    let second = run();
+    assert_eq!(first, second, "the same upload, finished");
+    assert!(
+        second.ends_with(&((2u64 << 20) + 3).to_string()),
+        "{second}"
+    );
+    assert_eq!(starts(&server), before, "the re-run sent the file again");
+    assert_eq!(
+        sha256_file(&server.docroot().join("in/again.bin")),
+        sha256_file(&src)
+    );
+}

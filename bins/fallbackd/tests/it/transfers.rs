@@ -94,12 +94,50 @@ fn tus_upload_cut_at_half_resumes_from_the_offset_head_reports() {
         sha256_file(&server.docroot().join("in/big.bin")),
         sha256_file(&src)
     );
-    // Done: the upload is gone.
+    // Done: the upload answers as finished (offset = length, the digest), to its
+    // user only.
     let after = curl(
         &["-I", "-H", "Tus-Resumable: 1.0.0", "-H", &bearer(&up), &url],
         None,
     );
-    assert_eq!(after.status, 404);
+    assert_eq!(after.status, 200, "{after:?}");
+    assert_eq!(after.header("upload-offset"), Some(len.to_string()));
+    assert_eq!(after.header("upload-length"), Some(len.to_string()));
+    assert!(after.header("repr-digest").is_some(), "{after:?}");
+    let bob = upload_token("bob", "/in");
+    let other = curl(
+        &[
+            "-I",
+            "-H",
+            "Tus-Resumable: 1.0.0",
+            "-H",
+            &bearer(&bob),
+            &url,
+        ],
+        None,
+    );
+    assert_eq!(other.status, 404, "{other:?}");
+    // The last PATCH again (its answer lost): 204, nothing changes.
+    let again = curl(
+        &[
+            "-X",
+            "PATCH",
+            "-H",
+            "Tus-Resumable: 1.0.0",
+            "-H",
+            "Content-Type: application/offset+octet-stream",
+            "-H",
+            &format!("Upload-Offset: {len}"),
+            "-H",
+            &bearer(&up),
+            "--data-binary",
+            "",
+            &url,
+        ],
+        None,
+    );
+    assert_eq!(again.status, 204, "{again:?}");
+    assert_eq!(again.header("upload-offset"), Some(len.to_string()));
 }
 
 #[test]
