@@ -1,5 +1,5 @@
 //! The header values the protocol reads (Range, Upload-Metadata, Upload-Checksum,
-//! lengths, digests): never a panic, and what they accept is sound. The first byte
+//! lengths, digests, entity tags): never a panic, and what they accept is sound. The first byte
 //! picks the parser; the second and third give a file size for ranges.
 #![no_main]
 
@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(text) else {
         return;
     };
-    match which % 5 {
+    match which % 6 {
         0 => {
             if let Ok(Some((first, last))) = headers::byte_range(text, size) {
                 assert!(first <= last && last < size, "{text:?} {size}");
@@ -39,8 +39,16 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(n.to_string(), text.trim_start_matches('0').to_owned() + if n == 0 { "0" } else { "" });
             }
         }
-        _ => {
+        4 => {
             let _ = headers::sha256_digest(text);
+        }
+        _ => {
+            if let Ok(headers::EntityTags::List(tags)) = headers::entity_tags(text) {
+                assert!(!tags.is_empty(), "{text:?}");
+                for (_, t) in &tags {
+                    assert!(t.len() >= 2 && t.starts_with('"') && t.ends_with('"'), "{text:?}");
+                }
+            }
         }
     }
 });

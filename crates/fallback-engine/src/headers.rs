@@ -167,6 +167,80 @@ pub enum ChunkChecksum {
     Sha256([u8; 32]),
 }
 
+/// An `If-Match` / `If-None-Match` value (RFC 9110 §13.1.1, §8.8.3): `*`, or a list of
+/// entity tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntityTags {
+    /// `*`: any current representation.
+    Any,
+    /// The tags, each `(weak, opaque-tag with its quotes)`.
+    List(Vec<(bool, String)>),
+}
+
+/// Most entity tags read from one header.
+const MAX_TAGS: usize = 100;
+
+impl EntityTags {
+    /// Whether `etag` (a strong tag with its quotes, as the server sends it) is in the
+    /// list: `strong` comparison never matches a weak tag; weak comparison compares the
+    /// opaque tags only.
+    pub fn matches(&self, etag: &str, strong: bool) -> bool {
+        match self {
+            EntityTags::Any => true,
+            EntityTags::List(tags) => tags
+                .iter()
+                .any(|(weak, tag)| tag == etag && !(strong && *weak)),
+        }
+    }
+}
+
+/// Parses `*` or `#entity-tag` (`"x"`, `W/"x"`, separated by commas and optional
+/// spaces; a tag is any visible characters but `"`).
+///
+/// # Errors
+/// What is wrong, for the client.
+pub fn entity_tags(v: &str) -> Result<EntityTags, String> {
+    let v = v.trim_matches([' ', '\t']);
+    if v == "*" {
+        return Ok(EntityTags::Any);
+    }
+    let mut tags = Vec::new();
+    let mut rest = v;
+    loop {
+        rest = rest.trim_start_matches([' ', '\t']);
+        let (weak, r) = match rest.strip_prefix("W/") {
+            Some(r) => (true, r),
+            None => (false, rest),
+        };
+        let r = r
+            .strip_prefix('"')
+            .ok_or_else(|| "entity tags are quoted: \"tag\" or W/\"tag\"".to_owned())?;
+        let end = r
+            .find('"')
+            .ok_or_else(|| "an entity tag lacks its closing quote".to_owned())?;
+        let opaque = &r[..end];
+        if !opaque
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80)
+        {
+            return Err("an entity tag holds a character it may not".to_owned());
+        }
+        tags.push((weak, format!("\"{opaque}\"")));
+        if tags.len() > MAX_TAGS {
+            return Err(format!("more than {MAX_TAGS} entity tags"));
+        }
+        rest = r[end + 1..].trim_start_matches([' ', '\t']);
+        match rest.strip_prefix(',') {
+            Some(r) => rest = r,
+            None if rest.is_empty() => return Ok(EntityTags::List(tags)),
+            None => return Err("entity tags are separated by commas".to_owned()),
+        }
+        if rest.trim_matches([' ', '\t']).is_empty() {
+            return Ok(EntityTags::List(tags));
+        }
+    }
+}
+
 /// A SHA-256 given as 64 hex digits or as base64 (metadata `sha256`).
 ///
 /// # Errors
@@ -297,5 +371,39 @@ mod tests {
         assert_eq!(sha256_digest(&"07".repeat(32)), Ok(d));
         assert_eq!(sha256_digest(&b64), Ok(d));
         assert!(sha256_digest("zz").is_err());
+    }
+
+    #[test]
+    fn entity_tag_lists() {
+        let tag = "\"abc\"";
+        assert_eq!(entity_tags("*"), Ok(EntityTags::Any));
+        let l = entity_tags("W/\"abc\", \"x,y\"").unwrap();
+        assert!(l.matches(tag, false));
+        assert!(
+            !l.matches(tag, true),
+            "strong comparison never matches a weak tag"
+        );
+        assert!(l.matches("\"x,y\"", true));
+        assert!(entity_tags("\"abc\"").unwrap().matches(tag, true));
+        assert!(!entity_tags("\"abd\"").unwrap().matches(tag, false));
+        for bad in ["abc", "\"abc", "W/abc", "\"a\" \"b\"", "", "\"a b\""] {
+            assert!(entity_tags(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn entity_tags_never_panic_and_round_trip(v in "[ -~]{0,80}") {
+            if let Ok(EntityTags::List(tags)) = entity_tags(&v) {
+                let text: Vec<String> = tags
+                    .iter()
+                    .map(|(w, t)| format!("{}{t}", if *w { "W/" } else { "" }))
+                    .collect();
+                proptest::prop_assert_eq!(
+                    entity_tags(&text.join(", ")),
+                    Ok(EntityTags::List(tags))
+                );
+            }
+        }
     }
 }

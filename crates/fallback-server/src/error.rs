@@ -31,6 +31,8 @@ pub(crate) enum ApiError {
     TusVersion,
     /// `If-None-Match: *` and the destination exists.
     Exists,
+    /// An RFC 9110 precondition (named) is false.
+    PreconditionFailed(String),
     /// tus checksum extension: the chunk (or the file) does not match.
     ChecksumMismatch,
     /// Range outside the file.
@@ -55,7 +57,9 @@ impl ApiError {
             ApiError::Locked => StatusCode::LOCKED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::TusVersion | ApiError::Exists => StatusCode::PRECONDITION_FAILED,
+            ApiError::TusVersion | ApiError::Exists | ApiError::PreconditionFailed(_) => {
+                StatusCode::PRECONDITION_FAILED
+            }
             // tus checksum extension: 460 Checksum Mismatch.
             ApiError::ChecksumMismatch => {
                 StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST)
@@ -87,6 +91,7 @@ impl ApiError {
             ApiError::Exists => {
                 "the destination exists and If-None-Match: * forbids replacing it".to_owned()
             }
+            ApiError::PreconditionFailed(which) => format!("precondition failed: {which}"),
             ApiError::ChecksumMismatch => "checksum mismatch".to_owned(),
             ApiError::RangeNotSatisfiable { .. } => "range not satisfiable".to_owned(),
             ApiError::Timeout => "the client stopped sending".to_owned(),

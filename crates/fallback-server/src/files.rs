@@ -291,13 +291,8 @@ pub(crate) async fn get_file(
     }
     debug_assert_eq!(entry.kind, EntryKind::File);
     let name = path.file_name().unwrap_or("download");
-    if let Some(inm) = parts
-        .headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        && inm
-            .split(',')
-            .any(|t| t.trim() == entry.etag || t.trim() == "*")
+    if crate::precond::evaluate(&parts.headers, Some(&entry), true)?
+        == crate::precond::Verdict::NotModified
     {
         let mut resp = StatusCode::NOT_MODIFIED.into_response();
         entry_headers(resp.headers_mut(), &entry, name);
@@ -461,7 +456,7 @@ pub(crate) async fn put_file(
             dest: path.clone(),
             length,
             valid_until: id.valid_until(state.options().token_skew),
-            no_replace: crate::tus::if_none_match_star(&parts.headers)?,
+            no_replace: crate::tus::upload_preconditions(&id.storage, &parts.headers, &path)?,
         },
         body,
         state.options().activity_timeout,

@@ -35,6 +35,7 @@ mod body;
 mod error;
 mod files;
 mod listen;
+mod precond;
 mod stats;
 mod tus;
 

@@ -39,16 +39,30 @@ fn with_tus(mut resp: Response) -> Response {
     resp
 }
 
-/// `If-None-Match: *` on an upload: never replace an existing file. Entity tags are not
-/// supported there (a 400 says so rather than ignoring the condition).
-pub(crate) fn if_none_match_star(h: &HeaderMap) -> Result<bool, ApiError> {
-    match h.get(axum::http::header::IF_NONE_MATCH) {
-        None => Ok(false),
-        Some(v) if v.as_bytes().trim_ascii() == b"*" => Ok(true),
-        Some(_) => Err(ApiError::BadRequest(
-            "uploads support If-None-Match: * only (never replace an existing file)".to_owned(),
-        )),
+/// The preconditions of an upload to `dest` (RFC 9110 §13.2.2, on the file there now),
+/// checked before any byte is accepted; returns whether `If-None-Match: *` asks never
+/// to replace a file, which the engine also holds atomically at the rename.
+pub(crate) fn upload_preconditions(
+    storage: &std::sync::Arc<fallback_engine::Storage>,
+    h: &HeaderMap,
+    dest: &RelPath,
+) -> Result<bool, ApiError> {
+    let conditional = [
+        header::IF_MATCH,
+        header::IF_NONE_MATCH,
+        header::IF_UNMODIFIED_SINCE,
+    ]
+    .iter()
+    .any(|n| h.contains_key(n));
+    if conditional {
+        let current = storage
+            .stat(dest)
+            .ok()
+            .filter(|e| e.kind == fallback_engine::EntryKind::File);
+        crate::precond::evaluate(h, current.as_ref(), false)?;
     }
+    Ok(h.get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes().trim_ascii() == b"*"))
 }
 
 fn require_tus(h: &HeaderMap) -> Result<(), ApiError> {
@@ -258,7 +272,7 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
             length: Some(length),
             metadata: meta,
             expected_sha256: expected,
-            no_replace: if_none_match_star(&parts.headers)?,
+            no_replace: upload_preconditions(&id.storage, &parts.headers, &dest)?,
         };
         let info = tokio::task::spawn_blocking(move || storage.create_upload(new))
             .await
@@ -343,7 +357,7 @@ async fn create_final(
         length: None,
         expected_sha256: expected_digest(&meta)?,
         metadata: meta,
-        no_replace: if_none_match_star(&parts.headers)?,
+        no_replace: upload_preconditions(&id.storage, &parts.headers, &dest)?,
     };
     let started = Instant::now();
     let storage = id.storage.clone();

@@ -806,12 +806,12 @@ fn cases() -> Vec<Case> {
         case!(
             "U22",
             "uploads",
-            "If-None-Match with an entity tag",
-            400,
+            "If-Match with a stale entity tag",
+            412,
             |c| put(
                 "/files/in/exists.txt",
                 &c.up,
-                &["If-None-Match: \"x\"".to_owned()],
+                &["If-Match: \"stale\"".to_owned()],
                 b"other"
             )
         ),

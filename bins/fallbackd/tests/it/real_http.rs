@@ -292,3 +292,292 @@ print(u.url, u.offset)
         sha256_file(&src)
     );
 }
+
+/// The validators of a file now.
+fn validators(url: &str, token: &str) -> (String, String) {
+    let got = curl(&["-I", "-H", &bearer(token), url], None);
+    assert_eq!(got.status, 200, "{got:?}");
+    (
+        got.header("etag").unwrap(),
+        got.header("last-modified").unwrap(),
+    )
+}
+
+/// An HTTP date `secs` seconds from `date`.
+fn shifted(date: &str, secs: i64) -> String {
+    let t = jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(date)
+        .unwrap();
+    let t = t
+        .checked_add(jiff::SignedDuration::from_secs(secs))
+        .unwrap();
+    jiff::fmt::rfc2822::DateTimePrinter::new()
+        .timestamp_to_rfc9110_string(&t)
+        .unwrap()
+}
+
+/// RFC 9110 §13.2.2 on GET: each precondition, true and false, and the order in which
+/// they are evaluated (If-Match before If-Unmodified-Since, If-None-Match before
+/// If-Modified-Since, If-Range last).
+#[test]
+fn preconditions_on_get_follow_rfc_9110() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let file = server.docroot().join("pub/c.txt");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, "conditional content\n").unwrap();
+    let token = download_token("alice", &["/pub"]);
+    let url = format!("{}/files/pub/c.txt", server.base(false));
+    let (etag, lm) = validators(&url, &token);
+    let weak = format!("W/{etag}");
+    let (older, newer) = (shifted(&lm, -3600), shifted(&lm, 3600));
+    let rows: Vec<(&str, Vec<String>, u16)> = vec![
+        ("If-Match, matching", vec![format!("If-Match: {etag}")], 200),
+        ("If-Match, other", vec!["If-Match: \"other\"".into()], 412),
+        ("If-Match: *", vec!["If-Match: *".into()], 200),
+        (
+            "If-Match, weak (strong comparison)",
+            vec![format!("If-Match: {weak}")],
+            412,
+        ),
+        (
+            "If-Match, in a list",
+            vec![format!("If-Match: \"a\", {etag}")],
+            200,
+        ),
+        (
+            "If-Unmodified-Since, older",
+            vec![format!("If-Unmodified-Since: {older}")],
+            412,
+        ),
+        (
+            "If-Unmodified-Since, exact",
+            vec![format!("If-Unmodified-Since: {lm}")],
+            200,
+        ),
+        (
+            "If-Unmodified-Since, not a date",
+            vec!["If-Unmodified-Since: soon".into()],
+            200,
+        ),
+        (
+            "If-Match true makes If-Unmodified-Since ignored",
+            vec![
+                format!("If-Match: {etag}"),
+                format!("If-Unmodified-Since: {older}"),
+            ],
+            200,
+        ),
+        (
+            "If-None-Match, matching",
+            vec![format!("If-None-Match: {etag}")],
+            304,
+        ),
+        (
+            "If-None-Match, weak (weak comparison)",
+            vec![format!("If-None-Match: {weak}")],
+            304,
+        ),
+        ("If-None-Match: *", vec!["If-None-Match: *".into()], 304),
+        (
+            "If-None-Match, other",
+            vec!["If-None-Match: \"other\"".into()],
+            200,
+        ),
+        (
+            "If-None-Match, malformed",
+            vec!["If-None-Match: other".into()],
+            400,
+        ),
+        (
+            "If-Modified-Since, exact",
+            vec![format!("If-Modified-Since: {lm}")],
+            304,
+        ),
+        (
+            "If-Modified-Since, newer",
+            vec![format!("If-Modified-Since: {newer}")],
+            304,
+        ),
+        (
+            "If-Modified-Since, older",
+            vec![format!("If-Modified-Since: {older}")],
+            200,
+        ),
+        (
+            "If-None-Match present makes If-Modified-Since ignored",
+            vec![
+                "If-None-Match: \"other\"".into(),
+                format!("If-Modified-Since: {lm}"),
+            ],
+            200,
+        ),
+        (
+            "If-Match false wins over If-None-Match",
+            vec![
+                "If-Match: \"other\"".into(),
+                format!("If-None-Match: {etag}"),
+            ],
+            412,
+        ),
+        (
+            "If-Range, matching",
+            vec!["Range: bytes=0-3".into(), format!("If-Range: {etag}")],
+            206,
+        ),
+        (
+            "If-Range, other",
+            vec!["Range: bytes=0-3".into(), "If-Range: \"x\"".into()],
+            200,
+        ),
+        (
+            "If-Range, weak",
+            vec!["Range: bytes=0-3".into(), format!("If-Range: {weak}")],
+            200,
+        ),
+        (
+            "If-Range, exact date",
+            vec!["Range: bytes=0-3".into(), format!("If-Range: {lm}")],
+            206,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, headers, want) in &rows {
+        let mut args: Vec<&str> = vec!["-H", "Authorization: placeholder"];
+        let auth = bearer(&token);
+        args[1] = &auth;
+        for h in headers {
+            args.extend(["-H", h]);
+        }
+        args.push(&url);
+        let got = curl(&args, None);
+        if got.status != *want {
+            failures.push(format!("{what}: {} instead of {want}", got.status));
+        }
+        if got.status == 304
+            && (got.header("etag").as_deref() != Some(etag.as_str()) || !got.body.is_empty())
+        {
+            failures.push(format!("{what}: a 304 without the ETag, or with a body"));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// A row of the PUT table: what, the headers from (ETag, Last-Modified), the status.
+type Row = (&'static str, fn(&str, &str) -> Vec<String>, u16);
+
+/// RFC 9110 §13.2.2 on PUT: a false precondition answers 412 and writes nothing.
+#[test]
+fn preconditions_on_put_follow_rfc_9110_and_a_failed_one_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let up = upload_token("alice", "/in");
+    let down = download_token("alice", &["/in"]);
+    let url = format!("{}/files/in/p.txt", server.base(false));
+    let put = |headers: &[String], body: &str, target: &str| {
+        let mut args = vec![
+            "-X".to_owned(),
+            "PUT".to_owned(),
+            "-H".to_owned(),
+            bearer(&up),
+        ];
+        for h in headers {
+            args.extend(["-H".to_owned(), h.clone()]);
+        }
+        args.extend([
+            "--data-binary".to_owned(),
+            body.to_owned(),
+            target.to_owned(),
+        ]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        curl(&args, None).status
+    };
+    assert_eq!(put(&[], "v0", &url), 201);
+    let path = server.docroot().join("in/p.txt");
+    let mut failures = Vec::new();
+    let mut version = 0;
+    let rows: [Row; 11] = [
+        (
+            "If-Match, other",
+            |_, _| vec!["If-Match: \"other\"".into()],
+            412,
+        ),
+        (
+            "If-Match, matching",
+            |e, _| vec![format!("If-Match: {e}")],
+            201,
+        ),
+        (
+            "If-Match, weak",
+            |e, _| vec![format!("If-Match: W/{e}")],
+            412,
+        ),
+        (
+            "If-Match: * on a file that exists",
+            |_, _| vec!["If-Match: *".into()],
+            201,
+        ),
+        (
+            "If-Unmodified-Since, older",
+            |_, lm| vec![format!("If-Unmodified-Since: {}", shifted(lm, -3600))],
+            412,
+        ),
+        (
+            "If-Unmodified-Since, newer",
+            |_, lm| vec![format!("If-Unmodified-Since: {}", shifted(lm, 3600))],
+            201,
+        ),
+        (
+            "If-None-Match, the current tag",
+            |e, _| vec![format!("If-None-Match: {e}")],
+            412,
+        ),
+        (
+            "If-None-Match, weak current tag",
+            |e, _| vec![format!("If-None-Match: W/{e}")],
+            412,
+        ),
+        (
+            "If-None-Match: * on a file that exists",
+            |_, _| vec!["If-None-Match: *".into()],
+            412,
+        ),
+        (
+            "If-None-Match, another tag",
+            |_, _| vec!["If-None-Match: \"other\"".into()],
+            201,
+        ),
+        (
+            "If-Modified-Since is for GET only",
+            |_, lm| vec![format!("If-Modified-Since: {}", shifted(lm, 3600))],
+            201,
+        ),
+    ];
+    for (what, headers, want) in rows {
+        let (etag, lm) = validators(&url, &down);
+        let before = std::fs::read(&path).unwrap();
+        // A new body each time, so a write always shows; new mtimes a second apart are
+        // not needed: the ETag covers the nanoseconds.
+        let body = format!("v{}", version + 1);
+        let got = put(&headers(&etag, &lm), &body, &url);
+        if got != want {
+            failures.push(format!("{what}: {got} instead of {want}"));
+        }
+        let after = std::fs::read(&path).unwrap();
+        if want == 412 && after != before {
+            failures.push(format!("{what}: a failed precondition wrote the file"));
+        }
+        if got == 201 {
+            version += 1;
+        }
+    }
+    // If-Match on a file that is not there: 412, nothing created.
+    let missing = format!("{}/files/in/missing.txt", server.base(false));
+    for h in ["If-Match: *", "If-Match: \"x\""] {
+        let got = put(&[h.to_owned()], "x", &missing);
+        if got != 412 || server.docroot().join("in/missing.txt").exists() {
+            failures.push(format!("{h} on a missing file: {got}, or it was created"));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
