@@ -463,7 +463,7 @@ fn preconditions_on_get_follow_rfc_9110() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
-/// A row of the PUT table: what, the headers from (ETag, Last-Modified), the status.
+/// A row of the PUT table: what, the headers from (`ETag`, `Last-Modified`), the status.
 type Row = (&'static str, fn(&str, &str) -> Vec<String>, u16);
 
 /// RFC 9110 §13.2.2 on PUT: a false precondition answers 412 and writes nothing.
