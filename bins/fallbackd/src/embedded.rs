@@ -122,7 +122,7 @@ impl Embedded {
              Try it, from another terminal in this folder:\n\
              \x20 curl -T README.md -H 'Authorization: Bearer {up}' {base}/files/README.md\n\
              \x20 curl -H 'Authorization: Bearer {down}' {base}/files/README.md\n\
-             \x20 curl -H 'Authorization: Bearer {down}' {base}/files/\n\
+             \x20 curl -H 'Authorization: Bearer {down}' -H 'Accept: application/json' {base}/files/\n\
              \n\
              Stop with Ctrl-C. For real deployments: fallbackd --config /opt/aspera/etc/aspera.conf\n",
             docroot = self.docroot.display(),

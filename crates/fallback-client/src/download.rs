@@ -80,7 +80,11 @@ impl Session {
         let head = self.retrying_head(&remote).await?;
         let jobs = if head.is_dir {
             let resp = self
-                .send(self.http.get(format!("{}/", self.files_url(&remote))))
+                .send(
+                    self.http
+                        .get(format!("{}/", self.files_url(&remote)))
+                        .header(reqwest::header::ACCEPT, "application/json"),
+                )
                 .await?;
             let m: Manifest = check(resp)
                 .await?

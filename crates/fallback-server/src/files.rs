@@ -260,7 +260,7 @@ pub(crate) async fn get_file(
     req: Request,
 ) -> Result<Response, ApiError> {
     let (parts, _) = req.into_parts();
-    let (path, _) = file_path(parts.uri.path())?;
+    let (path, trailing) = file_path(parts.uri.path())?;
     let id = state.identify(&parts, Direction::Download)?;
     id.permit(Direction::Download, &path)?;
     let query_token = token_in_query(&parts);
@@ -287,7 +287,13 @@ pub(crate) async fn get_file(
     let opened = opened?;
     let (source, entry) = opened;
     if matches!(source, Source::Dir) {
-        return manifest(&state, &id.storage, &path, &parts.method, query_token).await;
+        if wants_json(&parts.headers) {
+            return manifest(&state, &id.storage, &path, &parts.method, query_token).await;
+        }
+        if !trailing {
+            return Ok(slash_redirect(&parts.uri));
+        }
+        return html_listing(&state, &id.storage, &path, &parts, query_token).await;
     }
     debug_assert_eq!(entry.kind, EntryKind::File);
     let name = path.file_name().unwrap_or("download");
@@ -342,6 +348,143 @@ pub(crate) async fn get_file(
     Ok(resp)
 }
 
+/// Whether the client asks for the JSON manifest (`Accept` names `application/json`,
+/// as the project's client and the web app send); anything else gets the HTML listing.
+fn wants_json(h: &HeaderMap) -> bool {
+    h.get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|m| {
+            m.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        })
+}
+
+/// A directory asked for without its trailing slash: `301` to the slash form, as nginx
+/// does, so relative links in the listing resolve beneath it. The `Location` is
+/// relative (the last segment and a slash), so it holds behind any proxy rewrite.
+fn slash_redirect(uri: &axum::http::Uri) -> Response {
+    let last = uri.path().rsplit('/').next().unwrap_or_default();
+    let target = match uri.query() {
+        Some(q) => format!("{last}/?{q}"),
+        None => format!("{last}/"),
+    };
+    let mut resp = StatusCode::MOVED_PERMANENTLY.into_response();
+    if let Ok(v) = HeaderValue::from_str(&target) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// Text for HTML: `&`, `<`, `>`, `"` and `'` escaped.
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The directory's own entries as a plain HTML page (browsers, `wget -r`, rclone's
+/// http remote): one link per entry, directories ending in `/`, sizes in bytes and
+/// modification times in UTC. Links carry `?token=` only when the request did.
+async fn html_listing(
+    state: &AppState,
+    storage: &Arc<fallback_engine::Storage>,
+    dir: &RelPath,
+    parts: &axum::http::request::Parts,
+    query_token: bool,
+) -> Result<Response, ApiError> {
+    use std::fmt::Write as _;
+    const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let storage = storage.clone();
+    let d = dir.clone();
+    let limit = state.options().manifest_limit;
+    let entries = tokio::task::spawn_blocking(move || storage.list(&d, limit))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let suffix = if query_token {
+        parts
+            .uri
+            .query()
+            .and_then(|q| q.split('&').find(|p| p.starts_with("token=")))
+            .map(|t| format!("?{}", html_escape(t)))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let title = html_escape(&format!("{}{}", dir, if dir.is_root() { "" } else { "/" }));
+    let mut page = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>Index of {title}</title>\n</head>\n<body>\n<h1>Index of {title}</h1>\n\
+         <table>\n<thead><tr><th scope=\"col\">Name</th><th scope=\"col\">Size (bytes)</th>\
+         <th scope=\"col\">Modified (UTC)</th></tr></thead>\n<tbody>\n"
+    );
+    if !dir.is_root() {
+        let _ = writeln!(
+            page,
+            "<tr><td><a href=\"../{suffix}\">../</a> (parent)</td><td></td><td></td></tr>"
+        );
+    }
+    for e in &entries {
+        let is_dir = e.kind == EntryKind::Dir;
+        let slash = if is_dir { "/" } else { "" };
+        let href = utf8_percent_encode(&e.path, SEGMENT).to_string();
+        let size = if is_dir {
+            String::new()
+        } else {
+            e.size.to_string()
+        };
+        let when = jiff::Timestamp::from_second(e.mtime)
+            .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default();
+        let _ = writeln!(
+            page,
+            "<tr><td><a href=\"{href}{slash}{suffix}\">{}{slash}</a></td><td>{size}</td><td>{when}</td></tr>",
+            html_escape(&e.path)
+        );
+    }
+    page.push_str("</tbody>\n</table>\n</body>\n</html>\n");
+    let len = page.len();
+    let body = if parts.method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(page)
+    };
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    // User data in a page: no scripts, no styles or images from anywhere.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; base-uri 'none'; form-action 'none'"),
+    );
+    h.insert("fallback-kind", HeaderValue::from_static("dir"));
+    h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    common_headers(h, query_token);
+    Ok(resp)
+}
+
 async fn manifest(
     state: &AppState,
     storage: &Arc<fallback_engine::Storage>,
@@ -375,6 +518,8 @@ async fn manifest(
     };
     resp.headers_mut()
         .insert("fallback-kind", HeaderValue::from_static("dir"));
+    resp.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept"));
     common_headers(resp.headers_mut(), query_token);
     Ok(resp)
 }

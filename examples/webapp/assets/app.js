@@ -269,7 +269,7 @@
     const name = path.split("/").pop() || "files";
     try {
       const r = await fetch(base + "/files" + encodePath(path) + "/", {
-        headers: { Authorization: "Bearer " + token },
+        headers: { Authorization: "Bearer " + token, Accept: "application/json" },
       });
       if (!r.ok) throw await failure(r);
       const manifest = await r.json();

@@ -581,3 +581,131 @@ fn preconditions_on_put_follow_rfc_9110_and_a_failed_one_writes_nothing() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// A small tree for the listing tests: `/pub/a.txt`, `/pub/odd name&<x>.txt`,
+/// `/pub/sub/b.bin`.
+fn tree(server: &Server) {
+    let root = server.docroot().join("pub");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("a.txt"), "alpha\n").unwrap();
+    std::fs::write(root.join("odd name&<x>.txt"), "odd\n").unwrap();
+    make_file(&root.join("sub/b.bin"), 300_000, 8);
+}
+
+/// Without `Accept: application/json` a directory is an HTML page that links each
+/// entry (names escaped, hrefs encoded); without its trailing slash it redirects to the
+/// slash form. A query token rides in the links only when the request carried one.
+#[test]
+fn html_listing_links_each_entry_and_redirects_to_the_slash_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    tree(&server);
+    let token = download_token("alice", &["/pub"]);
+    let base = server.base(false);
+    let got = curl(
+        &["-H", &bearer(&token), &format!("{base}/files/pub/")],
+        None,
+    );
+    assert_eq!(got.status, 200, "{got:?}");
+    assert!(got.header("content-type").unwrap().starts_with("text/html"));
+    let page = got.text();
+    for want in [
+        "<a href=\"a.txt\">a.txt</a>",
+        "<a href=\"odd%20name%26%3Cx%3E.txt\">odd name&amp;&lt;x&gt;.txt</a>",
+        "<a href=\"sub/\">sub/</a>",
+        "<a href=\"../\">",
+    ] {
+        assert!(page.contains(want), "{want} not in {page}");
+    }
+    assert!(
+        !page.contains(&token),
+        "a token the request did not carry in the URL"
+    );
+    // JSON stays the API's answer.
+    let got = curl(
+        &[
+            "-H",
+            &bearer(&token),
+            "-H",
+            "Accept: application/json",
+            &format!("{base}/files/pub/"),
+        ],
+        None,
+    );
+    let v: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(v["files"], 3);
+    // No trailing slash: 301 to the slash form, the query kept.
+    let got = curl(&[&format!("{base}/files/pub?token={token}")], None);
+    assert_eq!(got.status, 301, "{got:?}");
+    assert_eq!(got.header("location"), Some(format!("pub/?token={token}")));
+    // Followed, with the token in the query: the links carry it, the log does not.
+    let got = curl(&["-L", &format!("{base}/files/pub?token={token}")], None);
+    assert_eq!(got.status, 200, "{got:?}");
+    assert!(
+        got.text()
+            .contains(&format!("<a href=\"sub/?token={token}\">"))
+    );
+    assert!(got.header("referrer-policy").is_some());
+    // (The testkit fails the test if a token appears in fallbackd's log.)
+}
+
+/// rclone's http remote (a client no one here wrote) lists the tree with sizes and
+/// times and copies it, with the token as a Bearer header.
+#[test]
+fn rclone_lists_and_copies_a_tree_over_an_http_remote() {
+    let probe = std::process::Command::new("rclone").arg("version").output();
+    assert!(
+        probe.as_ref().is_ok_and(|o| o.status.success()),
+        "this test needs rclone: apt-get install rclone (cargo xtask ci installs it)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    tree(&server);
+    let token = download_token("alice", &["/pub"]);
+    let url = format!("{}/files/pub/", server.base(false));
+    let rclone = |args: &[&str]| {
+        let out = std::process::Command::new("rclone")
+            .args(["--config", "/dev/null", "--http-url", &url])
+            .arg("--http-headers")
+            .arg(format!("Authorization,Bearer {token}"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "rclone {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listing = rclone(&["lsl", ":http:"]);
+    let mut lines: Vec<(String, String)> = listing
+        .lines()
+        .map(|l| {
+            // "<size> <date> <time> <name>", the size right-aligned.
+            let mut it = l.trim_start().splitn(4, ' ');
+            let size = it.next().unwrap_or_default().to_owned();
+            let name = it.nth(2).unwrap_or_default().to_owned();
+            (name, size)
+        })
+        .collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            ("a.txt".to_owned(), "6".to_owned()),
+            ("odd name&<x>.txt".to_owned(), "4".to_owned()),
+            ("sub/b.bin".to_owned(), "300000".to_owned()),
+        ],
+        "{listing}"
+    );
+    let out = dir.path().join("copied");
+    rclone(&["copy", ":http:", out.to_str().unwrap()]);
+    for f in ["a.txt", "odd name&<x>.txt", "sub/b.bin"] {
+        assert_eq!(
+            sha256_file(&out.join(f)),
+            sha256_file(&server.docroot().join("pub").join(f)),
+            "{f}"
+        );
+    }
+}

@@ -318,6 +318,8 @@ fn directory_manifest_and_health() {
         &[
             "-H",
             &bearer(&down),
+            "-H",
+            "Accept: application/json",
             &format!("{}/files/tree/", server.base(false)),
         ],
         None,
