@@ -320,8 +320,9 @@ fn e2e(args: &[String]) -> Result {
     Ok(())
 }
 
-/// The example web app in headless Chromium: installs Debian's chromium if missing and
-/// the test's node modules (`npm ci`, playwright-core), builds fallback-web, runs
+/// The example web app, and fallbackd called from a page on another origin (CORS), in
+/// headless Chromium: installs Debian's chromium if missing and the test's node modules
+/// (`npm ci`, playwright-core), builds fallback-web, fallbackd and fallback, runs
 /// `examples/webapp/e2e`. The screenshot lands in `target/e2e/`.
 fn browser() -> Result {
     apt_install(&[("chromium", "/usr/bin/chromium")])?;
@@ -329,7 +330,15 @@ fn browser() -> Result {
         apt_install(&[("npm", "/usr/bin/npm")])?;
     }
     let mut c = cargo();
-    c.args(["build", "-p", "fallback-webapp"]);
+    c.args([
+        "build",
+        "-p",
+        "fallback-webapp",
+        "-p",
+        "fallbackd",
+        "-p",
+        "fallback",
+    ]);
     run(c)?;
     let dir = root().join("examples/webapp/e2e");
     let mut c = Command::new("npm");
@@ -340,6 +349,8 @@ fn browser() -> Result {
     c.current_dir(&dir)
         .args(["test"])
         .env("FALLBACK_WEB_BIN", root().join("target/debug/fallback-web"))
+        .env("FALLBACKD_BIN", root().join("target/debug/fallbackd"))
+        .env("FALLBACK_BIN", root().join("target/debug/fallback"))
         .env("FALLBACK_E2E_ARTIFACTS", root().join("target/e2e"));
     run(c)?;
     println!(

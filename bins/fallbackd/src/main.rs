@@ -55,6 +55,11 @@ struct Args {
         value_delimiter = ','
     )]
     trust_proxy: Vec<std::net::IpAddr>,
+    /// Let pages on ORIGIN (scheme://host[:port], or * for any) call the service from a
+    /// browser (CORS: preflights answered, tus and digest headers exposed, never
+    /// cookies); repeatable. Off by default: only same-origin pages can.
+    #[arg(long, value_name = "ORIGIN", value_parser = fallback_server::parse_origin)]
+    cors_origin: Vec<String>,
     /// Log format on standard error.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -346,6 +351,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut options = Options::from_config(&conf);
     options.trusted_proxies.clone_from(&args.trust_proxy);
+    options.cors_origins.clone_from(&args.cors_origin);
     if conf.server().mode() == fallback_conf::Mode::Proxy
         && args.trust_proxy.is_empty()
         && embedded.is_none()
@@ -354,6 +360,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "proxy mode (bound to loopback) without --trust-proxy: X-Forwarded-Proto is ignored, \
              so users who must encrypt are refused; pass --trust-proxy 127.0.0.1"
         );
+    }
+    if !args.cors_origin.is_empty() {
+        tracing::info!(origins = ?args.cors_origin, "CORS: pages on these origins may call the service from a browser");
     }
     if !args.trust_proxy.is_empty() {
         tracing::info!(proxies = ?args.trust_proxy, "trusting X-Forwarded-* from these proxies");

@@ -32,6 +32,7 @@
 
 mod auth;
 mod body;
+mod cors;
 mod error;
 mod files;
 mod listen;
@@ -50,6 +51,7 @@ use fallback_conf::Config;
 use fallback_engine::Storage;
 use fallback_token::KeyRing;
 
+pub use cors::parse_origin;
 pub use listen::{
     CertSlot, Listeners, ServeOptions, SharedRouter, Tls, TlsSource, serve, tls_acceptor,
 };
@@ -112,6 +114,11 @@ pub struct Options {
     /// Proxies whose `X-Forwarded-Proto` and `X-Forwarded-For` are believed (proxy
     /// mode). From anyone else these headers are ignored.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Origins whose pages may call the service from a browser (CORS), such as
+    /// `https://app.example.com`; `*` allows any. Empty (the default): no CORS headers,
+    /// so browsers allow same-origin pages only. Credentials (cookies) are never
+    /// allowed: the protocol's tokens ride in `Authorization`.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for Options {
@@ -125,6 +132,7 @@ impl Default for Options {
             https_port: None,
             assume_https: false,
             trusted_proxies: Vec::new(),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -375,7 +383,8 @@ fn routes(prefix: &str) -> Router<AppState> {
 
 /// The service's router: every route at `/`, `/aspera/http` and `/aspera/https`.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let cors = cors::layer(&state.options().cors_origins);
+    let r = Router::new()
         .merge(routes(""))
         .merge(routes("/aspera/http"))
         .merge(routes("/aspera/https"))
@@ -384,7 +393,11 @@ pub fn router(state: AppState) -> Router {
             body::edge,
         ))
         .route_layer(axum::middleware::from_fn(stats::track))
-        .with_state(state)
+        .with_state(state);
+    match cors {
+        Some(c) => r.layer(c),
+        None => r,
+    }
 }
 
 /// Splits a request path into its base (`""`, `/aspera/http`, `/aspera/https`) and the

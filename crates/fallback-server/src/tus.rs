@@ -174,10 +174,6 @@ pub(crate) async fn options(State(state): State<AppState>) -> Response {
         "tus-checksum-algorithm",
         HeaderValue::from_static(CHECKSUM_ALGORITHMS),
     );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST, HEAD, PATCH, DELETE, OPTIONS"),
-    );
     resp
 }
 

@@ -709,3 +709,92 @@ fn rclone_lists_and_copies_a_tree_over_an_http_remote() {
         );
     }
 }
+
+/// CORS: off by default; with `--cors-origin`, preflights from that origin are answered
+/// for the tus headers and the protocol's headers are exposed; another origin's
+/// preflight is not, and credentials are never allowed.
+#[test]
+fn cors_preflights_answer_allowed_origins_only() {
+    let preflight = |server: &Server, origin: &str| {
+        curl(
+            &[
+                "-X",
+                "OPTIONS",
+                "-H",
+                &format!("Origin: {origin}"),
+                "-H",
+                "Access-Control-Request-Method: PATCH",
+                "-H",
+                "Access-Control-Request-Headers: authorization, tus-resumable, upload-offset, content-type",
+                &format!(
+                    "{}/uploads/0123456789abcdef0123456789abcdef",
+                    server.base(false)
+                ),
+            ],
+            None,
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let off = Server::start(dir.path());
+    assert_eq!(
+        preflight(&off, "http://app.test").header("access-control-allow-origin"),
+        None
+    );
+    drop(off);
+    let dir = tempfile::tempdir().unwrap();
+    let on = Server::start_custom(dir.path(), 0, 0, "", &["--cors-origin", "http://app.test"]);
+    let got = preflight(&on, "http://app.test");
+    assert_eq!(
+        got.header("access-control-allow-origin").as_deref(),
+        Some("http://app.test"),
+        "{got:?}"
+    );
+    let methods = got
+        .header("access-control-allow-methods")
+        .unwrap_or_default();
+    assert!(methods.contains("PATCH"), "{methods}");
+    let allowed = got
+        .header("access-control-allow-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    for h in [
+        "authorization",
+        "tus-resumable",
+        "upload-offset",
+        "content-type",
+    ] {
+        assert!(allowed.contains(h), "{h} not in {allowed}");
+    }
+    assert_eq!(got.header("access-control-allow-credentials"), None);
+    let other = preflight(&on, "http://evil.test");
+    assert_eq!(
+        other.header("access-control-allow-origin"),
+        None,
+        "{other:?}"
+    );
+    // A simple request from the allowed origin exposes the protocol's headers.
+    let token = download_token("alice", &["/"]);
+    let got = curl(
+        &[
+            "-H",
+            "Origin: http://app.test",
+            "-H",
+            &bearer(&token),
+            &format!("{}/files/", on.base(false)),
+        ],
+        None,
+    );
+    let exposed = got
+        .header("access-control-expose-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    for h in [
+        "location",
+        "upload-offset",
+        "repr-digest",
+        "etag",
+        "content-range",
+    ] {
+        assert!(exposed.contains(h), "{h} not in {exposed}");
+    }
+}
