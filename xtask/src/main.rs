@@ -181,10 +181,10 @@ fn ci() -> Result {
 }
 
 /// The external programs the end-to-end tests drive: curl, tuspy (installed with pip
-/// when missing, as `.ci/run` does), rclone (apt), and tus-js-client under node (`npm
+/// when missing, as `.ci/run` does), rclone and wget (apt), and tus-js-client under node (`npm
 /// ci` in `bins/fallbackd/tests/clients`).
 fn test_tools() -> Result {
-    println!("\n$ checking test tools (curl, python3 tuspy, rclone, node tus-js-client)");
+    println!("\n$ checking test tools (curl, tuspy, rclone, wget, tus-js-client)");
     let ok = |c: &mut Command| c.output().is_ok_and(|o| o.status.success());
     if !ok(Command::new("curl").arg("--version")) {
         return Err("curl is missing: apt-get install curl".to_owned());
@@ -201,8 +201,8 @@ fn test_tools() -> Result {
         ]);
         run(c).map_err(|e| format!("{e}; install it with: python3 -m pip install tuspy"))?;
     }
-    // rclone's http remote reads the HTML listings.
-    apt_install(&[("rclone", "/usr/bin/rclone")])?;
+    // rclone's http remote and wget -r read the HTML listings.
+    apt_install(&[("rclone", "/usr/bin/rclone"), ("wget", "/usr/bin/wget")])?;
     if Command::new("npm").arg("--version").output().is_err() {
         apt_install(&[("npm", "/usr/bin/npm")])?;
     }

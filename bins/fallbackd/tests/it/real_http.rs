@@ -798,3 +798,43 @@ fn cors_preflights_answer_allowed_origins_only() {
         assert!(exposed.contains(h), "{h} not in {exposed}");
     }
 }
+
+/// `wget -r` mirrors a tree from the HTML listings, with the token as a header.
+#[test]
+fn wget_mirrors_a_tree_from_the_html_listings() {
+    let probe = std::process::Command::new("wget").arg("--version").output();
+    assert!(
+        probe.as_ref().is_ok_and(|o| o.status.success()),
+        "this test needs wget: apt-get install wget (cargo xtask ci installs it)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    tree(&server);
+    let token = download_token("alice", &["/pub"]);
+    let out = dir.path().join("mirror");
+    let got = std::process::Command::new("wget")
+        .args([
+            "-q",
+            "-r",
+            "-np",
+            "-nH",
+            "--cut-dirs=4",
+            "-R",
+            "index.html*",
+            "-P",
+        ])
+        .arg(&out)
+        .arg("--header")
+        .arg(bearer(&token))
+        .arg(format!("{}/files/pub/", server.base(false)))
+        .output()
+        .unwrap();
+    assert!(got.status.success(), "wget: {got:?}");
+    for f in ["a.txt", "odd name&<x>.txt", "sub/b.bin"] {
+        assert_eq!(
+            sha256_file(&out.join(f)),
+            sha256_file(&server.docroot().join("pub").join(f)),
+            "{f}"
+        );
+    }
+}
