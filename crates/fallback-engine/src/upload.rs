@@ -106,6 +106,9 @@ struct State {
     no_replace: bool,
     #[serde(default)]
     concat: Concat,
+    /// For a final upload, the partial uploads it was assembled from, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    parts: Vec<String>,
 }
 
 /// tus concatenation: what an upload is.
@@ -140,6 +143,8 @@ pub struct UploadInfo {
     pub expires_at: u64,
     /// Ordinary, partial or final (tus concatenation).
     pub concat: Concat,
+    /// For a final upload, the partial uploads it was assembled from, in order.
+    pub parts: Vec<UploadId>,
     /// The upload is finished: its file was published (or, for a partial, every byte
     /// is stored). A finished upload stays answerable until it expires.
     pub done: bool,
@@ -238,6 +243,11 @@ impl Storage {
             metadata: state.metadata,
             expires_at: state.expires_at,
             concat: state.concat,
+            parts: state
+                .parts
+                .iter()
+                .filter_map(|p| UploadId::parse(p))
+                .collect(),
             done: false,
             sha256: None,
         })
@@ -271,6 +281,11 @@ impl Storage {
             metadata: state.metadata,
             expires_at: state.expires_at,
             concat: state.concat,
+            parts: state
+                .parts
+                .iter()
+                .filter_map(|p| UploadId::parse(p))
+                .collect(),
             done: true,
             sha256,
         })
@@ -377,6 +392,15 @@ impl Storage {
     }
 
     fn create(&self, new: NewUpload, concat: Concat) -> Result<UploadInfo> {
+        self.create_with_parts(new, concat, &[])
+    }
+
+    fn create_with_parts(
+        &self,
+        new: NewUpload,
+        concat: Concat,
+        parts: &[UploadId],
+    ) -> Result<UploadInfo> {
         if concat != Concat::Partial && new.dest.is_root() {
             return Err(Error::WrongKind("the destination is the docroot itself"));
         }
@@ -404,6 +428,7 @@ impl Storage {
             expires_at: now.saturating_add(self.upload_ttl.as_secs()),
             no_replace: new.no_replace,
             concat,
+            parts: parts.iter().map(|p| p.as_str().to_owned()).collect(),
         };
         let json = serde_json::to_vec(&state).map_err(|e| Error::Io(std::io::Error::other(e)))?;
         // Data file first (empty), then the state, written aside and renamed in.
@@ -731,12 +756,13 @@ impl Storage {
             ))?;
             sources.push((f, len));
         }
-        let info = self.create(
+        let info = self.create_with_parts(
             NewUpload {
                 length: Some(length),
                 ..new
             },
             Concat::Final,
+            parts,
         )?;
         let result = self.assemble(&info, &mut sources);
         if result.is_err() {

@@ -478,8 +478,18 @@ pub(crate) async fn head(
             if let Some(d) = &info.sha256 {
                 insert_digest(h, d);
             }
-            if info.concat == Concat::Partial {
-                h.insert("upload-concat", HeaderValue::from_static("partial"));
+            match info.concat {
+                Concat::Partial => {
+                    h.insert("upload-concat", HeaderValue::from_static("partial"));
+                }
+                Concat::Final => {
+                    let urls: Vec<String> =
+                        info.parts.iter().map(|p| location(&parts, p)).collect();
+                    if let Ok(v) = HeaderValue::from_str(&format!("final;{}", urls.join(" "))) {
+                        h.insert("upload-concat", v);
+                    }
+                }
+                Concat::None => {}
             }
             resp
         }

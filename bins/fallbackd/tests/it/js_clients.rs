@@ -61,8 +61,25 @@ fn tus_js_client_parallel_uploads_concatenate_intact() {
         "big.bin",
         "4",
     ]);
-    assert!(v["url"].as_str().is_some(), "{v}");
+    let url = v["url"].as_str().unwrap_or_else(|| panic!("{v}"));
     assert_eq!(sha256_file(&existing), sha256_file(&src));
+    // The final upload answers as finished and names its four partials.
+    let got = crate::curl(
+        &[
+            "-I",
+            "-H",
+            "Tus-Resumable: 1.0.0",
+            "-H",
+            &crate::bearer(&token),
+            url,
+        ],
+        None,
+    );
+    assert_eq!(got.status, 200, "{got:?}");
+    assert_eq!(got.header("upload-offset"), Some((24u64 << 20).to_string()));
+    let concat = got.header("upload-concat").unwrap_or_default();
+    assert!(concat.starts_with("final;"), "{concat}");
+    assert_eq!(concat.matches("/uploads/").count(), 4, "{concat}");
     // The partials were consumed; only records of finished uploads remain.
     let staging = server.docroot().join(".fallback/uploads");
     let parts: Vec<_> = std::fs::read_dir(staging)

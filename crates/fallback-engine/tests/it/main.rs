@@ -442,6 +442,7 @@ fn concatenation_assembles_finished_partials_in_order() {
     );
     assert_eq!(done.size, whole.len() as u64);
     assert!(info.done && info.concat == fallback_engine::Concat::Final);
+    assert_eq!(info.parts, [ia.clone(), ib.clone()]);
     assert_eq!(s.upload(&info.id).unwrap().offset, whole.len() as u64);
     // The partials are consumed.
     assert!(matches!(s.upload(&ia), Err(Error::UnknownUpload)));
