@@ -152,6 +152,36 @@ pub struct UploadInfo {
     pub sha256: Option<[u8; 32]>,
 }
 
+impl UploadInfo {
+    /// The info of upload `id` from its state, at `offset`; `done` when finished, with
+    /// the digest of what it published when known.
+    fn of(
+        id: &UploadId,
+        state: State,
+        offset: u64,
+        done: bool,
+        sha256: Option<[u8; 32]>,
+    ) -> Result<Self> {
+        Ok(UploadInfo {
+            id: id.clone(),
+            user: state.user,
+            dest: RelPath::parse(&state.dest).map_err(|_| Error::UnknownUpload)?,
+            length: state.length,
+            offset,
+            metadata: state.metadata,
+            expires_at: state.expires_at,
+            concat: state.concat,
+            parts: state
+                .parts
+                .iter()
+                .filter_map(|p| UploadId::parse(p))
+                .collect(),
+            done,
+            sha256,
+        })
+    }
+}
+
 /// A file that became visible at its final path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Completed {
@@ -234,23 +264,7 @@ impl Storage {
             }
             Err(e) => return Err(Error::io(e)),
         };
-        Ok(UploadInfo {
-            id: id.clone(),
-            user: state.user,
-            dest: RelPath::parse(&state.dest).map_err(|_| Error::UnknownUpload)?,
-            length: state.length,
-            offset,
-            metadata: state.metadata,
-            expires_at: state.expires_at,
-            concat: state.concat,
-            parts: state
-                .parts
-                .iter()
-                .filter_map(|p| UploadId::parse(p))
-                .collect(),
-            done: false,
-            sha256: None,
-        })
+        UploadInfo::of(id, state, offset, false, None)
     }
 
     /// What a finished upload reports: its whole length, and the digest of what it
@@ -272,23 +286,7 @@ impl Storage {
             drop(f);
             e.sha256.filter(|_| e.size == length)
         });
-        Ok(UploadInfo {
-            id: id.clone(),
-            user: state.user,
-            dest,
-            length: state.length,
-            offset: length,
-            metadata: state.metadata,
-            expires_at: state.expires_at,
-            concat: state.concat,
-            parts: state
-                .parts
-                .iter()
-                .filter_map(|p| UploadId::parse(p))
-                .collect(),
-            done: true,
-            sha256,
-        })
+        UploadInfo::of(id, state, length, true, sha256)
     }
 
     /// Reads a finished upload's record and the digest recorded on it.
