@@ -118,24 +118,7 @@ fn tus_upload_cut_at_half_resumes_from_the_offset_head_reports() {
     );
     assert_eq!(other.status, 404, "{other:?}");
     // The last PATCH again (its answer lost): 204, nothing changes.
-    let again = curl(
-        &[
-            "-X",
-            "PATCH",
-            "-H",
-            "Tus-Resumable: 1.0.0",
-            "-H",
-            "Content-Type: application/offset+octet-stream",
-            "-H",
-            &format!("Upload-Offset: {len}"),
-            "-H",
-            &bearer(&up),
-            "--data-binary",
-            "",
-            &url,
-        ],
-        None,
-    );
+    let again = tus_patch_rest(&url, &up, &src, len);
     assert_eq!(again.status, 204, "{again:?}");
     assert_eq!(again.header("upload-offset"), Some(len.to_string()));
 }
