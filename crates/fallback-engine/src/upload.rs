@@ -716,7 +716,8 @@ impl Storage {
     /// tus `Upload-Concat: final`: assembles the finished partial uploads `parts` of
     /// `new.user`, in order, into a new upload of `new.dest` and publishes it like any
     /// other (expected digest checked, fsync, rename, directory fsync); then removes the
-    /// partials. `new.length` is ignored: the length is the partials' sum. Partials are
+    /// partials. The length is the partials' sum; `new.length`, when given, is the most
+    /// it may be ([`Error::Limit`] past it, before anything is copied). Partials are
     /// locked while they are read and are left untouched if anything fails, so the same
     /// final can be asked for again. The bytes are copied by the kernel
     /// (`copy_file_range`: no pass through this process, and a reflink on file systems
@@ -753,6 +754,11 @@ impl Storage {
                 "the partial uploads are too large together".to_owned(),
             ))?;
             sources.push((f, len));
+        }
+        if let Some(max) = new.length
+            && length > max
+        {
+            return Err(Error::Limit(format!("uploads are limited to {max} bytes")));
         }
         let info = self.create_with_parts(
             NewUpload {

@@ -9,7 +9,6 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 use bytes::Bytes;
 use fallback_engine::{Entry, EntryKind, RelPath};
 use fallback_token::Direction;
@@ -128,11 +127,8 @@ fn entry_headers(h: &mut HeaderMap, e: &Entry, name: &str) {
     if let Ok(v) = HeaderValue::from_str(&http_date(e.modified)) {
         h.insert(header::LAST_MODIFIED, v);
     }
-    if let Some(d) = e.sha256 {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(d);
-        if let Ok(v) = HeaderValue::from_str(&format!("sha-256=:{b64}:")) {
-            h.insert("repr-digest", v);
-        }
+    if let Some(d) = &e.sha256 {
+        crate::tus::insert_digest(h, d);
     }
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(
@@ -614,11 +610,8 @@ pub(crate) async fn put_file(
     let done = outcome
         .completed
         .ok_or_else(|| ApiError::Internal("single-shot upload did not complete".to_owned()))?;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(done.sha256);
     let mut resp = (StatusCode::CREATED, format!("stored {} bytes\n", done.size)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("sha-256=:{b64}:")) {
-        resp.headers_mut().insert("repr-digest", v);
-    }
+    crate::tus::insert_digest(resp.headers_mut(), &done.sha256);
     Ok(resp)
 }
 

@@ -350,39 +350,18 @@ async fn create_final(
     let new = NewUpload {
         user: id.user.clone(),
         dest: dest.clone(),
-        length: None,
+        // The size limit holds for the whole file too.
+        length: Some(state.options().max_upload_size),
         expected_sha256: expected_digest(&meta)?,
         metadata: meta,
         no_replace: upload_preconditions(&id.storage, &parts.headers, &dest)?,
     };
     let started = Instant::now();
     let storage = id.storage.clone();
-    let max = state.options().max_upload_size;
     let n = ids.len();
-    let (info, done) = tokio::task::spawn_blocking(move || {
-        // The size limit holds for the whole file too.
-        let mut total: u64 = 0;
-        for part in &ids {
-            total = total.saturating_add(storage.upload(part)?.length.unwrap_or(0));
-        }
-        if total > max {
-            return Err(fallback_engine::Error::Limit(format!(
-                "uploads are limited to {max} bytes"
-            )));
-        }
-        storage.concatenate(&ids, new)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
-    .map_err(|e| match e {
-        // A partial that is not there, or not this user's: the same answer.
-        fallback_engine::Error::NotOwner | fallback_engine::Error::UnknownUpload => {
-            ApiError::NotFound {
-                reason: format!("final upload: {}", e.kind()),
-            }
-        }
-        other => other.into(),
-    })?;
+    let (info, done) = tokio::task::spawn_blocking(move || storage.concatenate(&ids, new))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
     tracing::info!(
         user = %id.user,
         client = %id.client,
@@ -409,7 +388,8 @@ async fn create_final(
     Ok(resp)
 }
 
-fn insert_digest(h: &mut HeaderMap, sha256: &[u8; 32]) {
+/// `Repr-Digest: sha-256=:<base64>:` (RFC 9530) for a file's SHA-256.
+pub(crate) fn insert_digest(h: &mut HeaderMap, sha256: &[u8; 32]) {
     let b64 = STANDARD.encode(sha256);
     if let Ok(v) = HeaderValue::from_str(&format!("sha-256=:{b64}:")) {
         h.insert("repr-digest", v);

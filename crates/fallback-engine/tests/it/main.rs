@@ -409,6 +409,14 @@ fn no_replace_never_overwrites_even_a_file_that_appears_meanwhile() {
 /// Whether an error is the expected one.
 type Is = fn(&Error) -> bool;
 
+/// A final upload to `dest`, with no size limit.
+fn final_to(dest: &str) -> NewUpload {
+    NewUpload {
+        length: None,
+        ..new(dest, 0)
+    }
+}
+
 /// Writes `data` as one finished partial upload of alice's.
 fn partial(s: &Storage, data: &[u8]) -> UploadId {
     let info = s
@@ -433,7 +441,7 @@ fn concatenation_assembles_finished_partials_in_order() {
     // Nothing of them is visible.
     assert_eq!(s.manifest(&RelPath::root(), 100).unwrap(), []);
     let whole = [a.clone(), b.clone()].concat();
-    let mut n = new("/in/joined.bin", 0);
+    let mut n = final_to("/in/joined.bin");
     n.expected_sha256 = Some(Sha256::digest(&whole).into());
     let (info, done) = s.concatenate(&[ia.clone(), ib.clone()], n).unwrap();
     assert_eq!(
@@ -465,13 +473,18 @@ fn concatenation_refuses_foreign_missing_unfinished_and_whole_uploads() {
     ];
     for (bad, is) in cases {
         let e = s
-            .concatenate(&[a.clone(), bad.clone()], new("/in/out.bin", 0))
+            .concatenate(&[a.clone(), bad.clone()], final_to("/in/out.bin"))
             .unwrap_err();
         assert!(is(&e), "{bad}: {e:?}");
         assert!(!dir.path().join("in/out.bin").exists());
     }
     // A digest that does not match: no file, and the partial is still there to retry.
-    let mut n = new("/in/out.bin", 0);
+    // More than the limit: refused before anything is copied.
+    assert!(matches!(
+        s.concatenate(std::slice::from_ref(&a), new("/in/out.bin", 2)),
+        Err(Error::Limit(_))
+    ));
+    let mut n = final_to("/in/out.bin");
     n.expected_sha256 = Some([9u8; 32]);
     assert!(matches!(
         s.concatenate(std::slice::from_ref(&a), n),
@@ -479,7 +492,7 @@ fn concatenation_refuses_foreign_missing_unfinished_and_whole_uploads() {
     ));
     assert!(!dir.path().join("in/out.bin").exists());
     assert!(s.upload(&a).unwrap().done || s.upload(&a).unwrap().offset == 3);
-    s.concatenate(&[a], new("/in/out.bin", 0)).unwrap();
+    s.concatenate(&[a], final_to("/in/out.bin")).unwrap();
     assert_eq!(
         std::fs::read(dir.path().join("in/out.bin")).unwrap(),
         b"abc"
