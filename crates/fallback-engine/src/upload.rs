@@ -57,6 +57,14 @@ impl UploadId {
 /// published.
 const DONE_XATTR: &str = "user.fallback.done";
 
+/// The metadata key that marks a single-shot upload (HTTP PUT): not resumable, and
+/// nobody asks about it once it is published.
+const SINGLE_SHOT: &str = "single-shot";
+
+fn single_shot(metadata: &[(String, String)]) -> bool {
+    metadata.iter().any(|(k, _)| k == SINGLE_SHOT)
+}
+
 /// A staging file's path relative to the docroot, for [`Step`]s.
 fn staged(name: &str) -> String {
     format!("{STAGING}/{name}")
@@ -255,7 +263,7 @@ impl Storage {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // The data file was renamed into place, and then the record could not be
                 // renamed (a failed directory fsync, a crash): the upload is finished.
-                if state.metadata.iter().any(|(k, _)| k == "single-shot") {
+                if single_shot(&state.metadata) {
                     let _ = self.remove_upload(id);
                     return Err(Error::UnknownUpload);
                 }
@@ -706,7 +714,7 @@ impl Storage {
             user: user.to_owned(),
             dest: dest.clone(),
             length,
-            metadata: vec![("single-shot".to_owned(), "put".to_owned())],
+            metadata: vec![(SINGLE_SHOT.to_owned(), "put".to_owned())],
             expected_sha256,
             no_replace,
         })?;
@@ -852,7 +860,7 @@ impl Storage {
                 .map_err(Error::io)?;
         }
         self.sync_dir(&parent, &rel(&dest.parent()))?;
-        if state.metadata.iter().any(|(k, _)| k == "single-shot") {
+        if single_shot(&state.metadata) {
             // Nobody can ask about a PUT afterwards.
             self.remove_upload(id)?;
         } else {
@@ -1058,8 +1066,7 @@ impl UploadWriter<'_> {
     /// Keeps what was received (flushed and synced) and ends the append, for a body that
     /// broke off. Single-shot uploads cannot resume, so they are removed instead.
     pub fn abort(mut self) -> Result<u64> {
-        if self.info.length.is_none() || self.info.metadata.iter().any(|(k, _)| k == "single-shot")
-        {
+        if self.info.length.is_none() || single_shot(&self.info.metadata) {
             let id = self.info.id.clone();
             drop(self.file);
             self.storage.remove_upload(&id)?;
