@@ -19,11 +19,12 @@
 mod faults;
 pub mod headers;
 mod relpath;
+mod resolve;
 mod store;
 mod upload;
 
 pub use faults::{Faults, Step};
-pub use relpath::{MAX_PATH_BYTES, MAX_SEGMENTS, PathError, RESERVED, RelPath};
+pub use relpath::{MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_SEGMENTS, PathError, RESERVED, RelPath};
 pub use store::{Entry, EntryKind, ManifestEntry, Storage};
 pub use upload::{AppendOutcome, Completed, Concat, NewUpload, UploadId, UploadInfo, UploadWriter};
 
@@ -41,6 +42,10 @@ pub enum Error {
     /// The path leaves the docroot (a symlink pointing outside).
     #[error("path escapes the docroot")]
     Escapes,
+    /// The path passes through the reserved staging directory (by a link inside the
+    /// docroot): reported like a missing path.
+    #[error("path reaches the reserved staging area")]
+    Reserved,
     /// No such upload, or it expired.
     #[error("no such upload")]
     UnknownUpload,
@@ -108,6 +113,7 @@ impl Error {
             Error::NotFound => "not-found",
             Error::WrongKind(_) => "wrong-kind",
             Error::Escapes => "escapes",
+            Error::Reserved => "reserved",
             Error::UnknownUpload => "unknown-upload",
             Error::NotOwner => "not-owner",
             Error::Locked => "locked",

@@ -12,6 +12,8 @@ pub const RESERVED: &str = ".fallback";
 
 /// Longest accepted path, in bytes (decoded).
 pub const MAX_PATH_BYTES: usize = 4096;
+/// Longest name of one path component, in bytes (`NAME_MAX` of Linux file systems).
+pub const MAX_NAME_BYTES: usize = 255;
 /// Most segments in a path.
 pub const MAX_SEGMENTS: usize = 64;
 
@@ -37,6 +39,9 @@ pub enum PathError {
     /// Longer than the limits.
     #[error("too long")]
     TooLong,
+    /// One component longer than [`MAX_NAME_BYTES`].
+    #[error("a name is longer than 255 bytes")]
+    NameTooLong,
     /// The reserved [`RESERVED`] name.
     #[error("reserved name")]
     Reserved,
@@ -63,6 +68,9 @@ fn check_segment(seg: &str) -> Result<(), PathError> {
     }
     if seg.contains('%') {
         return Err(PathError::DoubleEncoded);
+    }
+    if seg.len() > MAX_NAME_BYTES {
+        return Err(PathError::NameTooLong);
     }
     Ok(())
 }

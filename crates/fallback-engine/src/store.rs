@@ -13,6 +13,7 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::relpath::{RESERVED, RelPath};
+use crate::resolve::{self, Ident, Missing, Resolved};
 use crate::{Error, Result};
 
 /// Extended attribute holding a file's SHA-256 with the size and mtime it was computed
@@ -60,12 +61,20 @@ pub struct ManifestEntry {
     pub sha256: Option<String>,
 }
 
+/// What a listing found at one name.
+enum Walked {
+    Dir(std::fs::Metadata),
+    File(File, std::fs::Metadata),
+}
+
 /// One docroot.
 #[derive(Debug)]
 pub struct Storage {
     pub(crate) root: Dir,
     pub(crate) root_path: PathBuf,
     pub(crate) staging: Dir,
+    /// Identity of the reserved directory, which no request path may pass through.
+    pub(crate) reserved: Ident,
     /// Running digests of uploads being written by this process, keyed by id, valid
     /// for the offset stored with them.
     pub(crate) digests: Mutex<HashMap<String, (u64, Sha256)>>,
@@ -130,20 +139,6 @@ pub(crate) fn recorded_digest(file: &File, meta: &std::fs::Metadata) -> Option<[
     (size == meta.len() && parts.next()? == format!("{s}.{ns}")).then_some(digest)
 }
 
-/// Opens `path` beneath `dir` for reading, without blocking: opening a FIFO (or a
-/// device) someone left in a docroot must not hang the request. Regular files ignore
-/// the flag.
-fn open_read_only(dir: &Dir, path: &Path) -> std::io::Result<File> {
-    use cap_std::fs::OpenOptionsExt as _;
-    dir.open_with(
-        path,
-        cap_std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits().cast_signed()),
-    )
-    .map(cap_std::fs::File::into_std)
-}
-
 fn etag(meta: &std::fs::Metadata) -> String {
     let (s, ns) = mtime_parts(meta);
     let mut h = Sha256::new();
@@ -182,10 +177,12 @@ impl Storage {
         let staging_rel = Path::new(RESERVED).join("uploads");
         root.create_dir_all(&staging_rel).map_err(Error::io)?;
         let staging = root.open_dir(&staging_rel).map_err(Error::io)?;
+        let reserved = resolve::ident(&root.open_dir(RESERVED).map_err(Error::io)?)?;
         Ok(Storage {
             root,
             root_path: docroot.to_owned(),
             staging,
+            reserved,
             digests: Mutex::new(HashMap::new()),
             upload_ttl,
             faults: None,
@@ -214,13 +211,36 @@ impl Storage {
         &self.root_path
     }
 
+    /// Resolves `path` beneath the docroot, one component at a time (see
+    /// [`crate::resolve`]): never through the reserved directory.
+    pub(crate) fn resolve(
+        &self,
+        path: &RelPath,
+        follow_last: bool,
+        missing: Missing,
+    ) -> Result<Resolved> {
+        resolve::resolve(&self.root, self.reserved, path, follow_last, missing)
+    }
+
     fn open_file(&self, path: &RelPath) -> Result<File> {
-        open_read_only(&self.root, &path.to_fs_path()).map_err(Error::io)
+        let r = self.resolve(path, true, Missing::NotFound)?;
+        resolve::open_read(r, self.reserved)
+    }
+
+    fn open_dir(&self, path: &RelPath) -> Result<Dir> {
+        let r = self.resolve(path, true, Missing::NotFound)?;
+        resolve::open_dir(r, self.reserved)
     }
 
     /// Whether anything (file, directory, even a dangling link) is at `path`.
     pub fn exists(&self, path: &RelPath) -> bool {
-        self.root.symlink_metadata(path.to_fs_path()).is_ok()
+        match self.resolve(path, false, Missing::NotFound) {
+            Ok(r) => r
+                .name
+                .as_deref()
+                .is_none_or(|name| r.dir().symlink_metadata(name).is_ok()),
+            Err(_) => false,
+        }
     }
 
     /// What `path` is.
@@ -273,62 +293,67 @@ impl Storage {
         self.walk(dir, limit, 0)
     }
 
+    /// Depth first, one directory handle open at a time (plus those [`Storage::resolve`]
+    /// holds while it opens the next): a docroot of many folders cannot exhaust file
+    /// descriptors, and a directory that cannot be read fails the whole listing rather
+    /// than leaving it silently short.
     fn walk(&self, dir: &RelPath, limit: usize, max_depth: u32) -> Result<Vec<ManifestEntry>> {
-        let start = self.root.open_dir(dir.to_fs_path()).map_err(|e| {
-            if e.raw_os_error() == Some(20) {
-                Error::WrongKind("not a directory")
-            } else {
-                Error::io(e)
-            }
-        })?;
         let mut out = Vec::new();
-        let mut stack: Vec<(Dir, String, u32)> = vec![(start, String::new(), 0)];
-        while let Some((d, prefix, depth)) = stack.pop() {
-            let mut names: Vec<String> = d
-                .entries()
-                .map_err(Error::io)?
-                .filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .collect();
+        // Directories still to list: their path below `dir` and their depth.
+        let mut pending: Vec<(String, u32)> = vec![(String::new(), 0)];
+        while let Some((prefix, depth)) = pending.pop() {
+            let here = if prefix.is_empty() {
+                dir.clone()
+            } else {
+                dir.join(&RelPath::parse(&prefix).map_err(|_| Error::NotFound)?)
+            };
+            let d = match self.open_dir(&here) {
+                Ok(d) => d,
+                // Removed since it was listed: it is simply not there any more.
+                Err(Error::NotFound) if !prefix.is_empty() => continue,
+                Err(e) => return Err(e),
+            };
+            let mut names: Vec<String> = Vec::new();
+            for e in d.entries().map_err(Error::io)? {
+                let e = e.map_err(Error::io)?;
+                // Names a request could not address are not listed either.
+                if let Ok(name) = e.file_name().into_string()
+                    && RelPath::parse(&name).is_ok()
+                    && !name.contains('/')
+                {
+                    names.push(name);
+                }
+            }
             names.sort();
             for name in names {
-                if dir.is_root() && prefix.is_empty() && name == RESERVED {
-                    continue;
-                }
-                // Names a request could not address are not listed either.
-                if RelPath::parse(&name).is_err() || name.contains('/') {
-                    continue;
-                }
                 let rel = if prefix.is_empty() {
                     name.clone()
                 } else {
                     format!("{prefix}/{name}")
                 };
-                // Follows symlinks beneath the root only; others fail and are skipped.
-                let Ok(f) = open_read_only(&d, Path::new(&name)) else {
+                let Some(found) = self.walk_entry(&d, &here, &name)? else {
                     continue;
                 };
-                let Ok(meta) = f.metadata() else { continue };
-                if meta.is_dir() {
-                    out.push(ManifestEntry {
-                        path: rel.clone(),
-                        kind: EntryKind::Dir,
-                        size: 0,
-                        mtime: meta.mtime(),
-                        sha256: None,
-                    });
-                    if depth < max_depth
-                        && let Ok(sub) = d.open_dir(&name)
-                    {
-                        stack.push((sub, rel, depth + 1));
+                match found {
+                    Walked::Dir(meta) => {
+                        out.push(ManifestEntry {
+                            path: rel.clone(),
+                            kind: EntryKind::Dir,
+                            size: 0,
+                            mtime: meta.mtime(),
+                            sha256: None,
+                        });
+                        if depth < max_depth {
+                            pending.push((rel, depth + 1));
+                        }
                     }
-                } else if meta.is_file() {
-                    out.push(ManifestEntry {
+                    Walked::File(f, meta) => out.push(ManifestEntry {
                         path: rel,
                         kind: EntryKind::File,
                         size: meta.len(),
                         mtime: meta.mtime(),
                         sha256: recorded_digest(&f, &meta).map(|d| hex(&d)),
-                    });
+                    }),
                 }
                 if out.len() > limit {
                     return Err(Error::Limit(format!(
@@ -341,38 +366,74 @@ impl Storage {
         Ok(out)
     }
 
-    /// Refuses a destination whose existing leading part leaves the docroot (a symlink
-    /// pointing outside) or is not a directory, before any byte is accepted for it.
-    pub(crate) fn check_parent(&self, path: &RelPath) -> Result<()> {
-        let mut p = path.parent();
-        while !p.is_root() {
-            match self.root.symlink_metadata(p.to_fs_path()) {
-                Ok(_) => {
-                    return self.root.open_dir(p.to_fs_path()).map(|_| ()).map_err(|e| {
-                        if e.raw_os_error() == Some(20) {
-                            Error::WrongKind("a file is in the way of the destination")
-                        } else {
-                            Error::io(e)
-                        }
-                    });
+    /// One entry of a listed directory `d` (at `here`): `None` for what a listing leaves
+    /// out (special files, links leading outside the docroot or into the reserved
+    /// directory, dangling links, entries removed meanwhile).
+    fn walk_entry(&self, d: &Dir, here: &RelPath, name: &str) -> Result<Option<Walked>> {
+        let file = match resolve::open_read_at(d, name.as_ref(), self.reserved) {
+            Ok(f) => f,
+            Err(Error::NotFound) if d.symlink_metadata(name).is_ok_and(|m| m.is_symlink()) => {
+                // A link: followed from the docroot, like a request for it would be.
+                let path = here.join(&RelPath::parse(name).map_err(|_| Error::NotFound)?);
+                match self.open_file(&path) {
+                    Ok(f) => f,
+                    Err(
+                        Error::NotFound | Error::Escapes | Error::Reserved | Error::WrongKind(_),
+                    ) => return Ok(None),
+                    Err(e) => return Err(e),
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => p = p.parent(),
-                Err(e) => return Err(Error::io(e)),
             }
+            Err(Error::NotFound | Error::Reserved) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let meta = file.metadata().map_err(Error::io)?;
+        Ok(Some(if meta.is_dir() {
+            Walked::Dir(meta)
+        } else {
+            Walked::File(file, meta)
+        }))
+    }
+
+    /// Refuses a destination whose existing leading part leaves the docroot (a symlink
+    /// pointing outside), passes through the reserved directory or is not a directory,
+    /// before any byte is accepted for it.
+    pub(crate) fn check_parent(&self, path: &RelPath) -> Result<()> {
+        let r = self.resolve(&path.parent(), true, Missing::Stop)?;
+        let parent = match r.name.as_deref() {
+            Some(name) if r.dir().symlink_metadata(name).is_err() => return Ok(()),
+            Some(_) => resolve::open_dir(r, self.reserved).map_err(|e| match e {
+                Error::WrongKind(_) => Error::WrongKind("a file is in the way of the destination"),
+                e => e,
+            })?,
+            None => r.dirs.into_iter().next_back().expect("root"),
+        };
+        // The destination itself may not be the reserved directory either.
+        let name = path.file_name().unwrap_or_default();
+        if let Ok(m) = parent.symlink_metadata(name)
+            && m.is_dir()
+            && resolve::open_dir_at(&parent, name.as_ref(), self.reserved)
+                .is_err_and(|e| matches!(e, Error::Reserved))
+        {
+            return Err(Error::Reserved);
         }
         Ok(())
     }
 
     /// Opens the directory holding `path`'s final location, creating it beneath the
-    /// root if needed.
+    /// root if needed (never through the reserved directory).
     pub(crate) fn parent_dir(&self, path: &RelPath) -> Result<Dir> {
-        let parent = path.parent();
-        if !parent.is_root() {
-            self.root
-                .create_dir_all(parent.to_fs_path())
-                .map_err(Error::io)?;
+        let r = self.resolve(&path.parent(), true, Missing::Create)?;
+        if let Some(name) = r.name.as_deref() {
+            match rustix::fs::mkdirat(r.dir(), name, rustix::fs::Mode::from_raw_mode(0o777)) {
+                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => {
+                    return Err(Error::io(std::io::Error::from_raw_os_error(
+                        e.raw_os_error(),
+                    )));
+                }
+            }
         }
-        self.root.open_dir(parent.to_fs_path()).map_err(Error::io)
+        resolve::open_dir(r, self.reserved)
     }
 }
 

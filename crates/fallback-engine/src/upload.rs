@@ -57,14 +57,6 @@ impl UploadId {
 /// published.
 const DONE_XATTR: &str = "user.fallback.done";
 
-/// The metadata key that marks a single-shot upload (HTTP PUT): not resumable, and
-/// nobody asks about it once it is published.
-const SINGLE_SHOT: &str = "single-shot";
-
-fn single_shot(metadata: &[(String, String)]) -> bool {
-    metadata.iter().any(|(k, _)| k == SINGLE_SHOT)
-}
-
 /// A staging file's path relative to the docroot, for [`Step`]s.
 fn staged(name: &str) -> String {
     format!("{STAGING}/{name}")
@@ -117,6 +109,12 @@ struct State {
     /// For a final upload, the partial uploads it was assembled from, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     parts: Vec<String>,
+    /// A single-shot upload (HTTP PUT): not resumable, removed when its body breaks,
+    /// and nobody asks about it once it is published. A typed field, never metadata a
+    /// client could send. (States written before it existed read as resumable: at
+    /// worst an old PUT's bytes wait for the sweep.)
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    single_shot: bool,
 }
 
 /// tus concatenation: what an upload is.
@@ -158,6 +156,8 @@ pub struct UploadInfo {
     pub done: bool,
     /// For a finished upload, the SHA-256 of the file it published, when known.
     pub sha256: Option<[u8; 32]>,
+    /// A single-shot upload (HTTP PUT): it cannot resume.
+    pub single_shot: bool,
 }
 
 impl UploadInfo {
@@ -186,6 +186,7 @@ impl UploadInfo {
                 .collect(),
             done,
             sha256,
+            single_shot: state.single_shot,
         })
     }
 }
@@ -263,7 +264,7 @@ impl Storage {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // The data file was renamed into place, and then the record could not be
                 // renamed (a failed directory fsync, a crash): the upload is finished.
-                if single_shot(&state.metadata) {
+                if state.single_shot {
                     let _ = self.remove_upload(id);
                     return Err(Error::UnknownUpload);
                 }
@@ -398,7 +399,7 @@ impl Storage {
     }
 
     fn create(&self, new: NewUpload, concat: Concat) -> Result<UploadInfo> {
-        self.create_with_parts(new, concat, &[])
+        self.create_with_parts(new, concat, &[], false)
     }
 
     fn create_with_parts(
@@ -406,6 +407,7 @@ impl Storage {
         new: NewUpload,
         concat: Concat,
         parts: &[UploadId],
+        single_shot: bool,
     ) -> Result<UploadInfo> {
         if concat != Concat::Partial && new.dest.is_root() {
             return Err(Error::WrongKind("the destination is the docroot itself"));
@@ -435,6 +437,7 @@ impl Storage {
             no_replace: new.no_replace,
             concat,
             parts: parts.iter().map(|p| p.as_str().to_owned()).collect(),
+            single_shot,
         };
         let json = serde_json::to_vec(&state).map_err(|e| Error::Io(std::io::Error::other(e)))?;
         // Data file first (empty), then the state, written aside and renamed in.
@@ -710,14 +713,19 @@ impl Storage {
         expected_sha256: Option<[u8; 32]>,
         no_replace: bool,
     ) -> Result<UploadWriter<'_>> {
-        let info = self.create_upload(NewUpload {
-            user: user.to_owned(),
-            dest: dest.clone(),
-            length,
-            metadata: vec![(SINGLE_SHOT.to_owned(), "put".to_owned())],
-            expected_sha256,
-            no_replace,
-        })?;
+        let info = self.create_with_parts(
+            NewUpload {
+                user: user.to_owned(),
+                dest: dest.clone(),
+                length,
+                metadata: Vec::new(),
+                expected_sha256,
+                no_replace,
+            },
+            Concat::None,
+            &[],
+            true,
+        )?;
         self.writer(&info.id, user, 0, None)
     }
 
@@ -775,6 +783,7 @@ impl Storage {
             },
             Concat::Final,
             parts,
+            false,
         )?;
         let result = self.assemble(&info, &mut sources);
         if result.is_err() {
@@ -860,7 +869,7 @@ impl Storage {
                 .map_err(Error::io)?;
         }
         self.sync_dir(&parent, &rel(&dest.parent()))?;
-        if single_shot(&state.metadata) {
+        if state.single_shot {
             // Nobody can ask about a PUT afterwards.
             self.remove_upload(id)?;
         } else {
@@ -1066,7 +1075,7 @@ impl UploadWriter<'_> {
     /// Keeps what was received (flushed and synced) and ends the append, for a body that
     /// broke off. Single-shot uploads cannot resume, so they are removed instead.
     pub fn abort(mut self) -> Result<u64> {
-        if self.info.length.is_none() || single_shot(&self.info.metadata) {
+        if self.info.length.is_none() || self.info.single_shot {
             let id = self.info.id.clone();
             drop(self.file);
             self.storage.remove_upload(&id)?;

@@ -120,7 +120,7 @@ impl From<fallback_engine::Error> for ApiError {
     fn from(e: fallback_engine::Error) -> Self {
         use fallback_engine::Error as E;
         match e {
-            E::NotFound | E::Escapes => ApiError::NotFound {
+            E::NotFound | E::Escapes | E::Reserved => ApiError::NotFound {
                 reason: format!("storage: {}", e.kind()),
             },
             E::UnknownUpload | E::NotOwner => ApiError::NotFound {

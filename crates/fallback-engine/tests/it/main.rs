@@ -5,6 +5,7 @@
 
 mod crash;
 mod props;
+mod staging;
 
 use std::io::Read as _;
 use std::time::Duration;
