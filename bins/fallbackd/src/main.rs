@@ -102,12 +102,18 @@ fn init_logs(format: LogFormat, syslog: Option<&std::path::Path>) {
     use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("FALLBACKD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only for a person at a terminal, and never with NO_COLOR (no-color.org):
+    // a log file or a pipe gets plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let stderr = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(colour)
             .with_writer(std::io::stderr)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
+            .with_ansi(false)
             .flatten_event(true)
             .with_writer(std::io::stderr)
             .boxed(),
@@ -185,8 +191,8 @@ fn main() -> ExitCode {
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // Once: the log goes to standard error (and syslog, when asked).
             tracing::error!("{e:#}");
-            eprintln!("fallbackd: error: {e:#}");
             ExitCode::from(1)
         }
     }
@@ -362,11 +368,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     if !args.cors_origin.is_empty() {
-        tracing::info!(origins = ?args.cors_origin, "CORS: pages on these origins may call the service from a browser");
+        tracing::info!(origins = %args.cors_origin.join(" "), "CORS: pages on these origins may call the service from a browser");
     }
     if !args.trust_proxy.is_empty() {
-        tracing::info!(proxies = ?args.trust_proxy, "trusting X-Forwarded-* from these proxies");
+        tracing::info!(
+            proxies = %args.trust_proxy.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
+            "trusting X-Forwarded-* from these proxies");
     }
+    let stall_timeout = options.activity_timeout;
     let state = AppState::new(conf, options)?;
     let listeners = Listeners::bind_with(
         &state,
@@ -431,6 +440,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             drain_timeout: Duration::from_secs(args.drain_timeout),
             header_timeout: Duration::from_secs(args.header_timeout),
             handshake_timeout: Duration::from_secs(args.handshake_timeout),
+            stall_timeout,
         },
     )
     .await?;

@@ -248,7 +248,27 @@ fn stream_file(
         }
         log.end(len, "ok");
     });
-    Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+    // A body that ends before `len` bytes is an error, never a shorter answer: hyper
+    // then aborts the response (HTTP/1: closes the connection; HTTP/2: resets the
+    // stream) instead of ending it as if complete.
+    let mut sent: u64 = 0;
+    Body::from_stream(futures_util::stream::poll_fn(move |cx| {
+        match std::task::ready!(rx.poll_recv(cx)) {
+            Some(Ok(b)) => {
+                sent += b.len() as u64;
+                std::task::Poll::Ready(Some(Ok(b)))
+            }
+            Some(Err(e)) => std::task::Poll::Ready(Some(Err(e))),
+            None if sent < len => {
+                sent = len;
+                std::task::Poll::Ready(Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the download stopped before its end (a stalled reader)",
+                ))))
+            }
+            None => std::task::Poll::Ready(None),
+        }
+    }))
 }
 
 pub(crate) async fn get_file(
@@ -589,7 +609,7 @@ pub(crate) async fn put_file(
         )));
     }
     let started = Instant::now();
-    tracing::info!(user = %id.user, client = %id.client, direction = "upload", path = %path, bytes = ?length, "transfer start");
+    tracing::info!(user = %id.user, client = %id.client, direction = "upload", path = %path, bytes = length, "transfer start");
     let outcome = pump(
         id.storage.clone(),
         Start::Put {

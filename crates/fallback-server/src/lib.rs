@@ -32,6 +32,7 @@
 
 mod auth;
 mod body;
+mod conn;
 mod cors;
 mod error;
 mod files;
@@ -64,7 +65,7 @@ pub const PROTOCOL: &str = "fallback/1";
 #[non_exhaustive]
 pub enum Error {
     /// The token keys of the configuration could not be derived.
-    #[error("token keys: {0}")]
+    #[error("token keys")]
     Keys(#[from] fallback_token::Error),
     /// A listener could not bind.
     #[error("cannot listen on {addr}")]
@@ -79,7 +80,7 @@ pub enum Error {
     #[error("TLS: {0}")]
     Tls(String),
     /// Serving failed.
-    #[error("serving: {0}")]
+    #[error("serving")]
     Io(#[from] std::io::Error),
 }
 

@@ -11,7 +11,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::GracefulConnection;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest as _, Sha256};
@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
+use crate::conn::{Activity, CLOSE_GRACE, StallGuard, Verdict};
 use crate::{AppState, Error, Transport};
 
 /// Where the certificate comes from.
@@ -263,12 +264,17 @@ impl Listeners {
 /// Connection-level limits.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// Time allowed to send the request head (slowloris protection).
+    /// Time allowed to send a request head (slowloris protection); also how long a
+    /// connection may stay open with no request in flight (HTTP/1 keep-alive, HTTP/2
+    /// idle or stuck in a header block).
     pub header_timeout: Duration,
     /// Time allowed for the TLS handshake.
     pub handshake_timeout: Duration,
     /// On shutdown, time given to requests in flight before connections are cut.
     pub drain_timeout: Duration,
+    /// A response whose reader accepts no bytes for this long is cut, connection
+    /// closed and buffers freed (aspera.conf `session_activity_timeout`); `None`: never.
+    pub stall_timeout: Option<Duration>,
 }
 
 impl Default for ServeOptions {
@@ -277,12 +283,36 @@ impl Default for ServeOptions {
             header_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(15),
             drain_timeout: Duration::from_secs(30),
+            stall_timeout: Some(Duration::from_secs(20)),
         }
     }
 }
 
+/// HTTP/2 limits, stated (hyper's defaults would do, but the numbers belong here).
+const H2_MAX_CONCURRENT_STREAMS: u32 = 100;
+/// Largest request header list, HTTP/1 and HTTP/2 alike.
+const MAX_HEADER_LIST: u32 = 64 * 1024;
+/// Streams a client may open and reset before the server has accepted them (the
+/// "rapid reset" attack, CVE-2023-44487): past it the connection is closed.
+const H2_MAX_PENDING_RESETS: usize = 20;
+/// Streams the server may reset for the client's errors before it closes the
+/// connection (CVE-2024-27316 style floods of bad frames).
+const H2_MAX_LOCAL_RESETS: usize = 256;
+
+/// The signals every connection watches.
+#[derive(Clone)]
+struct Control {
+    /// Shutdown: close gracefully (finish what is in flight).
+    stop: tokio::sync::watch::Receiver<bool>,
+    /// The drain timeout passed: drop now.
+    cut: tokio::sync::watch::Receiver<bool>,
+    /// Held while the connection lives; the server waits for every clone to go.
+    _alive: tokio::sync::mpsc::Sender<()>,
+}
+
 /// Serves `app` on the listeners until `shutdown` resolves, then stops accepting and
-/// lets requests in flight finish (up to the drain timeout).
+/// lets requests in flight finish (up to the drain timeout); connections still open
+/// then are cut.
 pub async fn serve(
     app: impl Into<SharedRouter>,
     listeners: Listeners,
@@ -290,8 +320,14 @@ pub async fn serve(
     opts: ServeOptions,
 ) -> Result<(), Error> {
     let app: SharedRouter = app.into();
-    let graceful = Arc::new(GracefulShutdown::new());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (cut_tx, cut_rx) = tokio::sync::watch::channel(false);
+    let (alive_tx, mut alive_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let control = Control {
+        stop: stop_rx,
+        cut: cut_rx,
+        _alive: alive_tx,
+    };
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(l) = listeners.http {
         tracing::info!(addr = %l.local_addr()?, scheme = "http", "listening");
@@ -299,8 +335,7 @@ pub async fn serve(
             l,
             None,
             app.clone(),
-            graceful.clone(),
-            stop_rx.clone(),
+            control.clone(),
             opts.clone(),
         ));
     }
@@ -310,21 +345,17 @@ pub async fn serve(
             l,
             Some(tls.acceptor),
             app.clone(),
-            graceful.clone(),
-            stop_rx.clone(),
+            control.clone(),
             opts.clone(),
         ));
     }
+    drop(control);
     shutdown.await;
     tracing::info!("shutting down: no new connections; draining transfers in flight");
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
-    let graceful = Arc::try_unwrap(graceful).map_err(|_| {
-        Error::Io(std::io::Error::other(
-            "graceful shutdown handle still shared",
-        ))
-    })?;
-    if tokio::time::timeout(opts.drain_timeout, graceful.shutdown())
+    // Every connection holds a sender: recv() is None once the last one has ended.
+    if tokio::time::timeout(opts.drain_timeout, alive_rx.recv())
         .await
         .is_ok()
     {
@@ -334,6 +365,8 @@ pub async fn serve(
             after_secs = opts.drain_timeout.as_secs(),
             "drain timeout: cutting remaining connections (uploads stay resumable)"
         );
+        let _ = cut_tx.send(true);
+        let _ = tokio::time::timeout(CLOSE_GRACE, alive_rx.recv()).await;
     }
     Ok(())
 }
@@ -342,15 +375,15 @@ async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     app: SharedRouter,
-    graceful: Arc<GracefulShutdown>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    control: Control,
     opts: ServeOptions,
 ) {
     let https = tls.is_some();
+    let mut stop = control.stop.clone();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            _ = stop.changed() => return,
+            _ = stop.wait_for(|s| *s) => return,
         };
         let (stream, peer) = match accepted {
             Ok(x) => x,
@@ -362,52 +395,66 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let tls = tls.clone();
-        let opts2 = opts.clone();
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(Transport {
-                https,
-                peer: Some(peer),
-            });
-            req.extensions_mut()
-                .insert(axum::extract::ConnectInfo(peer));
-            // The router current now: a reload applies from the next request on.
-            let router = app.current().unwrap_or_default();
-            router.oneshot(req)
-        });
+        let stream = StallGuard::new(stream, opts.stall_timeout, peer);
+        let activity = Activity::new();
+        let service = {
+            let app = app.clone();
+            let activity = Arc::clone(&activity);
+            hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                let guard = activity.begin();
+                req.extensions_mut().insert(Transport {
+                    https,
+                    peer: Some(peer),
+                });
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                // The router current now: a reload applies from the next request on.
+                let router = app.current().unwrap_or_default();
+                let activity = Arc::clone(&activity);
+                async move {
+                    let res = router.oneshot(req).await?;
+                    Ok::<_, std::convert::Infallible>(res.map(|b| activity.track(b, guard)))
+                }
+            })
+        };
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(opts2.header_timeout)
+            .header_read_timeout(opts.header_timeout)
             // A client that shuts down its sending side after the request (scripts,
             // some proxies) still gets the whole answer.
             .half_close(true)
-            .max_buf_size(64 * 1024);
+            .max_buf_size(MAX_HEADER_LIST as usize);
         builder
             .http2()
             .timer(TokioTimer::new())
-            .max_header_list_size(64 * 1024);
-        match tls {
-            None => {
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn.into_owned());
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
-            }
-            Some(acceptor) => {
-                let graceful = graceful.clone();
-                tokio::spawn(async move {
-                    let tls_stream = match tokio::time::timeout(
-                        opts2.handshake_timeout,
-                        acceptor.accept(stream),
-                    )
-                    .await
-                    {
+            .max_header_list_size(MAX_HEADER_LIST)
+            .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+            .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
+            .max_local_error_reset_streams(H2_MAX_LOCAL_RESETS)
+            // A peer that stops answering PINGs is gone: the same limit as a request
+            // head.
+            .keep_alive_interval(opts.header_timeout)
+            .keep_alive_timeout(opts.header_timeout);
+        let control = control.clone();
+        let mut stop = control.stop.clone();
+        let opts = opts.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                None => {
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    watch(conn, &activity, control, &opts, peer).await;
+                }
+                Some(acceptor) => {
+                    let tls_stream = tokio::select! {
+                        r = tokio::time::timeout(opts.handshake_timeout, acceptor.accept(stream)) => r,
+                        _ = stop.wait_for(|s| *s) => return,
+                    };
+                    let tls_stream = match tls_stream {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => {
                             crate::stats::tls_handshake_failed();
@@ -420,14 +467,78 @@ async fn accept_loop(
                             return;
                         }
                     };
-                    let conn =
-                        builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
-                    let conn = graceful.watch(conn.into_owned());
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(tls_stream), service)
+                        .into_owned();
+                    watch(conn, &activity, control, &opts, peer).await;
+                }
             }
+        });
+    }
+}
+
+/// Drives one connection to its end under the limits of [`crate::conn`], closing it
+/// gracefully on shutdown and dropping it when the drain timeout passes.
+async fn watch<C>(
+    conn: C,
+    activity: &Activity,
+    control: Control,
+    opts: &ServeOptions,
+    peer: SocketAddr,
+) where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
+    let mut conn = std::pin::pin!(conn);
+    let Control {
+        mut stop,
+        mut cut,
+        _alive,
+    } = control;
+    let mut closing: Option<tokio::time::Instant> = None;
+    let mut stopping = false;
+    loop {
+        let next = match activity.check(opts.header_timeout, opts.stall_timeout) {
+            Verdict::Wait(at) => at,
+            Verdict::Idle if closing.is_none() => {
+                tracing::debug!(%peer, "idle connection closed");
+                crate::stats::connection_cut("idle");
+                conn.as_mut().graceful_shutdown();
+                let at = tokio::time::Instant::now() + CLOSE_GRACE;
+                closing = Some(at);
+                at
+            }
+            Verdict::Idle => closing.expect("set"),
+            Verdict::Stalled => {
+                tracing::info!(
+                    %peer,
+                    after_secs = opts.stall_timeout.map_or(0, |d| d.as_secs()),
+                    "stalled reader cut: a response waited for its reader past the activity timeout"
+                );
+                crate::stats::connection_cut("stalled");
+                return;
+            }
+        };
+        let next = closing.map_or(next, |c| next.min(c));
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            () = tokio::time::sleep_until(next) => {
+                if closing.is_some_and(|c| tokio::time::Instant::now() >= c) {
+                    tracing::debug!(%peer, "connection did not close in time: dropped");
+                    return;
+                }
+            }
+            () = activity.became_idle() => {}
+            _ = stop.wait_for(|s| *s), if !stopping => {
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = cut.wait_for(|s| *s) => return,
         }
     }
 }

@@ -51,6 +51,13 @@ pub(crate) fn tls_handshake_failed() {
     metrics::counter!("fallback_tls_handshake_failures_total").increment(1);
 }
 
+/// A connection was closed by the server's own limits: `idle` (no request in flight
+/// for the header timeout: keep-alive, HTTP/2 header blocks), `stalled` (a reader that
+/// accepts no bytes for the activity timeout).
+pub(crate) fn connection_cut(reason: &'static str) {
+    metrics::counter!("fallback_connections_cut_total", "reason" => reason).increment(1);
+}
+
 /// A storage error of `kind` (`no-space`, `io`, ...; not the refusals like not-found).
 pub(crate) fn storage_error(kind: &'static str) {
     metrics::counter!("fallback_storage_errors_total", "kind" => kind).increment(1);
