@@ -81,6 +81,10 @@ pub(crate) struct GenerateArgs {
     /// Print the token and its claims as JSON.
     #[arg(long)]
     json: bool,
+    /// Refuse a user that has no section of its own (nor a --group with one) in the
+    /// file, instead of warning that <default> applies.
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(Debug, Args)]
@@ -194,6 +198,31 @@ fn generate(a: &GenerateArgs, out: &mut String) -> anyhow::Result<u8> {
     let conf = load_config(&a.config)?;
     let groups: Vec<&str> = a.group.iter().map(String::as_str).collect();
     let settings = conf.user(&a.user, &groups);
+    let sections: Vec<&str> = groups
+        .iter()
+        .copied()
+        .filter(|g| conf.has_group(g))
+        .collect();
+    if !conf.has_user(&a.user) {
+        let docroot = settings.docroot.value.as_ref().map_or_else(
+            || "no docroot".to_owned(),
+            |d| format!("docroot {} ({})", d.display(), settings.docroot.origin),
+        );
+        let applies = if sections.is_empty() {
+            "the <default> section applies".to_owned()
+        } else {
+            format!("group {} applies, then <default>", sections.join(", "))
+        };
+        let msg = format!(
+            "user {:?} has no section of its own in {}: {applies}; the token grants {docroot}",
+            a.user,
+            a.config.display()
+        );
+        if a.strict {
+            bail!("{msg}. Refused (--strict): add a <user> section, or check the name");
+        }
+        eprintln!("warning: {msg}");
+    }
     let mut key = user_key(&settings, &a.config)?;
     if let Some(id) = &a.key_id {
         key = key.with_id(id)?;

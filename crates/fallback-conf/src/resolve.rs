@@ -262,6 +262,16 @@ impl Config {
         self.resolve_scopes(user, &scopes)
     }
 
+    /// Whether `user` has a section of its own (`<aaa><realms><realm><users><user>`).
+    pub fn has_user(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+
+    /// Whether a group named `group` has a section.
+    pub fn has_group(&self, group: &str) -> bool {
+        self.document().groups.iter().any(|g| g.name == group)
+    }
+
     /// The effective settings of a user that has no section of its own and no group:
     /// `<default>` over the built-in defaults.
     pub fn defaults(&self) -> UserSettings {

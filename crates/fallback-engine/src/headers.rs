@@ -407,3 +407,113 @@ mod tests {
         }
     }
 }
+
+/// Whether `v` is a valid `Host` field value (RFC 9110 §7.2, RFC 3986 §3.2.2):
+/// `uri-host [ ":" port ]`, where the host is an IP literal in brackets, or a reg-name
+/// (unreserved, sub-delims, percent-encoded octets; IPv4 addresses are reg-names
+/// syntactically), and the port is digits. Empty is valid (RFC 9112 §3.2: the target
+/// had no authority).
+pub fn valid_host(v: &[u8]) -> bool {
+    let (host, port) = if v.first() == Some(&b'[') {
+        let Some(end) = v.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let literal = &v[1..end];
+        let ok = !literal.is_empty()
+            && literal
+                .iter()
+                .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
+            && literal.contains(&b':');
+        // IPvFuture (`v1.x`) is so rare that refusing it is the safer choice.
+        if !ok {
+            return false;
+        }
+        match &v[end + 1..] {
+            [] => return true,
+            [b':', port @ ..] => (&v[..0], port),
+            _ => return false,
+        }
+    } else {
+        match v.iter().rposition(|&b| b == b':') {
+            Some(i) => (&v[..i], &v[i + 1..]),
+            None => (v, &v[v.len()..]),
+        }
+    };
+    if !port.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let mut i = 0;
+    while i < host.len() {
+        let b = host[i];
+        if b == b'%' {
+            if !(host.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && host.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+            {
+                return false;
+            }
+            i += 3;
+            continue;
+        }
+        let unreserved = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+        let sub_delim = matches!(
+            b,
+            b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+        );
+        if !(unreserved || sub_delim) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// What a request's `Transfer-Encoding` field lines ask for (RFC 9112 §6.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferCoding {
+    /// `chunked` alone: the one coding the server decodes.
+    Chunked,
+    /// A coding other than `chunked` (named, lowercase): 501, nothing stored.
+    Unsupported(String),
+    /// Not a well-formed list, or `chunked` not last, or given twice: 400.
+    Invalid,
+}
+
+/// Reads the `Transfer-Encoding` field lines of a request, joined as one list.
+pub fn transfer_coding<'a>(lines: impl IntoIterator<Item = &'a [u8]>) -> TransferCoding {
+    let mut codings: Vec<String> = Vec::new();
+    for line in lines {
+        let Ok(text) = std::str::from_utf8(line) else {
+            return TransferCoding::Invalid;
+        };
+        for item in text.split(',') {
+            let item = item.trim_matches([' ', '\t']);
+            if item.is_empty() {
+                continue;
+            }
+            // A coding may carry parameters (`;q=`); its name is what matters.
+            let name = item
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim_matches([' ', '\t']);
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+            {
+                return TransferCoding::Invalid;
+            }
+            codings.push(name.to_ascii_lowercase());
+        }
+    }
+    match codings.as_slice() {
+        [] => TransferCoding::Invalid,
+        [only] if only == "chunked" => TransferCoding::Chunked,
+        [.., last] if last != "chunked" => TransferCoding::Invalid,
+        all => match all.iter().find(|c| *c != "chunked") {
+            Some(other) => TransferCoding::Unsupported(other.clone()),
+            // `chunked, chunked`: applied twice (RFC 9112 §7: MUST NOT).
+            None => TransferCoding::Invalid,
+        },
+    }
+}

@@ -41,6 +41,9 @@ pub(crate) enum ApiError {
     Timeout,
     /// Disk full.
     NoSpace,
+    /// A request feature the server does not do (a transfer coding other than
+    /// `chunked`).
+    NotImplemented(String),
     /// Anything else; details in the log only.
     Internal(String),
 }
@@ -67,6 +70,7 @@ impl ApiError {
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::NoSpace => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -76,6 +80,7 @@ impl ApiError {
             ApiError::BadRequest(m)
             | ApiError::Conflict(m)
             | ApiError::TooLarge(m)
+            | ApiError::NotImplemented(m)
             | ApiError::MethodNotAllowed(m) => m.clone(),
             ApiError::Unauthorized { .. } => "missing or invalid token".to_owned(),
             ApiError::Forbidden { public, .. } => public.clone(),

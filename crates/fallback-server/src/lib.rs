@@ -36,6 +36,7 @@ mod conn;
 mod cors;
 mod error;
 mod files;
+mod framing;
 mod listen;
 mod precond;
 mod stats;
@@ -394,6 +395,7 @@ pub fn router(state: AppState) -> Router {
             body::edge,
         ))
         .route_layer(axum::middleware::from_fn(stats::track))
+        .layer(axum::middleware::from_fn(framing::check))
         .with_state(state);
     match cors {
         Some(c) => r.layer(c),

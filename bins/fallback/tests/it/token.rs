@@ -193,3 +193,37 @@ fn ttl_accepts_human_durations() {
         .code(2)
         .stderr(predicate::str::contains("not a duration"));
 }
+
+/// A user with no section of its own gets `<default>`: said, with the docroot the
+/// token then grants; `--strict` refuses.
+#[test]
+fn a_user_without_a_section_is_named_and_strict_refuses() {
+    fallback()
+        .args(["token", "generate", "--config"])
+        .arg(fixture("multi-user.conf"))
+        .args(["--user", "mallory", "--down", "-p", "/"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::starts_with("fbt1_"))
+        .stderr(
+            predicate::str::contains("user \"mallory\" has no section of its own")
+                .and(predicate::str::contains("the <default> section applies"))
+                .and(predicate::str::contains("docroot ")),
+        );
+    fallback()
+        .args(["token", "generate", "--strict", "--config"])
+        .arg(fixture("multi-user.conf"))
+        .args(["--user", "mallory", "--down", "-p", "/"])
+        .assert()
+        .failure()
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains("Refused (--strict)"));
+    // A user with a section: no word about it, strict or not.
+    fallback()
+        .args(["token", "generate", "--strict", "--config"])
+        .arg(fixture("multi-user.conf"))
+        .args(["--user", "alice", "--down", "-p", "/"])
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("no section").not());
+}

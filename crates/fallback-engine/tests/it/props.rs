@@ -102,5 +102,65 @@ mod headers {
                 .collect();
             prop_assert_eq!(upload_metadata(&text).unwrap(), want);
         }
+
+        /// Any bytes: a Host value accepted holds nothing that could end a field,
+        /// start a path, or carry credentials.
+        #[test]
+        fn accepted_hosts_are_plain(v in proptest::collection::vec(any::<u8>(), 0..40)) {
+            if fallback_engine::headers::valid_host(&v) {
+                prop_assert!(!v.iter().any(|b| b" \t\r\n/?#@\0\\".contains(b) || *b >= 0x80), "{v:?}");
+            }
+        }
+
+        /// Names, IPv4 and IPv6 literals, with or without a port, are accepted.
+        #[test]
+        fn well_formed_hosts_are_accepted(
+            name in "[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?(\\.[a-z0-9]{1,10}){0,3}",
+            v6 in "[0-9a-f]{1,4}(:[0-9a-f]{0,4}){2,7}",
+            port in proptest::option::of(0u16..),
+        ) {
+            use fallback_engine::headers::valid_host;
+            let p = port.map(|p| format!(":{p}")).unwrap_or_default();
+            let good = [format!("{name}{p}"), format!("[{v6}]{p}")];
+            let bad = [format!("{name} {p}"), format!("user@{name}{p}"), format!("{name}/x")];
+            for g in &good {
+                prop_assert!(valid_host(g.as_bytes()), "{:?}", g);
+            }
+            for b in &bad {
+                prop_assert!(!valid_host(b.as_bytes()), "{:?}", b);
+            }
+        }
+
+        /// Transfer codings: `chunked` alone is decoded; anything else before it is
+        /// not implemented; `chunked` not last, twice, or a malformed list is invalid.
+        #[test]
+        fn transfer_codings_follow_rfc_9112(
+            others in proptest::collection::vec("(gzip|deflate|compress|x-[a-z]{1,5}|Chunked|CHUNKED)", 0..3),
+            chunked_last in any::<bool>(),
+            split in any::<bool>(),
+        ) {
+            use fallback_engine::headers::{TransferCoding, transfer_coding};
+            let mut all = others.clone();
+            if chunked_last {
+                all.push("chunked".to_owned());
+            }
+            let joined = all.join(", ");
+            let got = if split {
+                transfer_coding(all.iter().map(|s| s.as_bytes()))
+            } else {
+                transfer_coding([joined.as_bytes()])
+            };
+            let lower: Vec<String> = all.iter().map(|s| s.to_ascii_lowercase()).collect();
+            let want = if lower.is_empty() || lower.last().map(String::as_str) != Some("chunked") {
+                TransferCoding::Invalid
+            } else if lower.len() == 1 {
+                TransferCoding::Chunked
+            } else if let Some(o) = lower.iter().find(|c| *c != "chunked") {
+                TransferCoding::Unsupported(o.clone())
+            } else {
+                TransferCoding::Invalid
+            };
+            prop_assert_eq!(got, want, "{:?}", joined);
+        }
     }
 }
