@@ -200,6 +200,56 @@ impl DownloadLog {
     }
 }
 
+/// Blocks per download: read ahead of the socket, queued, and being written by hyper.
+/// A download holds at most this many `READ_BLOCK`s (4 MiB) of file data however
+/// slowly its reader takes it, and gives them back to the OS when it ends or is cut.
+const BLOCKS_PER_DOWNLOAD: usize = 4;
+
+/// Downloads shorter than this read into ordinary heap buffers (one small block; a
+/// mapping would cost more than the copy).
+const MAPPED_FROM: u64 = 256 * 1024;
+
+/// One block of `n` bytes of `file`, read into heap memory or a pooled mapping.
+fn read_block(
+    file: &mut std::fs::File,
+    n: usize,
+    pool: Option<&mut crate::blocks::Pool>,
+    wait: Option<Duration>,
+) -> Result<Option<Bytes>, std::io::Error> {
+    let eof = || {
+        std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "file shrank while being sent",
+        )
+    };
+    let Some(pool) = pool else {
+        // read_to_end fills spare capacity without zeroing it first (zeroing 1 MiB
+        // per block showed up in profiles).
+        let mut buf = Vec::with_capacity(n);
+        return match file.take(n as u64).read_to_end(&mut buf)? {
+            0 => Err(eof()),
+            _ => Ok(Some(Bytes::from(buf))),
+        };
+    };
+    // A reader that took none of the blocks out for the activity timeout: give up.
+    let Some(mut map) = pool.take(wait)? else {
+        return Ok(None);
+    };
+    let mut got = 0;
+    while got < n {
+        match file.read(&mut map[got..n]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if got == 0 {
+        return Err(eof());
+    }
+    Ok(Some(pool.share(map, got)))
+}
+
 /// Streams `len` bytes from `file` at `start`, 1 MiB at a time, from a blocking
 /// thread; a reader that stalls past `activity` is cut off.
 fn stream_file(
@@ -209,27 +259,31 @@ fn stream_file(
     activity: Option<Duration>,
     log: DownloadLog,
 ) -> Body {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let (tx, mut rx) =
+        tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(BLOCKS_PER_DOWNLOAD - 2);
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         if let Err(e) = file.seek(SeekFrom::Start(start)) {
             let _ = tx.blocking_send(Err(e));
             return;
         }
+        let mut pool = (len >= MAPPED_FROM).then(|| {
+            crate::blocks::Pool::new(
+                usize::try_from(len).unwrap_or(READ_BLOCK).min(READ_BLOCK),
+                BLOCKS_PER_DOWNLOAD,
+            )
+        });
         let mut left = len;
         while left > 0 {
             let n = usize::try_from(left).unwrap_or(READ_BLOCK).min(READ_BLOCK);
-            // read_to_end fills spare capacity without zeroing it first (zeroing 1 MiB
-            // per block showed up in profiles).
-            let mut buf = Vec::with_capacity(n);
-            let chunk = match (&mut file).take(n as u64).read_to_end(&mut buf) {
-                Ok(0) => Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "file shrank while being sent",
-                )),
-                Ok(got) => {
-                    left -= got as u64;
-                    Ok(Bytes::from(buf))
+            let chunk = match read_block(&mut file, n, pool.as_mut(), activity) {
+                Ok(Some(b)) => {
+                    left -= b.len() as u64;
+                    Ok(b)
+                }
+                Ok(None) => {
+                    log.end(len - left, "client-gone");
+                    return;
                 }
                 Err(e) => Err(e),
             };

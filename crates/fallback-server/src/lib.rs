@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 
 mod auth;
+mod blocks;
 mod body;
 mod conn;
 mod cors;

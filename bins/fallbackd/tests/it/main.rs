@@ -8,6 +8,7 @@ mod adversarial;
 mod concurrency;
 mod disk_full;
 mod embedded;
+mod hardening;
 mod js_clients;
 mod metrics;
 mod ops;

@@ -499,3 +499,57 @@ fn concatenation_refuses_foreign_missing_unfinished_and_whole_uploads() {
         b"abc"
     );
 }
+
+/// A listing of many folders holds one directory handle at a time: whole under a limit
+/// far below the folder count, and an error (never a shorter listing) when even that
+/// cannot be had. (nextest runs each test in its own process, so the limit is this
+/// test's alone.)
+#[test]
+fn manifests_are_whole_under_a_low_descriptor_limit_or_fail() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let (dir, s) = storage();
+    for i in 0..300 {
+        let d = dir.path().join(format!("t/d{i:03}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("f"), b"x").unwrap();
+    }
+    // The limit bounds descriptor numbers, and new ones take the lowest free number: the
+    // limit leaving exactly `k` free numbers below it.
+    let room = |k: usize| {
+        let open: std::collections::BTreeSet<usize> = std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        let mut free = 0;
+        let mut n = 0;
+        // The listing's own descriptor is closed by now: its number counts as free.
+        let listing = *open.iter().max().unwrap_or(&0);
+        while free < k || open.contains(&n) && n != listing {
+            if !open.contains(&n) || n == listing {
+                free += 1;
+            }
+            n += 1;
+        }
+        n
+    };
+    let saved = getrlimit(Resource::Nofile);
+    let limit = |n: usize| {
+        setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(n as u64),
+                maximum: saved.maximum,
+            },
+        )
+        .unwrap();
+    };
+    // Eight free descriptors for 300 folders: the whole listing.
+    limit(room(8));
+    let whole = s.manifest(&p("/t"), 10_000).map(|m| m.len());
+    // None: an error, not a listing without the folders it could not open.
+    limit(room(0));
+    let starved = s.manifest(&p("/t"), 10_000).map(|m| m.len());
+    setrlimit(Resource::Nofile, saved).unwrap();
+    assert_eq!(whole.unwrap(), 600);
+    assert!(matches!(starved, Err(Error::Io(_))), "{starved:?}");
+}

@@ -146,7 +146,7 @@ mod headers {
             }
             let joined = all.join(", ");
             let got = if split {
-                transfer_coding(all.iter().map(|s| s.as_bytes()))
+                transfer_coding(all.iter().map(String::as_bytes))
             } else {
                 transfer_coding([joined.as_bytes()])
             };
