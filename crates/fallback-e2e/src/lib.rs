@@ -260,6 +260,11 @@ impl Proxy {
         std::fs::read_to_string(self.run.path().join("access.log")).unwrap_or_default()
     }
 
+    /// The proxy's error log so far.
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.run.path().join("error.log")).unwrap_or_default()
+    }
+
     /// Which proxy this is.
     pub fn kind(&self) -> Kind {
         self.kind

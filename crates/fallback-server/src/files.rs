@@ -250,6 +250,13 @@ fn read_block(
     Ok(Some(pool.share(map, got)))
 }
 
+/// What a path segment keeps unescaped in a link: RFC 3986 unreserved characters.
+pub(crate) const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Streams `len` bytes from `file` at `start`, 1 MiB at a time, from a blocking
 /// thread; a reader that stalls past `activity` is cut off.
 fn stream_file(
@@ -477,11 +484,6 @@ async fn html_listing(
     query_token: bool,
 ) -> Result<Response, ApiError> {
     use std::fmt::Write as _;
-    const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'_')
-        .remove(b'~');
     let storage = storage.clone();
     let d = dir.clone();
     let limit = state.options().manifest_limit;

@@ -10,6 +10,7 @@
 //! | `GET /info` | version, protocol, limits |
 //! | `GET\|HEAD /files/{path}` | download, with `Range`, `If-Range`, `ETag`, `Repr-Digest`; a directory gives a JSON manifest |
 //! | `PUT /files/{path}` | single-shot upload (`curl -T`) |
+//! | `POST /links/{path}` | a link token: one path, download only, minutes long |
 //! | `GET /access/{path}?direction=` | would the token allow it (no transfer) |
 //! | `OPTIONS\|POST /uploads`, `HEAD\|PATCH\|DELETE /uploads/{id}` | tus 1.0.0 resumable uploads |
 //!
@@ -38,6 +39,7 @@ mod cors;
 mod error;
 mod files;
 mod framing;
+mod links;
 mod listen;
 mod precond;
 mod stats;
@@ -369,6 +371,10 @@ fn routes(prefix: &str) -> Router<AppState> {
             get(files::get_file)
                 .head(files::get_file)
                 .put(files::put_file),
+        )
+        .route(
+            &format!("{prefix}/links/{{*path}}"),
+            axum::routing::post(links::create),
         )
         .route(
             &format!("{prefix}/uploads"),

@@ -831,3 +831,87 @@ fn logs_in_a_file_are_plain() {
     assert!(text.contains("bytes=3"), "{text}");
     assert!(!text.contains("Some("), "{text}");
 }
+
+// 13. Links for browsers and wget: what a URL carries grants little.
+#[test]
+fn link_tokens_grant_one_path_for_minutes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    std::fs::write(server.docroot().join("a.txt"), b"hello").unwrap();
+    std::fs::write(server.docroot().join("b.txt"), b"other").unwrap();
+    let full = download_token("alice", &["/"]);
+    let base = server.base(false);
+    let got = curl(
+        &[
+            "-X",
+            "POST",
+            "-H",
+            &bearer(&full),
+            &format!("{base}/links/a.txt?ttl=86400"),
+        ],
+        None,
+    );
+    assert_eq!(got.status, 200, "{got:?}");
+    let v: serde_json::Value = serde_json::from_str(&got.text()).unwrap();
+    assert!(v["ttl_secs"].as_u64().unwrap() <= 3600, "{v}");
+    let link = v["url"].as_str().unwrap();
+    assert!(
+        link.starts_with("/aspera/http/files/a.txt?token="),
+        "{link}"
+    );
+    let token = v["token"].as_str().unwrap();
+    // The link works for its file, with wget as a browser would follow it.
+    let out = dir.path().join("a.txt");
+    let st = std::process::Command::new("wget")
+        .args(["-q", "-O"])
+        .arg(&out)
+        .arg(format!("http://{}{link}", server.http))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(std::fs::read(&out).unwrap(), b"hello");
+    // And for nothing else: another file, an upload, making more links.
+    let got = curl(&[&format!("{base}/files/b.txt?token={token}")], None);
+    assert_eq!(got.status, 403);
+    let src = dir.path().join("src");
+    std::fs::write(&src, b"x").unwrap();
+    let got = curl(
+        &[
+            "-T",
+            src.to_str().unwrap(),
+            "-H",
+            &bearer(token),
+            &format!("{base}/files/a.txt"),
+        ],
+        None,
+    );
+    assert_eq!(got.status, 403);
+    let got = curl(
+        &["-X", "POST", &format!("{base}/links/a.txt?token={token}")],
+        None,
+    );
+    assert_eq!(got.status, 401);
+    // A token that may not read the path cannot make a link to it.
+    let narrow = download_token("alice", &["/b.txt"]);
+    let got = curl(
+        &[
+            "-X",
+            "POST",
+            "-H",
+            &bearer(&narrow),
+            &format!("{base}/links/a.txt"),
+        ],
+        None,
+    );
+    assert_eq!(got.status, 403);
+    // Its claims: download, the one path, minutes.
+    let inspect = std::process::Command::new(crate::fallback_bin())
+        .args(["token", "inspect", token])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    assert!(
+        text.contains("download") && text.contains("/a.txt") && !text.contains("/b.txt"),
+        "{text}"
+    );
+}

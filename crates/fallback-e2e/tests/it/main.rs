@@ -263,3 +263,74 @@ fn nginx_transfers() {
 fn nginx_failover() {
     failover_through(Kind::Nginx);
 }
+
+/// A proxy writes the request line of a failed upstream request, query string included,
+/// to its error log (nginx: `request: "GET ...?token=..."`; its access log, with the
+/// shipped format, has no query). What can land there is a link token: the full token
+/// made it in `Authorization`, which no log records, and the link reads one file for
+/// minutes.
+fn error_logs_hold_only_link_tokens(kind: Kind) {
+    let dir = tempfile::tempdir().unwrap();
+    let a = backend(dir.path());
+    let proxy = Proxy::start(kind, &[a.http.port()]);
+    std::fs::write(a.docroot().join("report.pdf"), b"%PDF").unwrap();
+    let full = download_token("alice", &["/"]);
+    let got = curl(
+        &[
+            "-X",
+            "POST",
+            "-H",
+            &bearer(&full),
+            &format!("{}/links/report.pdf", proxy.base(false)),
+        ],
+        None,
+    );
+    assert_eq!(got.status, 200, "{}", got.text());
+    let v: serde_json::Value = serde_json::from_str(&got.text()).unwrap();
+    let link = format!(
+        "http://127.0.0.1:{}{}",
+        proxy.http_port,
+        v["url"].as_str().unwrap()
+    );
+    let token = v["token"].as_str().unwrap().to_owned();
+    assert_eq!(curl(&[&link], None).status, 200);
+    // The backend goes away: the proxy logs the failed request.
+    a.kill9();
+    let got = curl(&[&link], None);
+    assert!(got.status >= 500, "{}", got.status);
+    let log = proxy.error_log();
+    if kind == Kind::Nginx {
+        assert!(
+            log.contains(&token),
+            "nginx no longer logs the request line:\n{log}"
+        );
+    }
+    assert!(
+        !log.contains(&full),
+        "the full token reached the error log:\n{log}"
+    );
+    assert!(
+        !proxy.access_log().contains(&token),
+        "the access log holds a token"
+    );
+    let claims = Command::new(fallback_bin())
+        .args(["token", "inspect", &token])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&claims.stdout);
+    assert!(
+        text.contains("download") && text.contains("/report.pdf"),
+        "{text}"
+    );
+    assert!(v["ttl_secs"].as_u64().unwrap() <= 300, "{v}");
+}
+
+#[test]
+fn nginx_error_log_holds_only_link_tokens() {
+    error_logs_hold_only_link_tokens(Kind::Nginx);
+}
+
+#[test]
+fn apache_error_log_holds_only_link_tokens() {
+    error_logs_hold_only_link_tokens(Kind::Apache);
+}
