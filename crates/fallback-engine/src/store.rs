@@ -407,14 +407,22 @@ impl Storage {
             })?,
             None => r.dirs.into_iter().next_back().expect("root"),
         };
-        // The destination itself may not be the reserved directory either.
+        // The destination itself may not be the reserved directory either, nor a
+        // special file (a socket, FIFO or device is never opened, nor replaced).
         let name = path.file_name().unwrap_or_default();
-        if let Ok(m) = parent.symlink_metadata(name)
-            && m.is_dir()
-            && resolve::open_dir_at(&parent, name.as_ref(), self.reserved)
-                .is_err_and(|e| matches!(e, Error::Reserved))
-        {
-            return Err(Error::Reserved);
+        if let Ok(m) = parent.symlink_metadata(name) {
+            let ft = m.file_type();
+            if m.is_dir()
+                && resolve::open_dir_at(&parent, name.as_ref(), self.reserved)
+                    .is_err_and(|e| matches!(e, Error::Reserved))
+            {
+                return Err(Error::Reserved);
+            }
+            if !(ft.is_dir() || ft.is_file() || ft.is_symlink()) {
+                return Err(Error::WrongKind(
+                    "a special file (socket, FIFO, device) is in the way",
+                ));
+            }
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::FileTypeExt as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -507,6 +508,24 @@ fn special_files_are_not_found() {
         );
         assert_eq!(got.status, 404, "HEAD {name}: {got:?}");
     }
+    // Never written either: an upload onto one is refused before its body.
+    let up = upload_token("alice", "/");
+    let src = dir.path().join("src");
+    std::fs::write(&src, b"x").unwrap();
+    for name in ["sock", "fifo"] {
+        let url = format!("{}/files/{name}", server.base(false));
+        let got = curl(
+            &["-T", src.to_str().unwrap(), "-H", &bearer(&up), &url],
+            None,
+        );
+        assert_eq!(got.status, 409, "PUT {name}: {}", got.status);
+    }
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
     let got = curl(
         &[
             "-H",
@@ -667,6 +686,12 @@ fn manifests_are_whole_or_fail_loudly() {
         None,
     );
     set_nofile(server.pid(), 4096);
+    // The client, so starved a server: a failed transfer, never a success.
+    set_nofile(server.pid(), room(server.pid(), 2));
+    let client = download(&server, &token, &dir.path().join("starved"), dir.path());
+    set_nofile(server.pid(), 4096);
+    assert!(!client.status.success(), "the client reported success");
+    assert!(String::from_utf8_lossy(&client.stderr).contains("500"));
     assert_eq!(got.status, 500, "{}", got.status);
     assert!(server.wait_for_log(Duration::from_secs(10), |v| v["status"] == 500));
 }
@@ -687,6 +712,8 @@ fn download(
             server.http.port()
         ))
         .arg(out)
+        // 5xx are retried: a few quick attempts are enough here.
+        .args(["--retries", "2", "--max-retry-delay", "1"])
         .env("XDG_STATE_HOME", state.join("state"))
         .output()
         .unwrap()
@@ -914,4 +941,125 @@ fn link_tokens_grant_one_path_for_minutes() {
         text.contains("download") && text.contains("/a.txt") && !text.contains("/b.txt"),
         "{text}"
     );
+}
+
+/// One HTTP/2 frame.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    let mut f = vec![len[1], len[2], len[3], kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Reads frames until the peer closes or `limit` passes: (type, payload) of each.
+fn h2_frames(s: &mut TcpStream, limit: Duration) -> Vec<(u8, Vec<u8>)> {
+    let start = Instant::now();
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 65536];
+    while start.elapsed() < limit {
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                // Frames arrived and the peer has gone quiet: enough.
+                if buf.len() >= 9 && start.elapsed() > Duration::from_secs(2) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    let mut frames = Vec::new();
+    let mut at = 0;
+    while at + 9 <= buf.len() {
+        let len =
+            usize::from(buf[at]) << 16 | usize::from(buf[at + 1]) << 8 | usize::from(buf[at + 2]);
+        if at + 9 + len > buf.len() {
+            break;
+        }
+        frames.push((buf[at + 3], buf[at + 9..at + 9 + len].to_vec()));
+        at += 9 + len;
+    }
+    frames
+}
+
+// 3 (limits). HTTP/2's stated limits: advertised, and a rapid-reset flood
+// (CVE-2023-44487) ends its connection while the server goes on serving.
+#[test]
+fn http2_limits_are_advertised_and_rapid_resets_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let mut s = TcpStream::connect(server.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    s.write_all(H2_PREFACE).unwrap();
+    let frames = h2_frames(&mut s, Duration::from_secs(3));
+    let settings = frames
+        .iter()
+        .find(|(t, _)| *t == 4)
+        .expect("no SETTINGS from the server");
+    let value = |id: u16| {
+        settings.1.chunks(6).find_map(|c| {
+            (u16::from_be_bytes([c[0], c[1]]) == id)
+                .then(|| u32::from_be_bytes([c[2], c[3], c[4], c[5]]))
+        })
+    };
+    assert_eq!(value(3), Some(100), "SETTINGS_MAX_CONCURRENT_STREAMS");
+    assert_eq!(value(6), Some(64 * 1024), "SETTINGS_MAX_HEADER_LIST_SIZE");
+
+    // HEADERS (GET /health, END_STREAM | END_HEADERS) then RST_STREAM(CANCEL), 1,000
+    // times in one burst.
+    let mut s = TcpStream::connect(server.http).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut burst = H2_PREFACE.to_vec();
+    let block = b"\x82\x86\x04\x07/health\x01\x01x";
+    for i in 0..1000u32 {
+        let id = 2 * i + 1;
+        burst.extend(h2_frame(1, 0x05, id, block));
+        burst.extend(h2_frame(3, 0, id, &8u32.to_be_bytes()));
+    }
+    let _ = s.write_all(&burst);
+    let frames = h2_frames(&mut s, Duration::from_secs(10));
+    let goaway = frames.iter().find(|(t, _)| *t == 7);
+    let code = goaway.map(|(_, p)| u32::from_be_bytes([p[4], p[5], p[6], p[7]]));
+    // ENHANCE_YOUR_CALM.
+    assert_eq!(
+        code,
+        Some(0xb),
+        "no GOAWAY(ENHANCE_YOUR_CALM) after {} frames",
+        frames.len()
+    );
+    assert_eq!(
+        curl(&[&format!("{}/health", server.base(false))], None).status,
+        200
+    );
+}
+
+// 10 (errors). An error is printed once: a port already taken.
+#[test]
+fn a_start_error_is_printed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let docroot = dir.path().join("data");
+    std::fs::create_dir_all(&docroot).unwrap();
+    let conf = dir.path().join("aspera.conf");
+    std::fs::write(&conf, crate::config_text(&docroot)).unwrap();
+    let out = std::process::Command::new(crate::fallbackd_bin())
+        .arg("--config")
+        .arg(&conf)
+        .args(["--http-port", &port.to_string(), "--https-port", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("Address already in use").count(), 1, "{err}");
+    assert_eq!(err.matches("cannot listen on").count(), 1, "{err}");
 }
