@@ -51,18 +51,29 @@ impl Ident {
     }
 }
 
-/// What a path led to: the directories passed through (the docroot first) and the last
-/// component, still to be opened, or `None` when the path names the last directory
-/// itself (the root, or a link ending in `..`).
-pub(crate) struct Resolved {
+/// What a path led to: the directories opened on the way (beneath the docroot, which
+/// is borrowed, not reopened) and the last component, still to be opened, or `None`
+/// when the path names the last directory itself (the root, or a link ending in `..`).
+pub(crate) struct Resolved<'a> {
+    pub(crate) root: &'a Dir,
     pub(crate) dirs: Vec<Dir>,
     pub(crate) name: Option<std::ffi::OsString>,
+    /// What `lstat` said of `name` while resolving (`None`: missing, or not looked at).
+    pub(crate) stat: Option<rustix::fs::Stat>,
 }
 
-impl Resolved {
+impl Resolved<'_> {
     /// The directory holding [`Resolved::name`] (or named by the path).
     pub(crate) fn dir(&self) -> &Dir {
-        self.dirs.last().expect("the docroot is always there")
+        self.dirs.last().unwrap_or(self.root)
+    }
+
+    /// The directory itself, owned (the docroot is duplicated only here).
+    pub(crate) fn into_dir(mut self) -> Result<Dir> {
+        match self.dirs.pop() {
+            Some(d) => Ok(d),
+            None => self.root.try_clone().map_err(Error::io),
+        }
     }
 }
 
@@ -125,14 +136,14 @@ fn link_components(target: &[u8]) -> Option<Vec<std::ffi::OsString>> {
 /// Resolves `path` beneath `root`. Intermediate symlinks are always expanded, the last
 /// component's only if `follow_last`; missing intermediate directories are handled as
 /// `missing` says.
-pub(crate) fn resolve(
-    root: &Dir,
+pub(crate) fn resolve<'a>(
+    root: &'a Dir,
     reserved: Ident,
     path: &RelPath,
     follow_last: bool,
     missing: Missing,
-) -> Result<Resolved> {
-    let mut dirs = vec![root.try_clone().map_err(Error::io)?];
+) -> Result<Resolved<'a>> {
+    let mut dirs: Vec<Dir> = Vec::new();
     let mut queue: VecDeque<std::ffi::OsString> = path.segments().iter().map(Into::into).collect();
     let mut links = 0;
     while let Some(seg) = queue.pop_front() {
@@ -140,19 +151,21 @@ pub(crate) fn resolve(
         match seg.as_bytes() {
             b"." => {}
             b".." => {
-                if dirs.len() == 1 {
+                if dirs.pop().is_none() {
                     return Err(Error::Escapes);
                 }
-                dirs.pop();
             }
             _ => {
-                let top = dirs.last().expect("the docroot is always there");
-                match lstat(top, &seg) {
+                let top = dirs.last().unwrap_or(root);
+                let looked = lstat(top, &seg);
+                match looked {
                     Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Symlink => {
                         if last && !follow_last {
                             return Ok(Resolved {
+                                root,
                                 dirs,
                                 name: Some(seg),
+                                stat: Some(st),
                             });
                         }
                         links += 1;
@@ -168,8 +181,10 @@ pub(crate) fn resolve(
                     }
                     Ok(_) | Err(Errno::NOENT) if last => {
                         return Ok(Resolved {
+                            root,
                             dirs,
                             name: Some(seg),
+                            stat: looked.ok(),
                         });
                     }
                     Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
@@ -181,8 +196,10 @@ pub(crate) fn resolve(
                         Missing::NotFound => return Err(Error::NotFound),
                         Missing::Stop => {
                             return Ok(Resolved {
+                                root,
                                 dirs,
                                 name: Some(seg),
+                                stat: None,
                             });
                         }
                         Missing::Create => {
@@ -200,25 +217,40 @@ pub(crate) fn resolve(
             }
         }
     }
-    Ok(Resolved { dirs, name: None })
+    Ok(Resolved {
+        root,
+        dirs,
+        name: None,
+        stat: None,
+    })
 }
 
 /// Opens what `resolved` names for reading, without following a link (already
 /// expanded) and without blocking. Special files (FIFOs, sockets, devices) are
 /// [`Error::NotFound`] and never opened; a directory is checked against `reserved`.
-pub(crate) fn open_read(resolved: Resolved, reserved: Ident) -> Result<File> {
-    match resolved.name.as_deref() {
-        None => {
-            let d = resolved.dirs.into_iter().next_back().expect("root");
-            Ok(d.into_std_file())
-        }
-        Some(name) => open_read_at(resolved.dir(), name, reserved),
-    }
+pub(crate) fn open_read(
+    resolved: Resolved<'_>,
+    reserved: Ident,
+) -> Result<(File, std::fs::Metadata)> {
+    let Some(name) = resolved.name.as_deref() else {
+        let f = resolved.into_dir()?.into_std_file();
+        let meta = f.metadata().map_err(Error::io)?;
+        return Ok((f, meta));
+    };
+    open_read_at(resolved.dir(), name, resolved.stat.as_ref(), reserved)
 }
 
-/// [`open_read`] of `name` in `dir`.
-pub(crate) fn open_read_at(dir: &Dir, name: &std::ffi::OsStr, reserved: Ident) -> Result<File> {
-    let st = lstat(dir, name).map_err(|e| Error::io(errno(e)))?;
+/// [`open_read`] of `name` in `dir`, given what `lstat` said of it if already asked.
+pub(crate) fn open_read_at(
+    dir: &Dir,
+    name: &std::ffi::OsStr,
+    looked: Option<&rustix::fs::Stat>,
+    reserved: Ident,
+) -> Result<(File, std::fs::Metadata)> {
+    let st = match looked {
+        Some(st) => *st,
+        None => lstat(dir, name).map_err(|e| Error::io(errno(e)))?,
+    };
     let kind = FileType::from_raw_mode(st.st_mode);
     if kind != FileType::RegularFile && kind != FileType::Directory {
         return Err(Error::NotFound);
@@ -243,7 +275,7 @@ pub(crate) fn open_read_at(dir: &Dir, name: &std::ffi::OsStr, reserved: Ident) -
         // Swapped for a special file since the look: opened, never read.
         return Err(Error::NotFound);
     }
-    Ok(f)
+    Ok((f, meta))
 }
 
 /// The identity of `dir`.
@@ -254,16 +286,20 @@ pub(crate) fn ident(dir: &Dir) -> Result<Ident> {
 
 /// Opens the directory named by `name` in `resolved` (or `resolved` itself), checked
 /// against `reserved`.
-pub(crate) fn open_dir(resolved: Resolved, reserved: Ident) -> Result<Dir> {
+pub(crate) fn open_dir(resolved: Resolved<'_>, reserved: Ident) -> Result<Dir> {
     match resolved.name.as_deref() {
-        None => Ok(resolved.dirs.into_iter().next_back().expect("root")),
-        Some(name) => match lstat(resolved.dir(), name) {
-            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+        None => resolved.into_dir(),
+        Some(name) => {
+            let st = match resolved.stat {
+                Some(st) => st,
+                None => lstat(resolved.dir(), name).map_err(|e| Error::io(errno(e)))?,
+            };
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
                 open_dir_at(resolved.dir(), name, reserved)
+            } else {
+                Err(Error::WrongKind("not a directory"))
             }
-            Ok(_) => Err(Error::WrongKind("not a directory")),
-            Err(e) => Err(Error::io(errno(e))),
-        },
+        }
     }
 }
 

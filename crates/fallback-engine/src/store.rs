@@ -218,11 +218,11 @@ impl Storage {
         path: &RelPath,
         follow_last: bool,
         missing: Missing,
-    ) -> Result<Resolved> {
+    ) -> Result<Resolved<'_>> {
         resolve::resolve(&self.root, self.reserved, path, follow_last, missing)
     }
 
-    fn open_file(&self, path: &RelPath) -> Result<File> {
+    fn open_file(&self, path: &RelPath) -> Result<(File, std::fs::Metadata)> {
         let r = self.resolve(path, true, Missing::NotFound)?;
         resolve::open_read(r, self.reserved)
     }
@@ -245,8 +245,7 @@ impl Storage {
 
     /// What `path` is.
     pub fn stat(&self, path: &RelPath) -> Result<Entry> {
-        let f = self.open_file(path)?;
-        let meta = f.metadata().map_err(Error::io)?;
+        let (f, meta) = self.open_file(path)?;
         if !meta.is_dir() && !meta.is_file() {
             return Err(Error::NotFound);
         }
@@ -256,8 +255,7 @@ impl Storage {
     /// Opens a regular file for reading, with what it is. The returned file stays the
     /// same object even if the path is replaced meanwhile.
     pub fn open_read(&self, path: &RelPath) -> Result<(File, Entry)> {
-        let f = self.open_file(path)?;
-        let meta = f.metadata().map_err(Error::io)?;
+        let (f, meta) = self.open_file(path)?;
         if meta.is_dir() {
             return Err(Error::WrongKind("is a directory"));
         }
@@ -370,7 +368,7 @@ impl Storage {
     /// out (special files, links leading outside the docroot or into the reserved
     /// directory, dangling links, entries removed meanwhile).
     fn walk_entry(&self, d: &Dir, here: &RelPath, name: &str) -> Result<Option<Walked>> {
-        let file = match resolve::open_read_at(d, name.as_ref(), self.reserved) {
+        let (file, meta) = match resolve::open_read_at(d, name.as_ref(), None, self.reserved) {
             Ok(f) => f,
             Err(Error::NotFound) if d.symlink_metadata(name).is_ok_and(|m| m.is_symlink()) => {
                 // A link: followed from the docroot, like a request for it would be.
@@ -386,7 +384,6 @@ impl Storage {
             Err(Error::NotFound | Error::Reserved) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let meta = file.metadata().map_err(Error::io)?;
         Ok(Some(if meta.is_dir() {
             Walked::Dir(meta)
         } else {
@@ -405,7 +402,7 @@ impl Storage {
                 Error::WrongKind(_) => Error::WrongKind("a file is in the way of the destination"),
                 e => e,
             })?,
-            None => r.dirs.into_iter().next_back().expect("root"),
+            None => r.into_dir()?,
         };
         // The destination itself may not be the reserved directory either, nor a
         // special file (a socket, FIFO or device is never opened, nor replaced).

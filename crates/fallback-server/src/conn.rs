@@ -36,10 +36,10 @@ pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(5);
 pub(crate) struct Activity {
     start: Instant,
     in_flight: AtomicUsize,
-    /// When the connection last became idle (ms since `start`).
+    /// When the connection last became idle (ms since `start`). The watchdog needs no
+    /// wake-up when a request ends: it looks at its deadline, and a connection that
+    /// went idle meanwhile gets a deadline counted from here.
     idle_since: AtomicU64,
-    /// Woken when the last request in flight ends.
-    idle: tokio::sync::Notify,
     bodies: Mutex<Vec<Weak<Stamp>>>,
 }
 
@@ -65,7 +65,6 @@ impl Activity {
             start: Instant::now(),
             in_flight: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
-            idle: tokio::sync::Notify::new(),
             bodies: Mutex::new(Vec::new()),
         })
     }
@@ -82,11 +81,6 @@ impl Activity {
     pub(crate) fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         InFlight(Arc::clone(self))
-    }
-
-    /// Resolves when the last request in flight ends (maybe spuriously: look again).
-    pub(crate) async fn became_idle(&self) {
-        self.idle.notified().await;
     }
 
     /// Whether the connection should be closed now, given the limits.
@@ -148,7 +142,6 @@ impl Drop for InFlight {
         let a = &self.0;
         if a.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
             a.idle_since.store(a.now_ms(), Ordering::SeqCst);
-            a.idle.notify_one();
         }
     }
 }

@@ -497,6 +497,9 @@ async fn watch<C>(
     } = control;
     let mut closing: Option<tokio::time::Instant> = None;
     let mut stopping = false;
+    // One timer, moved to each next deadline: requests cost the watchdog nothing.
+    let timer = tokio::time::sleep(opts.header_timeout);
+    let mut timer = std::pin::pin!(timer);
     loop {
         let next = match activity.check(opts.header_timeout, opts.stall_timeout) {
             Verdict::Wait(at) => at,
@@ -519,7 +522,7 @@ async fn watch<C>(
                 return;
             }
         };
-        let next = closing.map_or(next, |c| next.min(c));
+        timer.as_mut().reset(closing.map_or(next, |c| next.min(c)));
         tokio::select! {
             r = conn.as_mut() => {
                 if let Err(e) = r {
@@ -527,13 +530,12 @@ async fn watch<C>(
                 }
                 return;
             }
-            () = tokio::time::sleep_until(next) => {
+            () = timer.as_mut() => {
                 if closing.is_some_and(|c| tokio::time::Instant::now() >= c) {
                     tracing::debug!(%peer, "connection did not close in time: dropped");
                     return;
                 }
             }
-            () = activity.became_idle() => {}
             _ = stop.wait_for(|s| *s), if !stopping => {
                 stopping = true;
                 conn.as_mut().graceful_shutdown();
