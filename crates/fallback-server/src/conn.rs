@@ -13,8 +13,8 @@
 //!   the stall limit fails, which ends the connection (the tail of a response still in
 //!   hyper's buffer, a TLS record).
 //!
-//! After a graceful close (idle, or shutdown) the connection gets [`CLOSE_GRACE`] to
-//! finish before it is dropped.
+//! An idle connection is told to close (HTTP/2: GOAWAY) and dropped [`IDLE_GRACE`]
+//! later; on shutdown, connections get the drain timeout, then [`CLOSE_GRACE`].
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -28,8 +28,12 @@ use hyper::body::{Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// Time a connection closed gracefully (idle, shutdown) has to go before it is dropped.
+/// Time connections still open when the drain timeout passes have to go.
 pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// Time an idle connection has, once told to close (HTTP/2: GOAWAY), before it is
+/// dropped: enough to write the GOAWAY, so the close comes within the header timeout.
+pub(crate) const IDLE_GRACE: Duration = Duration::from_millis(250);
 
 /// What one connection is doing, shared by its requests and its watchdog.
 #[derive(Debug)]

@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
-use crate::conn::{Activity, CLOSE_GRACE, StallGuard, Verdict};
+use crate::conn::{Activity, CLOSE_GRACE, IDLE_GRACE, StallGuard, Verdict};
 use crate::{AppState, Error, Transport};
 
 /// Where the certificate comes from.
@@ -507,7 +507,7 @@ async fn watch<C>(
                 tracing::debug!(%peer, "idle connection closed");
                 crate::stats::connection_cut("idle");
                 conn.as_mut().graceful_shutdown();
-                let at = tokio::time::Instant::now() + CLOSE_GRACE;
+                let at = tokio::time::Instant::now() + IDLE_GRACE;
                 closing = Some(at);
                 at
             }
@@ -524,6 +524,9 @@ async fn watch<C>(
         };
         timer.as_mut().reset(closing.map_or(next, |c| next.min(c)));
         tokio::select! {
+            // The connection first: what it has to write (a GOAWAY) goes out before a
+            // deadline that is also ready drops it.
+            biased;
             r = conn.as_mut() => {
                 if let Err(e) = r {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");

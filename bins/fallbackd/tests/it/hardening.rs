@@ -276,7 +276,7 @@ fn h2_slowloris(mut s: impl std::io::Read + std::io::Write, header_block: bool) 
         s.write_all(H2_OPEN_HEADERS).unwrap();
     }
     s.flush().unwrap();
-    // Header timeout 2 s; the close grace after a GOAWAY is 5 s.
+    // Header timeout 2 s, then a GOAWAY and the close.
     closed_within(&mut s, Duration::from_secs(20))
 }
 
