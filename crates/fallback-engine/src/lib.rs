@@ -1,9 +1,11 @@
 //! The transfer engine: files beneath a docroot, nothing else.
 //!
 //! A [`Storage`] holds a directory handle on one docroot. Every path is a [`RelPath`]
-//! (the project's only path canonicaliser) opened *beneath* that handle with cap-std, so
-//! neither `..` nor a symlink can lead outside, whichever operation asks (read, list,
-//! upload target, rename target, cleanup).
+//! (the project's only path canonicaliser) resolved *beneath* that handle one component
+//! at a time (`resolve.rs`: `O_NOFOLLOW` at each step, links expanded by hand, every
+//! directory compared with the reserved one), so neither `..` nor a symlink can lead
+//! outside or into the staging area, whichever operation asks (read, list, upload
+//! target, rename target).
 //!
 //! Uploads in progress live under `<docroot>/.fallback/uploads` (same file system, never
 //! addressable by requests): `<id>.json` holds what the upload is (user, destination,
