@@ -105,7 +105,6 @@ impl Activity {
                 .bodies
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            bodies.retain(|w| w.strong_count() > 0);
             next = next.min(now.saturating_add(ms(stall)));
             for b in bodies.iter().filter_map(Weak::upgrade) {
                 let waiting = b.0.load(Ordering::SeqCst);
@@ -125,10 +124,17 @@ impl Activity {
     /// `body`, watched for a reader that stops accepting bytes.
     pub(crate) fn track(self: &Arc<Self>, body: Body, guard: InFlight) -> Body {
         let stamp = Arc::new(Stamp::default());
-        self.bodies
+        let mut bodies = self
+            .bodies
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(Arc::downgrade(&stamp));
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Pruned here, not only when the watchdog looks: a keep-alive connection
+        // serving thousands of requests between two looks would otherwise keep a dead
+        // entry for each. What is left is the bodies alive now (one on HTTP/1, at most
+        // the concurrent streams on HTTP/2).
+        bodies.retain(|w| w.strong_count() > 0);
+        bodies.push(Arc::downgrade(&stamp));
+        drop(bodies);
         Body::new(Tracked {
             inner: body,
             stamp,
@@ -304,6 +310,17 @@ mod tests {
         assert!(matches!(a.check(idle, None), Verdict::Wait(_)));
         tokio::time::advance(Duration::from_secs(10)).await;
         assert_eq!(a.check(idle, None), Verdict::Idle);
+    }
+
+    #[tokio::test]
+    async fn finished_bodies_leave_no_entry_behind() {
+        let a = Activity::new();
+        for _ in 0..1000 {
+            let g = a.begin();
+            drop(a.track(Body::empty(), g));
+        }
+        let n = a.bodies.lock().unwrap().len();
+        assert!(n <= 1, "{n} entries kept for finished bodies");
     }
 
     #[tokio::test(start_paused = true)]
