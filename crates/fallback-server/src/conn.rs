@@ -101,7 +101,7 @@ impl Activity {
             next = next.min(due);
         }
         if let Some(stall) = stall {
-            let mut bodies = self
+            let bodies = self
                 .bodies
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
