@@ -59,6 +59,8 @@ fn memchr_newlines(text: &str) -> impl Iterator<Item = usize> + '_ {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Said for completeness: a known setting that has no meaning over HTTP.
+    Note,
     /// Tolerated, but probably not what the operator meant.
     Warning,
     /// The configuration cannot be used as written.
@@ -68,6 +70,7 @@ pub enum Severity {
 impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Severity::Note => "note",
             Severity::Warning => "warning",
             Severity::Error => "error",
         })
@@ -145,6 +148,18 @@ codes! {
     DocrootMissing = "docroot-missing", Error;
     /// A docroot that is not an absolute path.
     DocrootNotAbsolute = "docroot-not-absolute", Error;
+    /// A docroot that does not exist (or is not a directory) on the host that checks.
+    DocrootNotFound = "docroot-not-found", Error;
+    /// A docroot with `$(name)` or `$(home)` that cannot be made for a user: a name
+    /// that cannot be a directory name, or no home directory known.
+    DocrootSubstitution = "docroot-substitution", Error;
+    /// An unknown element where security settings live (authorization, encryption,
+    /// file system access), or a misspelt section that holds them.
+    UnknownSecurityElement = "unknown-security-element", Error;
+    /// The TLS certificate or key cannot be read or used.
+    TlsUnusable = "tls-unusable", Error;
+    /// A listening port cannot be bound on this host (checked by the daemon).
+    PortUnavailable = "port-unavailable", Error;
     /// An element this implementation does not know; ignored.
     UnknownElement = "unknown-element", Warning;
     /// An attribute this implementation does not know; ignored.
@@ -159,6 +174,13 @@ codes! {
     ExtraDocroot = "extra-docroot", Warning;
     /// A setting that has no effect where it is written.
     Ineffective = "ineffective", Warning;
+    /// A setting of the real product that would change a transfer and that HTTP
+    /// fallback does not apply; the message says why.
+    NotApplied = "not-applied", Warning;
+    /// What an encrypting user meets in this deployment (proxy or direct mode).
+    ModeNotice = "mode", Warning;
+    /// A setting of the real product with no meaning over HTTP (FASP tuning, notes).
+    NoEffectOverHttp = "no-effect-over-http", Note;
 }
 
 impl fmt::Display for Code {
@@ -183,7 +205,8 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub(crate) fn new(
+    /// A finding; its severity is the code's.
+    pub fn new(
         code: Code,
         pos: Option<Pos>,
         path: impl Into<String>,

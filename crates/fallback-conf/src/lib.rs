@@ -43,7 +43,9 @@
 
 #![warn(missing_docs)]
 
+mod account;
 mod diag;
+mod host;
 mod model;
 mod parse;
 mod resolve;
@@ -53,10 +55,11 @@ mod xml;
 
 use std::path::{Path, PathBuf};
 
+pub use account::Account;
 pub use diag::{Code, Diagnostic, Pos, Severity};
 pub use model::{
-    Cipher, Document, FilenameHash, Group, HttpServer, Layer, Secret, TokenCipher, TransferAuth,
-    UnknownKeyword, User, Web,
+    Cipher, Document, FileMode, FilenameHash, Group, HttpServer, Layer, Overwrite, PeerDocroot,
+    Secret, TokenCipher, TransferAuth, UnknownKeyword, User, Web,
 };
 pub use resolve::{Mode, Origin, ServerSettings, Sourced, UserSettings, WebSettings};
 pub use validate::MIN_TOKEN_KEY_CHARS;
@@ -127,7 +130,7 @@ impl Config {
         conf.diagnostics.extend(more);
         // Stable: findings without a position (about what is absent) come last.
         conf.diagnostics
-            .sort_by_key(|d| (d.pos.is_none(), d.pos, d.severity == Severity::Warning));
+            .sort_by_key(|d| (d.pos.is_none(), d.pos, std::cmp::Reverse(d.severity)));
         Ok(conf)
     }
 

@@ -204,7 +204,48 @@ macro_rules! keyword_traits {
         }
     )*};
 }
-keyword_traits!(TransferAuth, TokenCipher, FilenameHash, Cipher);
+/// Whether an upload may replace a file that exists (`file_system/overwrite`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Overwrite {
+    /// Uploads replace existing files (the product's default).
+    Allow,
+    /// An upload never replaces a file that exists, whatever its permissions.
+    Deny,
+}
+
+impl Keyword for Overwrite {
+    const WORDS: &'static [(&'static str, Self)] = &[("allow", Self::Allow), ("deny", Self::Deny)];
+    const WHAT: &'static str = "overwrite policy";
+}
+
+keyword_traits!(TransferAuth, TokenCipher, FilenameHash, Cipher, Overwrite);
+
+/// A Unix permission mode (`file_create_mode`, grant masks), shown in octal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileMode(pub u32);
+
+impl fmt::Display for FileMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+impl Serialize for FileMode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A docroot that applies only to clients from one address
+/// (`<absolute peer_ip="ADDR">`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeerDocroot {
+    /// The client address it is for.
+    pub peer_ip: std::net::IpAddr,
+    /// The docroot, as written (`$(name)` and `$(home)` not yet substituted).
+    pub path: String,
+}
 
 /// A word that is not one of a setting's allowed values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -270,8 +311,31 @@ pub struct Layer {
     pub token_life_seconds: Option<u64>,
     /// `authorization/token/filename_hash`.
     pub filename_hash: Option<FilenameHash>,
-    /// `file_system/access/paths/path/absolute`: the docroot, as written.
+    /// `file_system/access/paths/path/absolute`: the docroot, as written (`$(name)`
+    /// and `$(home)` not yet substituted).
     pub docroot: Option<String>,
+    /// `file_system/access/paths/path/absolute` with a `peer_ip` attribute: docroots
+    /// for clients from one address, in file order. A section that has these or
+    /// [`Layer::docroot`] decides the docroot as a whole.
+    pub peer_docroots: Vec<PeerDocroot>,
+    /// `file_system/access/paths/path/restrictions/restriction`: path rules, in order.
+    pub restrictions: Option<Vec<String>>,
+    /// `file_system/overwrite`.
+    pub overwrite: Option<Overwrite>,
+    /// `file_system/file_create_mode`: the exact mode of created files.
+    pub file_create_mode: Option<FileMode>,
+    /// `file_system/file_create_grant_mask`: the mode of created files when
+    /// `file_create_mode` is not set (HTTP carries no source mode to OR it with).
+    pub file_create_grant_mask: Option<FileMode>,
+    /// `file_system/directory_create_mode`: the exact mode of created directories.
+    pub directory_create_mode: Option<FileMode>,
+    /// `file_system/directory_create_grant_mask`: the mode of created directories when
+    /// `directory_create_mode` is not set.
+    pub directory_create_grant_mask: Option<FileMode>,
+    /// `transfer/in/bandwidth/flow/target_rate/cap`, kbps; `Some(None)` is `Unlimited`.
+    pub in_rate_cap: Option<Option<u64>>,
+    /// `transfer/out/bandwidth/flow/target_rate/cap`, kbps; `Some(None)` is `Unlimited`.
+    pub out_rate_cap: Option<Option<u64>>,
     /// `file_system/access/paths/path/read_allowed`.
     pub read_allowed: Option<bool>,
     /// `file_system/access/paths/path/write_allowed`.

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use crate::diag::{Code, Diagnostic, LineIndex, Pos};
 use crate::model::{
-    Cipher, Document, FilenameHash, Group, HttpServer, Keyword, Layer, Secret, TokenCipher,
-    TransferAuth, User, Web,
+    Cipher, Document, FileMode, FilenameHash, Group, HttpServer, Keyword, Layer, Overwrite,
+    PeerDocroot, Secret, TokenCipher, TransferAuth, User, Web,
 };
 use crate::xml::Element;
 
@@ -72,6 +72,23 @@ impl Ctx<'_> {
         }
         self.spans.insert((scope, key), pos);
         true
+    }
+
+    /// An unknown element where a misspelling loses a section that holds security
+    /// settings (`<defualt>`, `<usrs>`): an error, not a warning.
+    fn unknown_section(&mut self, el: &Element<'_>, path: &str, known: &[&str], lost: &[&str]) {
+        match suggest(el.name, known) {
+            Some(s) if lost.contains(&s) => {
+                let msg = format!(
+                    "unknown element <{}> (did you mean <{s}>?): everything inside it, \
+                     authorization and docroots included, would silently not apply, so \
+                     the file is refused until it is fixed",
+                    el.name
+                );
+                self.report(Code::UnknownSecurityElement, el.start, path, msg);
+            }
+            _ => self.unknown(el, path, known),
+        }
     }
 
     fn unknown(&mut self, el: &Element<'_>, path: &str, known: &[&str]) {
@@ -286,7 +303,7 @@ pub(crate) fn document(root: &Element<'_>, idx: &LineIndex<'_>) -> Result<Parsed
             }
             "aaa" => aaa(&mut ctx, child, &mut doc),
             name if IGNORED_TOP.contains(&name) => {}
-            _ => ctx.unknown(child, &path, KNOWN_TOP),
+            _ => ctx.unknown_section(child, &path, KNOWN_TOP, &["default", "aaa"]),
         }
     }
     Ok(Parsed {
@@ -452,13 +469,13 @@ fn aaa(ctx: &mut Ctx<'_>, el: &Element<'_>, doc: &mut Document) {
     for realms in &el.children {
         let rpath = format!("/CONF/aaa/{}", realms.name);
         if realms.name != "realms" {
-            ctx.unknown(realms, &rpath, &["realms"]);
+            ctx.unknown_section(realms, &rpath, &["realms"], &["realms"]);
             continue;
         }
         for realm in &realms.children {
             let path = format!("{rpath}/{}", realm.name);
             if realm.name != "realm" {
-                ctx.unknown(realm, &path, &["realm"]);
+                ctx.unknown_section(realm, &path, &["realm"], &["realm"]);
                 continue;
             }
             for section in &realm.children {
@@ -469,7 +486,8 @@ fn aaa(ctx: &mut Ctx<'_>, el: &Element<'_>, doc: &mut Document) {
                             if u.name == "user" {
                                 user(ctx, u, &spath, doc);
                             } else {
-                                ctx.unknown(u, &format!("{spath}/{}", u.name), &["user"]);
+                                let p = format!("{spath}/{}", u.name);
+                                ctx.unknown_section(u, &p, &["user"], &["user"]);
                             }
                         }
                     }
@@ -478,12 +496,18 @@ fn aaa(ctx: &mut Ctx<'_>, el: &Element<'_>, doc: &mut Document) {
                             if g.name == "group" {
                                 group(ctx, g, &spath, doc);
                             } else {
-                                ctx.unknown(g, &format!("{spath}/{}", g.name), &["group"]);
+                                let p = format!("{spath}/{}", g.name);
+                                ctx.unknown_section(g, &p, &["group"], &["group"]);
                             }
                         }
                     }
                     "name" | "description" => {}
-                    _ => ctx.unknown(section, &spath, &["users", "groups"]),
+                    _ => ctx.unknown_section(
+                        section,
+                        &spath,
+                        &["users", "groups"],
+                        &["users", "groups"],
+                    ),
                 }
             }
         }
@@ -602,48 +626,17 @@ const LAYER_CONTAINERS: &[&str] = &[
     "file_system/access",
     "file_system/access/paths",
     "file_system/access/paths/path",
+    "file_system/access/paths/path/restrictions",
     "transfer",
     "transfer/encryption",
-];
-
-/// Real aspera.conf settings inside a section that HTTP fallback does not use.
-const LAYER_IGNORED: &[&str] = &[
-    "authorization/transfer/in/external_provider",
-    "authorization/transfer/out/external_provider",
-    "authorization/token/key_file",
-    "authorization/token/dynamic_key",
-    "authorization/token/encryption_keyfile",
-    "file_system/access/paths/path/show_as",
-    "file_system/access/paths/path/description",
-    "file_system/access/paths/path/filter",
-    "file_system/access/paths/path/filter_scope",
-    "file_system/access/paths/path/reporting_allowed",
-    "file_system/access/paths/path/restrictions",
-    "file_system/read_block_size",
-    "file_system/write_block_size",
-    "file_system/pre_calculate_job_size",
-    "file_system/storage_rc",
-    "file_system/directory_create_mode",
-    "file_system/file_create_mode",
-    "file_system/directory_create_grant_mask",
-    "file_system/file_create_grant_mask",
-    "file_system/replace_illegal_chars",
-    "file_system/resume_suffix",
-    "file_system/partial_file_suffix",
-    "file_system/overwrite",
-    "file_system/symbolic_links",
-    "file_system/preserve_acls",
-    "file_system/preserve_xattrs",
-    "transfer/encryption/strict_allowed_cipher",
-    "transfer/encryption/fips_mode",
-    "transfer/encryption/content_protection_required",
-    "transfer/encryption/content_protection_secret",
-    "transfer/encryption/content_protection_strong_pass_required",
-    "transfer/encryption/extension",
     "transfer/in",
+    "transfer/in/bandwidth",
+    "transfer/in/bandwidth/flow",
+    "transfer/in/bandwidth/flow/target_rate",
     "transfer/out",
-    "transfer/protocol_options",
-    "transfer/multi_session_threshold_default",
+    "transfer/out/bandwidth",
+    "transfer/out/bandwidth/flow",
+    "transfer/out/bandwidth/flow/target_rate",
 ];
 
 /// Settings read from a section: relative path and key.
@@ -658,9 +651,184 @@ const LAYER_LEAVES: &[&str] = &[
     "file_system/access/paths/path/read_allowed",
     "file_system/access/paths/path/write_allowed",
     "file_system/access/paths/path/dir_allowed",
+    "file_system/access/paths/path/restrictions/restriction",
+    "file_system/overwrite",
+    "file_system/file_create_mode",
+    "file_system/file_create_grant_mask",
+    "file_system/directory_create_mode",
+    "file_system/directory_create_grant_mask",
+    "transfer/in/bandwidth/flow/target_rate/cap",
+    "transfer/out/bandwidth/flow/target_rate/cap",
     "transfer/encryption/allowed_cipher",
     "transfer/encryption/user_value",
 ];
+
+/// What a known element of the real product that fallback does not apply is to an
+/// HTTP transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unapplied {
+    /// It would change what a transfer does, and HTTP fallback does not do it: a
+    /// warning (`not-applied`), so nobody counts on it.
+    NotApplied,
+    /// It has no meaning over HTTP (FASP's UDP tuning, display text): a note
+    /// (`no-effect-over-http`).
+    NoEffect,
+}
+
+/// Known elements of the real product (aspera.conf schema, HSTS 4.4) that HTTP
+/// fallback does not apply, relative to a section, each with why. An entry covers its
+/// whole subtree; one ending in `*` covers every name with that prefix. `quiet` lists
+/// values that mean "off", for which nothing is said.
+pub(crate) struct Known {
+    pub(crate) path: &'static str,
+    pub(crate) kind: Unapplied,
+    pub(crate) because: &'static str,
+    pub(crate) quiet: &'static [&'static str],
+}
+
+const OFF: &[&str] = &["false", "no", "0", "off", "disabled", "none"];
+
+macro_rules! known {
+    ($($path:literal, $kind:ident, $quiet:expr, $because:literal;)*) => {
+        &[$(Known { path: $path, kind: Unapplied::$kind, because: $because, quiet: $quiet },)*]
+    };
+}
+
+pub(crate) const LAYER_UNAPPLIED: &[Known] = known![
+    "authorization/transfer/in/external_provider", NotApplied, &[],
+        "fallback authorizes by token (or allow/deny) only; no SOAP provider is called";
+    "authorization/transfer/out/external_provider", NotApplied, &[],
+        "fallback authorizes by token (or allow/deny) only; no SOAP provider is called";
+    "authorization/token/key_file", NotApplied, &[],
+        "token keys come from encryption_key only";
+    "authorization/token/encryption_keyfile", NotApplied, &[],
+        "token keys come from encryption_key only";
+    "authorization/token/dynamic_key", NotApplied, OFF,
+        "token keys come from encryption_key only (no askms dynamic keys)";
+    "file_system/access/paths/path/show_as", NoEffect, &[],
+        "paths over HTTP are relative to the docroot, which is never shown under a name";
+    "file_system/access/paths/path/description", NoEffect, &[],
+        "it is a note for people";
+    "file_system/access/paths/path/filter", NotApplied, &["*"],
+        "the product does not document it; fallback applies restrictions instead";
+    "file_system/access/paths/path/filter_scope", NoEffect, &[],
+        "it only qualifies <filter>, which is not applied";
+    "file_system/access/paths/path/reporting_allowed", NoEffect, &[],
+        "fallback has no reporting (Node API) service";
+    "file_system/filters", NotApplied, &[],
+        "the product applies these rules only when the server itself runs a transfer as a \
+         client, never to what remote clients upload or download; fallbackd never acts as \
+         a client (to refuse files by name, use restrictions, e.g. !*.exe)";
+    "file_system/resume_suffix", NotApplied, &[],
+        "HTTP uploads resume through tus: what arrived is kept in .fallback/uploads, \
+         no side files are written next to the file";
+    "file_system/partial_file_suffix", NotApplied, &[],
+        "a file still arriving is never visible in the folder: it is staged in \
+         .fallback/uploads and appears under its final name only when complete";
+    "file_system/pre_calculate_job_size", NotApplied, OFF,
+        "each HTTP request carries its own length; there is no job to size beforehand";
+    "file_system/preserve_*", NotApplied, &["none"],
+        "HTTP carries no source timestamps, ACLs or attributes to preserve";
+    "file_system/symbolic_links", NotApplied, &[],
+        "as in the product's fallback, links are followed (inside the docroot only) \
+         whatever this says";
+    "file_system/replace_illegal_chars", NotApplied, &[],
+        "names are stored as sent; names the file system cannot hold are refused";
+    "file_system/file_checksum", NotApplied, &["any", "sha256", "sha-256"],
+        "every file's SHA-256 is recorded and announced (Repr-Digest); other algorithms \
+         are not reported";
+    "file_system/file_manifest*", NotApplied, &["none", "disable"],
+        "no receipt files are written; each transfer's outcome is in the log";
+    "file_system/fail_on_attr_error", NotApplied, &["yes", "true"],
+        "a mode that cannot be set always fails the upload, as with yes";
+    "file_system/read_block_size", NoEffect, &[], "it tunes ascp's disk I/O";
+    "file_system/write_block_size", NoEffect, &[], "it tunes ascp's disk I/O";
+    "file_system/read_threads", NoEffect, &[], "it tunes ascp's disk I/O";
+    "file_system/write_threads", NoEffect, &[], "it tunes ascp's disk I/O";
+    "file_system/use_file_cache", NoEffect, &[], "it tunes ascp's disk I/O";
+    "file_system/max_file_cache_buffer", NoEffect, &[], "it tunes ascp's disk I/O";
+    "file_system/sparse_file", NoEffect, &[], "it tunes ascp's disk I/O";
+    "file_system/storage_rc", NoEffect, &[], "it tunes ascp's disk I/O";
+    "file_system/compression_method", NoEffect, &[], "it tunes ascp's disk I/O";
+    "file_system/pvcl", NoEffect, &[], "it tunes ascp's disk I/O";
+    "transfer/encryption/strict_allowed_cipher", NoEffect, &[],
+        "HTTPS uses TLS cipher suites, not FASP's; allowed_cipher decides only whether \
+         the user must use HTTPS";
+    "transfer/encryption/fips_mode", NotApplied, OFF,
+        "TLS runs on aws-lc-rs in its default mode, not a FIPS 140 validated module";
+    "transfer/encryption/byok_enabled", NotApplied, OFF,
+        "no encryption at rest is done over HTTP";
+    "transfer/encryption/content_protection_required", NotApplied, OFF,
+        "uploads over HTTP are stored as sent, never as encrypted envelopes (the \
+         product's fallback does not apply encryption at rest either)";
+    "transfer/encryption/content_protection_secret", NotApplied, &[],
+        "no encryption at rest is done over HTTP";
+    "transfer/encryption/content_protection_strong_pass_required", NotApplied, OFF,
+        "no encryption at rest is done over HTTP";
+    "transfer/encryption/extension", NoEffect, &[],
+        "no encrypted envelopes are made over HTTP";
+    "transfer/in/bandwidth/flow/target_rate/default", NoEffect, &[],
+        "HTTP has no rate negotiation: TCP sets the pace, under the cap";
+    "transfer/out/bandwidth/flow/target_rate/default", NoEffect, &[],
+        "HTTP has no rate negotiation: TCP sets the pace, under the cap";
+    "transfer/in/bandwidth/flow/target_rate/lock", NoEffect, &[],
+        "HTTP has no rate negotiation: the cap holds anyway";
+    "transfer/out/bandwidth/flow/target_rate/lock", NoEffect, &[],
+        "HTTP has no rate negotiation: the cap holds anyway";
+    "transfer/in/bandwidth/flow/min_rate", NoEffect, &[], "it tunes FASP's rate control";
+    "transfer/out/bandwidth/flow/min_rate", NoEffect, &[], "it tunes FASP's rate control";
+    "transfer/in/bandwidth/flow/policy", NoEffect, &[], "it tunes FASP's rate control";
+    "transfer/out/bandwidth/flow/policy", NoEffect, &[], "it tunes FASP's rate control";
+    "transfer/in/bandwidth/flow/priority", NoEffect, &[], "it tunes FASP's rate control";
+    "transfer/out/bandwidth/flow/priority", NoEffect, &[], "it tunes FASP's rate control";
+    "transfer/in/bandwidth/flow/aggressiveness", NoEffect, &[], "it tunes FASP's rate control";
+    "transfer/out/bandwidth/flow/aggressiveness", NoEffect, &[], "it tunes FASP's rate control";
+    "transfer/in/bandwidth/flow/network_rc", NoEffect, &[], "it tunes FASP's rate control";
+    "transfer/out/bandwidth/flow/network_rc", NoEffect, &[], "it tunes FASP's rate control";
+    "transfer/in/bandwidth/aggregate", NotApplied, &["disabled"],
+        "Vlink trunks (bandwidth shared by many sessions) are not applied; only the \
+         per-transfer cap is";
+    "transfer/out/bandwidth/aggregate", NotApplied, &["disabled"],
+        "Vlink trunks (bandwidth shared by many sessions) are not applied; only the \
+         per-transfer cap is";
+    "transfer/protocol_options", NoEffect, &[], "it tunes FASP's UDP transport";
+    "transfer/multi_session*", NoEffect, &[], "it splits FASP sessions";
+    "transfer/chunker_max_mem", NoEffect, &[], "it tunes ascp";
+    "transfer/validation_*", NotApplied, &[],
+        "the product's fallback does no inline validation, and neither does fallbackd";
+    "transfer/lua_*", NotApplied, &[],
+        "the product's fallback runs no Lua hooks, and neither does fallbackd";
+    "transfer/log_*", NoEffect, &[], "fallbackd logs every transfer's start and end";
+];
+
+/// The catalogue entry that covers `rel`, if any.
+pub(crate) fn unapplied(rel: &str) -> Option<&'static Known> {
+    LAYER_UNAPPLIED
+        .iter()
+        .find(|k| match k.path.strip_suffix('*') {
+            Some(prefix) => rel.starts_with(prefix),
+            None => {
+                rel == k.path || (rel.starts_with(k.path) && rel.as_bytes()[k.path.len()] == b'/')
+            }
+        })
+}
+
+/// Element paths (relative to a section) whose misspelling loses a setting that
+/// protects data: who may transfer, with which key, where, over what.
+const SECURITY_PREFIXES: &[&str] = &[
+    "authorization",
+    "transfer/encryption",
+    "file_system/access",
+    "file_system/overwrite",
+    "file_system/file_create_mode",
+    "file_system/directory_create_mode",
+];
+
+fn security_relevant(rel: &str) -> bool {
+    SECURITY_PREFIXES
+        .iter()
+        .any(|p| rel == *p || (rel.starts_with(p) && rel.as_bytes()[p.len()] == b'/'))
+}
 
 fn layer(
     ctx: &mut Ctx<'_>,
@@ -686,7 +854,12 @@ fn known_children(rel: &str) -> Vec<&'static str> {
     LAYER_CONTAINERS
         .iter()
         .chain(LAYER_LEAVES)
-        .chain(LAYER_IGNORED)
+        .copied()
+        .chain(
+            LAYER_UNAPPLIED
+                .iter()
+                .map(|k| k.path.trim_end_matches(['*', '_'])),
+        )
         .filter(|k| {
             k.len() > prefix_len
                 && (rel.is_empty() || (k.starts_with(rel) && k.as_bytes()[rel.len()] == b'/'))
@@ -706,6 +879,25 @@ fn walk_layer(
     rel: &mut String,
     out: &mut Layer,
 ) {
+    if rel == "file_system/access/paths/path/absolute" {
+        absolute(ctx, scope, el, base, out);
+        return;
+    }
+    if rel == "file_system/access/paths/path/restrictions/restriction" {
+        let v = el.value();
+        if !v.is_empty() && v != "AS_NULL" {
+            ctx.spans
+                .entry((
+                    scope,
+                    "file_system/access/paths/path/restrictions/restriction",
+                ))
+                .or_insert(ctx.idx.pos(el.start));
+            out.restrictions
+                .get_or_insert_with(Vec::new)
+                .push(v.to_owned());
+        }
+        return;
+    }
     if let Some(&key) = LAYER_LEAVES.iter().find(|k| **k == rel.as_str()) {
         let path = || format!("{base}/{key}");
         if ctx.claim(scope, key, el, path) {
@@ -713,13 +905,57 @@ fn walk_layer(
         }
         return;
     }
-    if LAYER_IGNORED.contains(&rel.as_str()) {
+    if let Some(known) = unapplied(rel) {
+        let v = el.value();
+        if !is_off(el, known.quiet) {
+            let (code, what) = match known.kind {
+                Unapplied::NotApplied => (Code::NotApplied, "not applied over HTTP fallback"),
+                Unapplied::NoEffect => (Code::NoEffectOverHttp, "no effect over HTTP fallback"),
+            };
+            let value = if el.children.is_empty() && !v.is_empty() {
+                format!(" ({v})")
+            } else {
+                String::new()
+            };
+            ctx.report(
+                code,
+                el.start,
+                &format!("{base}/{rel}"),
+                format!("{what}: <{}>{value}, because {}", el.name, known.because),
+            );
+        }
         return;
     }
     if !LAYER_CONTAINERS.contains(&rel.as_str()) {
         let parent = rel.rsplit_once('/').map_or("", |(p, _)| p);
         let known = known_children(parent);
-        ctx.unknown(el, &format!("{base}/{rel}"), &known);
+        let suggestion = suggest(el.name, &known);
+        let lost = suggestion.map(|s| {
+            if parent.is_empty() {
+                s.to_owned()
+            } else {
+                format!("{parent}/{s}")
+            }
+        });
+        let security = security_relevant(parent) || lost.as_deref().is_some_and(security_relevant);
+        if security {
+            let hint = suggestion
+                .map(|s| format!(" (did you mean <{s}>?)"))
+                .unwrap_or_default();
+            ctx.report(
+                Code::UnknownSecurityElement,
+                el.start,
+                &format!("{base}/{rel}"),
+                format!(
+                    "unknown element <{}>{hint} where settings decide who may transfer \
+                     what and how: a misspelt security setting would silently not apply, \
+                     so the file is refused until it is fixed or removed",
+                    el.name
+                ),
+            );
+        } else {
+            ctx.unknown(el, &format!("{base}/{rel}"), &known);
+        }
         return;
     }
     let mut seen_path = false;
@@ -734,7 +970,8 @@ fn walk_layer(
                 child.start,
                 &format!("{base}/{rel}/path"),
                 "only the first <path> of a section is used as the docroot; \
-                 this one is ignored"
+                 this one is ignored (several docroots for different clients go in one \
+                 <path> as <absolute peer_ip=\"ADDR\">)"
                     .to_owned(),
             );
             continue;
@@ -746,6 +983,100 @@ fn walk_layer(
     }
 }
 
+/// Whether `el` says nothing (empty, `AS_NULL`) or only "off" (a value in `quiet`),
+/// in every leaf beneath it.
+fn is_off(el: &Element<'_>, quiet: &[&str]) -> bool {
+    if el.children.is_empty() {
+        let v = el.value();
+        v.is_empty() || v == "AS_NULL" || quiet.iter().any(|q| q.eq_ignore_ascii_case(v))
+    } else {
+        el.children.iter().all(|c| is_off(c, quiet))
+    }
+}
+
+/// `<absolute>`, with or without `peer_ip`: one unconditional docroot per section, and
+/// any number for single client addresses.
+fn absolute(ctx: &mut Ctx<'_>, scope: Scope, el: &Element<'_>, base: &str, out: &mut Layer) {
+    const KEY: &str = "file_system/access/paths/path/absolute";
+    let path = || format!("{base}/{KEY}");
+    for (name, _) in &el.attrs {
+        if name != "peer_ip" {
+            ctx.report(
+                Code::UnknownAttribute,
+                el.start,
+                &format!("{}/@{name}", path()),
+                format!("unknown attribute {name} on <absolute> is ignored"),
+            );
+        }
+    }
+    let Some((_, ip)) = el.attrs.iter().find(|(n, _)| n == "peer_ip") else {
+        if ctx.claim(scope, KEY, el, path) {
+            out.docroot = ctx.value(el, path, parse_string);
+        }
+        return;
+    };
+    let Ok(peer_ip) = ip.trim().parse::<std::net::IpAddr>() else {
+        ctx.report(
+            Code::InvalidValue,
+            el.start,
+            &format!("{}/@peer_ip", path()),
+            format!("peer_ip {ip:?} is not an IP address; write one address, such as 10.0.0.5"),
+        );
+        return;
+    };
+    if out.peer_docroots.iter().any(|d| d.peer_ip == peer_ip) {
+        ctx.report(
+            Code::DuplicateElement,
+            el.start,
+            &path(),
+            format!("a second docroot for peer_ip {peer_ip} in this section; remove one"),
+        );
+        return;
+    }
+    ctx.spans
+        .entry((scope, "file_system/access/paths/path/absolute@peer_ip"))
+        .or_insert(ctx.idx.pos(el.start));
+    if let Some(p) = ctx.value(el, path, parse_string) {
+        out.peer_docroots.push(PeerDocroot { peer_ip, path: p });
+    }
+}
+
+/// An octal mode (`640`, `0755`) no larger than `max`.
+fn parse_mode(s: &str, max: u32, what: &str) -> Result<FileMode, (Code, String)> {
+    if s.is_empty() || s.len() > 5 || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return Err((
+            Code::InvalidValue,
+            format!(
+                "{s:?} is not an octal mode; write three or four octal digits, such as 640 or 0755"
+            ),
+        ));
+    }
+    let m = u32::from_str_radix(s, 8)
+        .map_err(|_| (Code::InvalidValue, format!("{s:?} is not an octal mode")))?;
+    if m > max {
+        return Err((
+            Code::InvalidValue,
+            format!("{s} sets {what}; write a mode of at most {max:o}"),
+        ));
+    }
+    Ok(FileMode(m))
+}
+
+/// A rate cap in kbps, or `Unlimited`.
+fn parse_cap(s: &str) -> Result<Option<u64>, (Code, String)> {
+    if s.eq_ignore_ascii_case("unlimited") {
+        return Ok(None);
+    }
+    match parse_uint::<u64>(s, "of kbps (or Unlimited)")? {
+        0 => Err((
+            Code::InvalidInteger,
+            "a cap of 0 kbps would stop every transfer; write a rate in kbps or Unlimited"
+                .to_owned(),
+        )),
+        n => Ok(Some(n)),
+    }
+}
+
 fn leaf(
     ctx: &mut Ctx<'_>,
     key: &str,
@@ -753,6 +1084,8 @@ fn leaf(
     path: &dyn Fn() -> String,
     out: &mut Layer,
 ) {
+    const FILE_BITS: &str = "setuid, setgid or sticky bits, which uploaded files never get";
+    const DIR_BITS: &str = "the setuid bit, which directories do not take";
     match key {
         "authorization/transfer/in/value" => {
             out.transfer_in = ctx.value(el, path, parse_keyword::<TransferAuth>);
@@ -783,9 +1116,6 @@ fn leaf(
         "authorization/token/filename_hash" => {
             out.filename_hash = ctx.value(el, path, parse_keyword::<FilenameHash>);
         }
-        "file_system/access/paths/path/absolute" => {
-            out.docroot = ctx.value(el, path, parse_string);
-        }
         "file_system/access/paths/path/read_allowed" => {
             out.read_allowed = ctx.value(el, path, parse_bool);
         }
@@ -794,6 +1124,28 @@ fn leaf(
         }
         "file_system/access/paths/path/dir_allowed" => {
             out.dir_allowed = ctx.value(el, path, parse_bool);
+        }
+        "file_system/overwrite" => {
+            out.overwrite = ctx.value(el, path, parse_keyword::<Overwrite>);
+        }
+        "file_system/file_create_mode" => {
+            out.file_create_mode = ctx.value(el, path, |s| parse_mode(s, 0o777, FILE_BITS));
+        }
+        "file_system/file_create_grant_mask" => {
+            out.file_create_grant_mask = ctx.value(el, path, |s| parse_mode(s, 0o777, FILE_BITS));
+        }
+        "file_system/directory_create_mode" => {
+            out.directory_create_mode = ctx.value(el, path, |s| parse_mode(s, 0o3777, DIR_BITS));
+        }
+        "file_system/directory_create_grant_mask" => {
+            out.directory_create_grant_mask =
+                ctx.value(el, path, |s| parse_mode(s, 0o3777, DIR_BITS));
+        }
+        "transfer/in/bandwidth/flow/target_rate/cap" => {
+            out.in_rate_cap = ctx.value(el, path, parse_cap);
+        }
+        "transfer/out/bandwidth/flow/target_rate/cap" => {
+            out.out_rate_cap = ctx.value(el, path, parse_cap);
         }
         "transfer/encryption/allowed_cipher" => {
             out.allowed_cipher = ctx.value(el, path, parse_keyword::<Cipher>);

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::diag::Pos;
-use crate::model::{Cipher, FilenameHash, Layer, Secret, TokenCipher, TransferAuth};
+use crate::model::{
+    Cipher, FileMode, FilenameHash, Layer, Overwrite, Secret, TokenCipher, TransferAuth,
+};
 use crate::parse::{Scope, Spans};
 use crate::{Config, Document};
 
@@ -115,8 +117,34 @@ pub struct UserSettings {
     pub token_life_seconds: Sourced<u64>,
     /// File name hash of real-product tokens.
     pub filename_hash: Sourced<FilenameHash>,
-    /// The docroot; `None` means transfers are refused (never the whole file system).
+    /// The docroot for clients that no `peer_ip` docroot names, with `$(name)` and
+    /// `$(home)` substituted; `None` means transfers are refused (never the whole file
+    /// system), and [`UserSettings::docroot_problem`] says why when one is written.
     pub docroot: Sourced<Option<PathBuf>>,
+    /// The docroot as written, when it has substitutions (`/srv/$(name)`).
+    pub docroot_written: Option<String>,
+    /// Docroots for single client addresses (`<absolute peer_ip=…>`), substituted.
+    pub peer_docroots: Vec<(IpAddr, PathBuf)>,
+    /// Why a written docroot cannot be used for this user (a name that cannot be a
+    /// directory name, no home directory for `$(home)`).
+    pub docroot_problem: Option<String>,
+    /// `restrictions`: path rules, in order (`!` rejects; with any other rule, a file
+    /// must match one). Empty: no restriction.
+    pub restrictions: Sourced<Vec<String>>,
+    /// Whether uploads may replace existing files.
+    pub overwrite: Sourced<Overwrite>,
+    /// Exact mode of created files, when set.
+    pub file_create_mode: Sourced<Option<FileMode>>,
+    /// Mode of created files without `file_create_mode`.
+    pub file_create_grant_mask: Sourced<FileMode>,
+    /// Exact mode of created directories, when set.
+    pub directory_create_mode: Sourced<Option<FileMode>>,
+    /// Mode of created directories without `directory_create_mode`.
+    pub directory_create_grant_mask: Sourced<FileMode>,
+    /// Most kbps of one upload (`transfer/in/.../target_rate/cap`); `None`: unlimited.
+    pub in_rate_cap: Sourced<Option<u64>>,
+    /// Most kbps of one download (`transfer/out/.../target_rate/cap`); `None`: unlimited.
+    pub out_rate_cap: Sourced<Option<u64>>,
     /// Whether files may be read (downloads).
     pub read_allowed: Sourced<bool>,
     /// Whether files may be written (uploads).
@@ -130,6 +158,47 @@ pub struct UserSettings {
 }
 
 impl UserSettings {
+    /// The docroot for a client at `peer` (its own address, or the one a trusted proxy
+    /// forwarded): the `peer_ip` docroot that names it, else [`UserSettings::docroot`].
+    pub fn docroot_for(&self, peer: Option<IpAddr>) -> Option<&std::path::Path> {
+        peer.and_then(|ip| {
+            let ip = ip.to_canonical();
+            self.peer_docroots
+                .iter()
+                .find(|(p, _)| p.to_canonical() == ip)
+                .map(|(_, d)| d.as_path())
+        })
+        .or(self.docroot.value.as_deref())
+    }
+
+    /// The mode given to files this user uploads: `file_create_mode` when set, else
+    /// the grant mask (HTTP carries no source mode for it to add to).
+    pub fn file_mode(&self) -> u32 {
+        self.file_create_mode
+            .value
+            .unwrap_or(self.file_create_grant_mask.value)
+            .0
+    }
+
+    /// The mode given to directories created for this user's uploads.
+    pub fn dir_mode(&self) -> u32 {
+        self.directory_create_mode
+            .value
+            .unwrap_or(self.directory_create_grant_mask.value)
+            .0
+    }
+
+    /// Bytes per second of one upload (`Some`) or download under the caps, from
+    /// kbps (1 kbps = 1000 bit/s = 125 bytes/s).
+    pub fn rate_limit(&self, upload: bool) -> Option<u64> {
+        let cap = if upload {
+            self.in_rate_cap.value
+        } else {
+            self.out_rate_cap.value
+        };
+        cap.map(|kbps| kbps.saturating_mul(125))
+    }
+
     /// The cipher this user's transfers must use, if they must be encrypted: the
     /// `allowed_cipher` when it names a cipher, else `user_value` when that does.
     /// Such a user gets HTTPS fallback only.
@@ -241,8 +310,20 @@ fn pick<T: Clone>(
 
 impl Config {
     /// The effective settings of user `user`, member of `groups` (names; groups not
-    /// defined in the file are skipped).
+    /// defined in the file are skipped). A docroot with `$(home)` needs the account's
+    /// home directory: see [`Config::account`].
     pub fn user(&self, user: &str, groups: &[&str]) -> UserSettings {
+        self.user_at(user, groups, None)
+    }
+
+    /// The effective settings of a system account: its groups apply, and its home
+    /// directory stands for `$(home)` in docroots.
+    pub fn account(&self, account: &crate::Account) -> UserSettings {
+        let groups: Vec<&str> = account.groups.iter().map(String::as_str).collect();
+        self.user_at(&account.name, &groups, account.home.as_deref())
+    }
+
+    fn user_at(&self, user: &str, groups: &[&str], home: Option<&std::path::Path>) -> UserSettings {
         let doc: &Document = self.document();
         let mut scopes = Vec::new();
         if let Some(&i) = self.users.get(user) {
@@ -259,7 +340,7 @@ impl Config {
         member.sort_by_key(|&(p, _)| p);
         scopes.extend(member.into_iter().map(|(_, i)| Scope::Group(i)));
         scopes.push(Scope::Default);
-        self.resolve_scopes(user, &scopes)
+        self.resolve_scopes_at(user, &scopes, home)
     }
 
     /// Whether `user` has a section of its own (`<aaa><realms><realm><users><user>`).
@@ -280,6 +361,15 @@ impl Config {
 
     /// Resolves over `scopes`, highest priority first.
     pub(crate) fn resolve_scopes(&self, user: &str, scopes: &[Scope]) -> UserSettings {
+        self.resolve_scopes_at(user, scopes, None)
+    }
+
+    fn resolve_scopes_at(
+        &self,
+        user: &str,
+        scopes: &[Scope],
+        home: Option<&std::path::Path>,
+    ) -> UserSettings {
         let doc = self.document();
         let zero = Pos { line: 0, column: 0 };
         let layers: Vec<(Scope, &Layer, Origin)> = scopes
@@ -307,10 +397,15 @@ impl Config {
                 }
             })
             .collect();
-        self.resolve(user, &layers)
+        self.resolve(user, &layers, home)
     }
 
-    fn resolve(&self, user: &str, layers: &[(Scope, &Layer, Origin)]) -> UserSettings {
+    fn resolve(
+        &self,
+        user: &str,
+        layers: &[(Scope, &Layer, Origin)],
+        home: Option<&std::path::Path>,
+    ) -> UserSettings {
         let spans = &self.spans;
         macro_rules! field {
             ($field:ident, $key:literal, $builtin:expr) => {
@@ -342,8 +437,92 @@ impl Config {
                     )
             };
         }
+        // The docroot is decided as a whole by the first section that writes one, with
+        // or without peer_ip.
+        let roots = layers
+            .iter()
+            .find(|(_, l, _)| l.docroot.is_some() || !l.peer_docroots.is_empty());
+        let mut docroot_problem = None;
+        let mut sub = |t: &str| match substitute(t, user, home) {
+            Ok(p) => Some(p),
+            Err(why) => {
+                docroot_problem.get_or_insert(why);
+                None
+            }
+        };
+        let (docroot, docroot_written, peer_docroots) = match roots {
+            None => (Sourced::builtin(None), None, Vec::new()),
+            Some((scope, layer, origin)) => {
+                let written = layer.docroot.as_deref();
+                let value = written.and_then(&mut sub);
+                let peers = layer
+                    .peer_docroots
+                    .iter()
+                    .filter_map(|d| Some((d.peer_ip, sub(&d.path)?)))
+                    .collect();
+                let key = if written.is_some() {
+                    "file_system/access/paths/path/absolute"
+                } else {
+                    "file_system/access/paths/path/absolute@peer_ip"
+                };
+                let pos = spans
+                    .get(&(*scope, key))
+                    .copied()
+                    .unwrap_or(Pos { line: 0, column: 0 });
+                (
+                    Sourced {
+                        value,
+                        origin: with_pos(origin, pos),
+                    },
+                    written.filter(|w| w.contains("$(")).map(str::to_owned),
+                    peers,
+                )
+            }
+        };
+        let restrictions = layers
+            .iter()
+            .find_map(|(scope, layer, origin)| {
+                pick(
+                    spans,
+                    *scope,
+                    "file_system/access/paths/path/restrictions/restriction",
+                    layer.restrictions.as_ref(),
+                    |pos| with_pos(origin, pos),
+                )
+            })
+            .unwrap_or_else(|| Sourced::builtin(Vec::new()));
         UserSettings {
             user: user.to_owned(),
+            docroot_written,
+            peer_docroots,
+            docroot_problem,
+            restrictions,
+            overwrite: field!(overwrite, "file_system/overwrite", Overwrite::Allow),
+            file_create_mode: optional!(file_create_mode, "file_system/file_create_mode"),
+            file_create_grant_mask: field!(
+                file_create_grant_mask,
+                "file_system/file_create_grant_mask",
+                FileMode(0o644)
+            ),
+            directory_create_mode: optional!(
+                directory_create_mode,
+                "file_system/directory_create_mode"
+            ),
+            directory_create_grant_mask: field!(
+                directory_create_grant_mask,
+                "file_system/directory_create_grant_mask",
+                FileMode(0o755)
+            ),
+            in_rate_cap: field!(
+                in_rate_cap,
+                "transfer/in/bandwidth/flow/target_rate/cap",
+                None
+            ),
+            out_rate_cap: field!(
+                out_rate_cap,
+                "transfer/out/bandwidth/flow/target_rate/cap",
+                None
+            ),
             transfer_in: field!(
                 transfer_in,
                 "authorization/transfer/in/value",
@@ -370,7 +549,7 @@ impl Config {
                 "authorization/token/filename_hash",
                 FilenameHash::Sha1
             ),
-            docroot: optional!(docroot, "file_system/access/paths/path/absolute"),
+            docroot,
             read_allowed: field!(
                 read_allowed,
                 "file_system/access/paths/path/read_allowed",
@@ -472,6 +651,68 @@ impl Config {
             udp_port: field!(udp_port, "WEB@UdpPort", 33001),
         })
     }
+}
+
+/// Whether `name` can stand for `$(name)` in a path: one ordinary file name.
+fn is_path_component(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name.len() <= 255
+        && !name
+            .bytes()
+            .any(|b| b == b'/' || b == 0 || b == b'\\' || b.is_ascii_control())
+}
+
+/// The docroot `template` for `user`: `$(name)` is the user's name (which must be a
+/// plain file name, so it can never climb out), `$(home)` their home directory.
+pub(crate) fn substitute(
+    template: &str,
+    user: &str,
+    home: Option<&std::path::Path>,
+) -> Result<PathBuf, String> {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(at) = rest.find("$(") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at + 2..];
+        let Some(end) = tail.find(')') else {
+            return Err(format!("{template:?} opens $( without closing it"));
+        };
+        match &tail[..end] {
+            "name" => {
+                if !is_path_component(user) {
+                    return Err(if user.is_empty() {
+                        format!("docroot {template:?} needs a user name for $(name)")
+                    } else {
+                        format!(
+                            "user name {user:?} cannot stand for $(name) in {template:?}: \
+                             it is not a plain file name"
+                        )
+                    });
+                }
+                out.push_str(user);
+            }
+            "home" => match home.and_then(|h| h.to_str()) {
+                Some(h) if h.starts_with('/') => out.push_str(h.trim_end_matches('/')),
+                _ => {
+                    return Err(format!(
+                        "docroot {template:?} needs the home directory of {user:?} for \
+                         $(home), and the system has no account of that name"
+                    ));
+                }
+            },
+            other => {
+                return Err(format!(
+                    "{template:?} uses $({other}); the product substitutes only $(name) \
+                     and $(home)"
+                ));
+            }
+        }
+        rest = &tail[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(PathBuf::from(out))
 }
 
 fn with_pos(origin: &Origin, pos: Pos) -> Origin {

@@ -3,6 +3,14 @@
 use std::path::Path;
 
 use crate::Config;
+
+/// A URI with any `user:secret@` part replaced, for messages.
+fn redact_uri(uri: &str) -> String {
+    match (uri.find("://"), uri.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://<redacted>@{}", &uri[..s], &uri[at + 1..]),
+        _ => uri.to_owned(),
+    }
+}
 use crate::diag::{Code, Diagnostic, Pos};
 use crate::model::TransferAuth;
 use crate::parse::Scope;
@@ -32,8 +40,18 @@ impl Config {
         }
     }
 
+    /// The settings written in `scope`.
+    pub(crate) fn layer(&self, scope: Scope) -> &crate::Layer {
+        let doc = self.document();
+        match scope {
+            Scope::User(i) => &doc.users[i].settings,
+            Scope::Group(i) => &doc.groups[i].settings,
+            Scope::Default | Scope::Global => &doc.default,
+        }
+    }
+
     /// Where `key` is written in `scope`, or just its path when it is not written.
-    fn at(&self, scope: Scope, key: &'static str) -> (Option<Pos>, String) {
+    pub(crate) fn at(&self, scope: Scope, key: &'static str) -> (Option<Pos>, String) {
         (
             self.spans.get(&(scope, key)).copied(),
             self.element_path(scope, key),
@@ -176,16 +194,47 @@ impl Config {
                     ),
                 ));
             }
-            if let Some(root) = &layer.docroot
-                && !Path::new(root).is_absolute()
-            {
-                let (pos, path) = self.at(scope, "file_system/access/paths/path/absolute");
-                out.push(Diagnostic::new(
-                    Code::DocrootNotAbsolute,
-                    pos,
-                    path,
-                    format!("docroot {root:?} is not an absolute path; write it from /"),
-                ));
+            let roots = layer
+                .docroot
+                .iter()
+                .map(|d| ("file_system/access/paths/path/absolute", d.as_str()))
+                .chain(layer.peer_docroots.iter().map(|d| {
+                    (
+                        "file_system/access/paths/path/absolute@peer_ip",
+                        d.path.as_str(),
+                    )
+                }));
+            for (key, root) in roots {
+                let (pos, path) = self.at(scope, key);
+                if root.contains("://") {
+                    out.push(Diagnostic::new(
+                        Code::DocrootNotAbsolute,
+                        pos,
+                        path,
+                        format!(
+                            "docroot {} is a URI; fallback serves local paths only (file:// \
+                             and s3:// docroots are not supported yet): write an absolute path",
+                            redact_uri(root)
+                        ),
+                    ));
+                    continue;
+                }
+                if !(Path::new(root).is_absolute() || root.starts_with("$(home)")) {
+                    out.push(Diagnostic::new(
+                        Code::DocrootNotAbsolute,
+                        pos,
+                        path,
+                        format!("docroot {root:?} is not an absolute path; write it from /"),
+                    ));
+                    continue;
+                }
+                // The variables are known and well formed (checked with a stand-in
+                // name and home; the real ones are checked per user on the host).
+                if let Err(why) =
+                    crate::resolve::substitute(root, "user", Some(Path::new("/home/user")))
+                {
+                    out.push(Diagnostic::new(Code::DocrootSubstitution, pos, path, why));
+                }
             }
         }
 

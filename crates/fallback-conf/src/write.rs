@@ -162,18 +162,64 @@ fn layer(o: &mut Out, l: &Layer) {
         });
     });
     let path = l.docroot.is_some()
+        || !l.peer_docroots.is_empty()
+        || l.restrictions.is_some()
         || l.read_allowed.is_some()
         || l.write_allowed.is_some()
         || l.dir_allowed.is_some();
-    o.nest(&["file_system", "access", "paths", "path"], path, |o| {
-        o.leaf("absolute", l.docroot.as_ref());
-        o.leaf("read_allowed", l.read_allowed);
-        o.leaf("write_allowed", l.write_allowed);
-        o.leaf("dir_allowed", l.dir_allowed);
+    let handling = l.overwrite.is_some()
+        || l.file_create_mode.is_some()
+        || l.file_create_grant_mask.is_some()
+        || l.directory_create_mode.is_some()
+        || l.directory_create_grant_mask.is_some();
+    o.nest(&["file_system"], path || handling, |o| {
+        o.nest(&["access", "paths", "path"], path, |o| {
+            for d in &l.peer_docroots {
+                o.indent();
+                let _ = writeln!(
+                    o.s,
+                    "<absolute peer_ip=\"{}\">{}</absolute>",
+                    d.peer_ip,
+                    escape(d.path.as_str())
+                );
+            }
+            o.leaf("absolute", l.docroot.as_ref());
+            o.leaf("read_allowed", l.read_allowed);
+            o.leaf("write_allowed", l.write_allowed);
+            o.leaf("dir_allowed", l.dir_allowed);
+            if let Some(rs) = &l.restrictions {
+                o.nest(&["restrictions"], true, |o| {
+                    for r in rs {
+                        o.leaf("restriction", Some(r));
+                    }
+                });
+            }
+        });
+        o.leaf("overwrite", l.overwrite);
+        o.leaf("file_create_mode", l.file_create_mode);
+        o.leaf("file_create_grant_mask", l.file_create_grant_mask);
+        o.leaf("directory_create_mode", l.directory_create_mode);
+        o.leaf("directory_create_grant_mask", l.directory_create_grant_mask);
     });
     let enc = l.allowed_cipher.is_some() || l.user_value.is_some();
-    o.nest(&["transfer", "encryption"], enc, |o| {
-        o.leaf("allowed_cipher", l.allowed_cipher);
-        o.leaf("user_value", l.user_value);
-    });
+    let cap = |c: Option<u64>| c.map_or_else(|| "Unlimited".to_owned(), |k| k.to_string());
+    o.nest(
+        &["transfer"],
+        enc || l.in_rate_cap.is_some() || l.out_rate_cap.is_some(),
+        |o| {
+            o.nest(&["encryption"], enc, |o| {
+                o.leaf("allowed_cipher", l.allowed_cipher);
+                o.leaf("user_value", l.user_value);
+            });
+            for (dir, c) in [("in", l.in_rate_cap), ("out", l.out_rate_cap)] {
+                o.nest(
+                    &[dir, "bandwidth", "flow", "target_rate"],
+                    c.is_some(),
+                    |o| {
+                        o.leaf("cap", c.map(cap));
+                    },
+                );
+            }
+        },
+    );
 }

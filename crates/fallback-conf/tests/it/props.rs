@@ -1,8 +1,8 @@
 //! Property tests: written documents parse back equal; no input panics the parser.
 
 use fallback_conf::{
-    Cipher, Config, Document, FilenameHash, Group, HttpServer, Layer, Secret, TokenCipher,
-    TransferAuth, User, Web,
+    Cipher, Config, Document, FileMode, FilenameHash, Group, HttpServer, Layer, Overwrite,
+    PeerDocroot, Secret, TokenCipher, TransferAuth, User, Web,
 };
 use proptest::collection::{btree_set, vec};
 use proptest::option::of;
@@ -60,6 +60,17 @@ fn layer() -> impl Strategy<Value = Layer> {
             of(any::<bool>()),
         ),
         (of(cipher()), of(cipher())),
+        (
+            vec(
+                (any::<[u8; 4]>(), text(r"/[a-z0-9_/]{0,12}(\$\(name\))?")),
+                0..3,
+            ),
+            of(vec(text(r"!?[a-z*./:]{1,12}"), 1..3)),
+            of(prop_oneof![Just(Overwrite::Allow), Just(Overwrite::Deny)]),
+            of(0u32..=0o777),
+            of(0u32..=0o3777),
+            of(of(1..=u64::MAX)),
+        ),
     )
         .prop_map(
             |(
@@ -67,7 +78,27 @@ fn layer() -> impl Strategy<Value = Layer> {
                 (token_key, token_cipher, token_life_seconds, filename_hash),
                 (docroot, read_allowed, write_allowed, dir_allowed),
                 (allowed_cipher, user_value),
+                (peers, restrictions, overwrite, fmode, dmode, cap),
             )| Layer {
+                peer_docroots: {
+                    let mut seen = std::collections::HashSet::new();
+                    peers
+                        .into_iter()
+                        .filter(|(ip, _)| seen.insert(*ip))
+                        .map(|(ip, path)| PeerDocroot {
+                            peer_ip: std::net::IpAddr::from(ip),
+                            path,
+                        })
+                        .collect()
+                },
+                restrictions,
+                overwrite,
+                file_create_mode: fmode.map(FileMode),
+                file_create_grant_mask: fmode.map(FileMode),
+                directory_create_mode: dmode.map(FileMode),
+                directory_create_grant_mask: dmode.map(FileMode),
+                in_rate_cap: cap,
+                out_rate_cap: cap,
                 transfer_in,
                 transfer_out,
                 token_key,
