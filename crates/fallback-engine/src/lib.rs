@@ -28,7 +28,9 @@ mod upload;
 pub use faults::{Faults, Step};
 pub use relpath::{MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_SEGMENTS, PathError, RESERVED, RelPath};
 pub use store::{Entry, EntryKind, ManifestEntry, Storage};
-pub use upload::{AppendOutcome, Completed, Concat, NewUpload, UploadId, UploadInfo, UploadWriter};
+pub use upload::{
+    AppendOutcome, Completed, Concat, Modes, NewUpload, UploadId, UploadInfo, UploadWriter,
+};
 
 /// What went wrong in the engine. [`Error::kind`] tells the server which status to send.
 #[derive(Debug, thiserror::Error)]

@@ -85,8 +85,24 @@ pub(crate) enum Missing {
     /// Stop without error: what exists so far is the answer (the name is what is
     /// missing).
     Stop,
-    /// Create it (an upload's destination directories).
-    Create,
+    /// Create it (an upload's destination directories), with this exact mode when
+    /// given (set with `fchmod`, so the umask does not change it).
+    Create(Option<u32>),
+}
+
+/// Gives the directory `name` in `dir`, just created, its exact `mode` (opened
+/// without following links, so nothing else gets it).
+pub(crate) fn set_dir_mode(
+    dir: &Dir,
+    name: &std::ffi::OsStr,
+    mode: Option<u32>,
+    reserved: Ident,
+) -> Result<()> {
+    if let Some(m) = mode {
+        let d = open_dir_at(dir, name, reserved)?;
+        rustix::fs::fchmod(&d, Mode::from_raw_mode(m)).map_err(|e| Error::io(errno(e)))?;
+    }
+    Ok(())
 }
 
 fn errno(e: Errno) -> std::io::Error {
@@ -202,9 +218,10 @@ pub(crate) fn resolve<'a>(
                                 stat: None,
                             });
                         }
-                        Missing::Create => {
+                        Missing::Create(mode) => {
                             match rustix::fs::mkdirat(top, &seg, Mode::from_raw_mode(0o777)) {
-                                Ok(()) | Err(Errno::EXIST) => {}
+                                Ok(()) => set_dir_mode(top, &seg, mode, reserved)?,
+                                Err(Errno::EXIST) => {}
                                 Err(e) => return Err(Error::io(errno(e))),
                             }
                             // Looked at again: whatever is there now is resolved the

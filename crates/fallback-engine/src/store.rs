@@ -426,11 +426,12 @@ impl Storage {
 
     /// Opens the directory holding `path`'s final location, creating it beneath the
     /// root if needed (never through the reserved directory).
-    pub(crate) fn parent_dir(&self, path: &RelPath) -> Result<Dir> {
-        let r = self.resolve(&path.parent(), true, Missing::Create)?;
+    pub(crate) fn parent_dir(&self, path: &RelPath, dir_mode: Option<u32>) -> Result<Dir> {
+        let r = self.resolve(&path.parent(), true, Missing::Create(dir_mode))?;
         if let Some(name) = r.name.as_deref() {
             match rustix::fs::mkdirat(r.dir(), name, rustix::fs::Mode::from_raw_mode(0o777)) {
-                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Ok(()) => resolve::set_dir_mode(r.dir(), name, dir_mode, self.reserved)?,
+                Err(rustix::io::Errno::EXIST) => {}
                 Err(e) => {
                     return Err(Error::io(std::io::Error::from_raw_os_error(
                         e.raw_os_error(),

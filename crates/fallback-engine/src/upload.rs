@@ -90,6 +90,18 @@ pub struct NewUpload {
     /// the destination exists, and the completing rename fails rather than overwrite
     /// one that appeared meanwhile.
     pub no_replace: bool,
+    /// Modes of the published file and of directories made for it.
+    pub modes: Modes,
+}
+
+/// The exact modes given to what an upload creates (aspera.conf `file_create_mode`,
+/// `directory_create_mode` or their grant masks); `None`: what the umask leaves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Modes {
+    /// The published file's mode.
+    pub file: Option<u32>,
+    /// The mode of each directory created on the way to it.
+    pub dir: Option<u32>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -115,6 +127,12 @@ struct State {
     /// worst an old PUT's bytes wait for the sweep.)
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     single_shot: bool,
+    /// Exact mode of the published file (states written before it: the umask's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    file_mode: Option<u32>,
+    /// Exact mode of directories created for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dir_mode: Option<u32>,
 }
 
 /// tus concatenation: what an upload is.
@@ -393,6 +411,7 @@ impl Storage {
                 metadata,
                 expected_sha256: None,
                 no_replace: false,
+                modes: Modes::default(),
             },
             Concat::Partial,
         )
@@ -438,6 +457,8 @@ impl Storage {
             concat,
             parts: parts.iter().map(|p| p.as_str().to_owned()).collect(),
             single_shot,
+            file_mode: new.modes.file,
+            dir_mode: new.modes.dir,
         };
         let json = serde_json::to_vec(&state).map_err(|e| Error::Io(std::io::Error::other(e)))?;
         // Data file first (empty), then the state, written aside and renamed in.
@@ -712,6 +733,7 @@ impl Storage {
         length: Option<u64>,
         expected_sha256: Option<[u8; 32]>,
         no_replace: bool,
+        modes: Modes,
     ) -> Result<UploadWriter<'_>> {
         let info = self.create_with_parts(
             NewUpload {
@@ -721,6 +743,7 @@ impl Storage {
                 metadata: Vec::new(),
                 expected_sha256,
                 no_replace,
+                modes,
             },
             Concat::None,
             &[],
@@ -839,9 +862,14 @@ impl Storage {
         }
         let size = file.metadata().map_err(Error::io)?.len();
         record_digest(file, &sha256);
+        if let Some(mode) = state.file_mode {
+            // Before the fsync, so the mode is as durable as the bytes.
+            rustix::fs::fchmod(file, rustix::fs::Mode::from_raw_mode(mode))
+                .map_err(|e| Error::io(e.into()))?;
+        }
         self.fault(|| Step::SyncFile(staged(&id.part())))?;
         file.sync_all().map_err(Error::io)?;
-        let parent = self.parent_dir(dest)?;
+        let parent = self.parent_dir(dest, state.dir_mode)?;
         let name = dest.file_name().ok_or(Error::WrongKind("no file name"))?;
         if parent.metadata(name).is_ok_and(|m| m.is_dir()) {
             return Err(Error::WrongKind("a directory is in the way"));

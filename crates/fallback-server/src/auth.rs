@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use fallback_conf::{TransferAuth, UserSettings};
+use fallback_conf::{Account, Overwrite, TransferAuth, UserSettings};
 use fallback_engine::{RelPath, Storage};
 use fallback_token::{Access, Claims, Direction, VerifyOptions};
 
@@ -22,6 +22,11 @@ pub(crate) struct Identity {
     pub(crate) claims: Option<Claims>,
     /// The user's docroot.
     pub(crate) storage: Arc<Storage>,
+    /// The user's effective settings (what aspera.conf says for them).
+    pub(crate) settings: UserSettings,
+    /// Bytes per second this request may move (the user's rate cap for its
+    /// direction); `None`: as fast as TCP goes.
+    pub(crate) rate: Option<u64>,
 }
 
 /// The bearer token of a request: `Authorization: Bearer`, or `?token=` when allowed
@@ -63,47 +68,25 @@ fn direction_policy(s: &UserSettings, d: Direction) -> TransferAuth {
     }
 }
 
-/// The operating-system groups of `user` (primary and supplementary), from
-/// `/etc/passwd` and `/etc/group`: aspera.conf group sections apply through them.
-pub(crate) fn system_groups(user: &str, passwd: &str, group: &str) -> Vec<String> {
-    let primary_gid = passwd.lines().find_map(|l| {
-        let mut f = l.split(':');
-        (f.next()? == user).then(|| f.nth(2).map(str::to_owned))?
-    });
-    let mut out = Vec::new();
-    for line in group.lines() {
-        let f: Vec<&str> = line.split(':').collect();
-        if f.len() < 4 {
-            continue;
-        }
-        let member = f[3].split(',').any(|m| m.trim() == user);
-        if member || primary_gid.as_deref() == Some(f[2]) {
-            out.push(f[0].to_owned());
-        }
-    }
-    out
-}
-
 impl AppState {
-    /// `user`'s system groups, cached for a minute.
-    pub(crate) fn groups_of(&self, user: &str) -> Vec<String> {
+    /// `user` as the system knows them (groups, home directory), through NSS, cached
+    /// for a minute.
+    pub(crate) fn account_of(&self, user: &str) -> Account {
         let now = std::time::Instant::now();
-        if let Ok(cache) = self.inner.groups.read()
-            && let Some((at, g)) = cache.get(user)
+        if let Ok(cache) = self.inner.accounts.read()
+            && let Some((at, a)) = cache.get(user)
             && now.duration_since(*at) < std::time::Duration::from_secs(60)
         {
-            return g.clone();
+            return a.clone();
         }
-        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-        let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
-        let g = system_groups(user, &passwd, &group);
-        if let Ok(mut cache) = self.inner.groups.write() {
+        let a = Account::lookup(user);
+        if let Ok(mut cache) = self.inner.accounts.write() {
             if cache.len() > 10_000 {
                 cache.clear();
             }
-            cache.insert(user.to_owned(), (now, g.clone()));
+            cache.insert(user.to_owned(), (now, a.clone()));
         }
-        g
+        a
     }
 
     /// Whether the request arrived over HTTPS, and the client's address. Behind a
@@ -180,9 +163,9 @@ impl AppState {
                         reason: format!("token refused: {} ({e})", e.kind()),
                     }
                 })?;
-                let groups = self.groups_of(&claims.user);
-                let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
-                let settings = conf.user(&claims.user, &group_refs);
+                let account = self.account_of(&claims.user);
+                let group_refs: Vec<&str> = account.groups.iter().map(String::as_str).collect();
+                let settings = conf.account(&account);
                 // The key that verified must be this user's own: a secret configured for
                 // one user cannot mint tokens for another.
                 let kid_of = |s: &fallback_conf::UserSettings| {
@@ -237,23 +220,79 @@ impl AppState {
                 reason: format!("plain HTTP refused for encrypting user {user:?}"),
             });
         }
-        let Some(docroot) = settings.docroot.value.as_deref() else {
+        let peer = client.parse::<std::net::IpAddr>().ok();
+        let Some(docroot) = settings.docroot_for(peer) else {
             return Err(ApiError::Forbidden {
                 public: "no docroot is configured for this user".to_owned(),
-                reason: format!("user {user:?} has no docroot"),
+                reason: match &settings.docroot_problem {
+                    Some(why) => format!("user {user:?} has no usable docroot: {why}"),
+                    None => format!("user {user:?} has no docroot"),
+                },
             });
         };
         let storage = self.storage(docroot)?;
+        let rate = settings.rate_limit(direction == Direction::Upload);
         Ok(Identity {
             user,
             client,
             claims,
             storage,
+            settings,
+            rate,
         })
     }
 }
 
 impl Identity {
+    /// Whether uploads may not replace existing files (`overwrite` is `deny`).
+    pub(crate) fn overwrite_denied(&self) -> bool {
+        self.settings.overwrite.value == Overwrite::Deny
+    }
+
+    /// The modes this user's uploads create files and directories with.
+    pub(crate) fn modes(&self) -> fallback_engine::Modes {
+        fallback_engine::Modes {
+            file: Some(self.settings.file_mode()),
+            dir: Some(self.settings.dir_mode()),
+        }
+    }
+
+    /// Whether the docroot restrictions let this user transfer the file at `path`.
+    pub(crate) fn restriction_allows(&self, path: &RelPath) -> bool {
+        let rules = &self.settings.restrictions.value;
+        rules.is_empty()
+            || crate::restrict::allows(
+                rules,
+                &self
+                    .storage
+                    .docroot()
+                    .join(path.to_string().trim_start_matches('/')),
+            )
+    }
+
+    /// Refuses a file the docroot restrictions do not allow this user to transfer.
+    pub(crate) fn check_restrictions(&self, path: &RelPath) -> Result<(), ApiError> {
+        if self.restriction_allows(path) {
+            return Ok(());
+        }
+        Err(ApiError::Forbidden {
+            public: "this file may not be transferred (the docroot's restrictions refuse it)"
+                .to_owned(),
+            reason: format!("restriction refuses {path} for {:?}", self.user),
+        })
+    }
+
+    /// Refuses listing a directory (manifest or HTML) when `dir_allowed` is false.
+    pub(crate) fn may_browse(&self) -> Result<(), ApiError> {
+        if self.settings.dir_allowed.value {
+            return Ok(());
+        }
+        Err(ApiError::Forbidden {
+            public: "listing directories is not allowed for this user".to_owned(),
+            reason: format!("dir_allowed is false for {:?}", self.user),
+        })
+    }
+
     /// When the token stops being valid (Unix seconds, `skew` included); `None` for an
     /// anonymous requester.
     pub(crate) fn valid_until(&self, skew: std::time::Duration) -> Option<u64> {
@@ -307,19 +346,5 @@ impl Identity {
                 })
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::system_groups;
-
-    #[test]
-    fn groups_come_from_passwd_and_group() {
-        let passwd = "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n";
-        let group = "root:x:0:\nalice:x:1000:\nstaff:x:50:bob,alice\nadmins:x:51:bob\n";
-        assert_eq!(system_groups("alice", passwd, group), ["alice", "staff"]);
-        assert_eq!(system_groups("bob", passwd, group), ["staff", "admins"]);
-        assert!(system_groups("nobody-here", passwd, group).is_empty());
     }
 }

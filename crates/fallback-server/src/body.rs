@@ -141,8 +141,10 @@ pub(crate) enum Start {
         dest: RelPath,
         length: Option<u64>,
         valid_until: Option<u64>,
-        /// `If-None-Match: *`.
+        /// `If-None-Match: *`, or `overwrite` `deny`.
         no_replace: bool,
+        /// Modes of the file and of the directories made for it.
+        modes: fallback_engine::Modes,
     },
 }
 
@@ -173,14 +175,17 @@ fn open(storage: &Storage, start: Start) -> Result<UploadWriter<'_>, ApiError> {
             dest,
             length,
             no_replace,
+            modes,
             ..
-        } => storage.put(&user, &dest, length, None, no_replace)?,
+        } => storage.put(&user, &dest, length, None, no_replace, modes)?,
     })
 }
 
 /// Streams `body` into the upload. Returns the new offset (and the completed file when
 /// this completed it). A body that breaks off or stalls keeps what arrived (tus) or
-/// removes the single-shot upload (PUT), and reports the failure.
+/// removes the single-shot upload (PUT), and reports the failure. Under a rate cap
+/// (`rate`, bytes per second) the body is read no faster than that: TCP then slows the
+/// client down, and time spent waiting on the cap never counts as inactivity.
 pub(crate) async fn pump(
     storage: Arc<Storage>,
     start: Start,
@@ -188,7 +193,9 @@ pub(crate) async fn pump(
     activity: Option<Duration>,
     max_bytes: u64,
     body_complete: bool,
+    rate: Option<u64>,
 ) -> Result<AppendOutcome, ApiError> {
+    let mut pace = rate.map(crate::pace::Pace::new);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(32);
     let valid_until = start.valid_until();
     crate::stats::transfer_started("upload");
@@ -247,6 +254,12 @@ pub(crate) async fn pump(
             None => break,
             Some(Ok(bytes)) => {
                 total += bytes.len() as u64;
+                if let Some(p) = pace.as_mut() {
+                    let wait = p.after(bytes.len());
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                }
                 if total > max_bytes {
                     let _ = tx
                         .send(Msg::Broken(ApiError::TooLarge(format!(

@@ -1,7 +1,6 @@
 //! `/health`, `/info`, `GET|HEAD|PUT /files/{path}`.
 
 use std::io::{Read as _, Seek as _, SeekFrom};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Json;
@@ -259,11 +258,14 @@ pub(crate) const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 
 /// Streams `len` bytes from `file` at `start`, 1 MiB at a time, from a blocking
 /// thread; a reader that stalls past `activity` is cut off.
+/// Under a rate cap (`rate`, bytes per second) blocks are smaller and each waits its
+/// turn, so the download's average never passes the cap.
 fn stream_file(
     mut file: std::fs::File,
     start: u64,
     len: u64,
     activity: Option<Duration>,
+    rate: Option<u64>,
     log: DownloadLog,
 ) -> Body {
     let (tx, mut rx) =
@@ -274,7 +276,9 @@ fn stream_file(
             let _ = tx.blocking_send(Err(e));
             return;
         }
-        let mut pool = (len >= MAPPED_FROM).then(|| {
+        let block = rate.map_or(READ_BLOCK, |r| crate::pace::Pace::block(r, READ_BLOCK));
+        let mut pace = rate.map(crate::pace::Pace::new);
+        let mut pool = (len >= MAPPED_FROM && rate.is_none()).then(|| {
             crate::blocks::Pool::new(
                 usize::try_from(len).unwrap_or(READ_BLOCK).min(READ_BLOCK),
                 BLOCKS_PER_DOWNLOAD,
@@ -282,7 +286,7 @@ fn stream_file(
         });
         let mut left = len;
         while left > 0 {
-            let n = usize::try_from(left).unwrap_or(READ_BLOCK).min(READ_BLOCK);
+            let n = usize::try_from(left).unwrap_or(block).min(block);
             let chunk = match read_block(&mut file, n, pool.as_mut(), activity) {
                 Ok(Some(b)) => {
                     left -= b.len() as u64;
@@ -295,6 +299,12 @@ fn stream_file(
                 Err(e) => Err(e),
             };
             let failed = chunk.is_err();
+            if let (Some(p), Ok(b)) = (pace.as_mut(), &chunk) {
+                let wait = p.after(b.len());
+                if !wait.is_zero() {
+                    std::thread::sleep(wait);
+                }
+            }
             let sent = match activity {
                 Some(d) => handle
                     .block_on(tokio::time::timeout(d, tx.send(chunk)))
@@ -347,7 +357,7 @@ pub(crate) async fn get_file(
     // cached metadata, and a hop to a blocking thread would cost more than they do
     // (it halved small-file request rates). Large files stream from a reader thread.
     let opened: Result<(Source, Entry), fallback_engine::Error> = match storage.open_read(p) {
-        Ok((mut f, e)) if e.size <= SMALL_FILE => {
+        Ok((mut f, e)) if e.size <= SMALL_FILE && id.rate.is_none() => {
             let mut buf = Vec::with_capacity(usize::try_from(e.size).unwrap_or(0));
             match f.read_to_end(&mut buf) {
                 Ok(_) if buf.len() as u64 == e.size => Ok((Source::Small(Bytes::from(buf)), e)),
@@ -364,15 +374,17 @@ pub(crate) async fn get_file(
     let opened = opened?;
     let (source, entry) = opened;
     if matches!(source, Source::Dir) {
+        id.may_browse()?;
         if wants_json(&parts.headers) {
-            return manifest(&state, &id.storage, &path, &parts.method, query_token).await;
+            return manifest(&state, &id, &path, &parts.method, query_token).await;
         }
         if !trailing {
             return Ok(slash_redirect(&parts.uri));
         }
-        return html_listing(&state, &id.storage, &path, &parts, query_token).await;
+        return html_listing(&state, &id, &path, &parts, query_token).await;
     }
     debug_assert_eq!(entry.kind, EntryKind::File);
+    id.check_restrictions(&path)?;
     let name = path.file_name().unwrap_or("download");
     if crate::precond::evaluate(&parts.headers, Some(&entry), true)?
         == crate::precond::Verdict::NotModified
@@ -403,10 +415,18 @@ pub(crate) async fn get_file(
             path = %path,
             bytes = len,
             range = range.is_some(),
+            rate_cap_kbps = id.rate.map(|r| r / 125),
             "transfer start"
         );
         let log = DownloadLog::start(&id, &path);
-        stream_file(file, start, len, state.options().activity_timeout, log)
+        stream_file(
+            file,
+            start,
+            len,
+            state.options().activity_timeout,
+            id.rate,
+            log,
+        )
     } else {
         Body::empty()
     };
@@ -478,18 +498,19 @@ fn html_escape(s: &str) -> String {
 /// modification times in UTC. Links carry `?token=` only when the request did.
 async fn html_listing(
     state: &AppState,
-    storage: &Arc<fallback_engine::Storage>,
+    id: &crate::auth::Identity,
     dir: &RelPath,
     parts: &axum::http::request::Parts,
     query_token: bool,
 ) -> Result<Response, ApiError> {
     use std::fmt::Write as _;
-    let storage = storage.clone();
+    let storage = id.storage.clone();
     let d = dir.clone();
     let limit = state.options().manifest_limit;
-    let entries = tokio::task::spawn_blocking(move || storage.list(&d, limit))
+    let mut entries = tokio::task::spawn_blocking(move || storage.list(&d, limit))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
+    restrict_entries(id, dir, &mut entries);
     let suffix = if query_token {
         parts
             .uri
@@ -557,19 +578,36 @@ async fn html_listing(
     Ok(resp)
 }
 
+/// Leaves out of a listing the files the docroot restrictions refuse this user, so a
+/// directory download fetches only what it may.
+fn restrict_entries(
+    id: &crate::auth::Identity,
+    dir: &RelPath,
+    entries: &mut Vec<fallback_engine::ManifestEntry>,
+) {
+    if id.settings.restrictions.value.is_empty() {
+        return;
+    }
+    entries.retain(|e| {
+        e.kind != EntryKind::File
+            || RelPath::parse(&e.path).is_ok_and(|p| id.restriction_allows(&dir.join(&p)))
+    });
+}
+
 async fn manifest(
     state: &AppState,
-    storage: &Arc<fallback_engine::Storage>,
+    id: &crate::auth::Identity,
     dir: &RelPath,
     method: &Method,
     query_token: bool,
 ) -> Result<Response, ApiError> {
-    let storage = storage.clone();
+    let storage = id.storage.clone();
     let d = dir.clone();
     let limit = state.options().manifest_limit;
-    let entries = tokio::task::spawn_blocking(move || storage.manifest(&d, limit))
+    let mut entries = tokio::task::spawn_blocking(move || storage.manifest(&d, limit))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
+    restrict_entries(id, dir, &mut entries);
     let files = entries.iter().filter(|e| e.kind == EntryKind::File).count();
     let bytes: u64 = entries.iter().map(|e| e.size).sum();
     let json = serde_json::json!({
@@ -643,6 +681,7 @@ pub(crate) async fn put_file(
     let id = state.identify(&parts, Direction::Upload)?;
     id.upload_root()?;
     id.permit(Direction::Upload, &path)?;
+    id.check_restrictions(&path)?;
     if parts.headers.contains_key(header::CONTENT_RANGE) {
         // RFC 9110 §14.5: a server that does not do partial PUT must refuse one, or it
         // would store the tail as the whole file (curl -C N -T).
@@ -665,7 +704,7 @@ pub(crate) async fn put_file(
         )));
     }
     let started = Instant::now();
-    tracing::info!(user = %id.user, client = %id.client, direction = "upload", path = %path, bytes = length, "transfer start");
+    tracing::info!(user = %id.user, client = %id.client, direction = "upload", path = %path, bytes = length, rate_cap_kbps = id.rate.map(|r| r / 125), "transfer start");
     let outcome = pump(
         id.storage.clone(),
         Start::Put {
@@ -673,12 +712,14 @@ pub(crate) async fn put_file(
             dest: path.clone(),
             length,
             valid_until: id.valid_until(state.options().token_skew),
-            no_replace: crate::tus::upload_preconditions(&id.storage, &parts.headers, &path)?,
+            no_replace: crate::tus::upload_preconditions(&id, &parts.headers, &path)?,
+            modes: id.modes(),
         },
         body,
         state.options().activity_timeout,
         max,
         true,
+        id.rate,
     )
     .await;
     log_end(&id, "upload", &path, started, &outcome);

@@ -41,7 +41,9 @@ mod files;
 mod framing;
 mod links;
 mod listen;
+mod pace;
 mod precond;
+mod restrict;
 mod stats;
 mod tus;
 
@@ -172,8 +174,8 @@ struct Inner {
     previous: Vec<(std::time::SystemTime, Arc<Config>)>,
     /// The key id of every secret in the configuration (derived once, not per request).
     key_ids: HashMap<String, String>,
-    /// System groups per user, with when they were read.
-    groups: RwLock<HashMap<String, (std::time::Instant, Vec<String>)>>,
+    /// System accounts (groups, home) per user, with when they were read.
+    accounts: RwLock<HashMap<String, (std::time::Instant, fallback_conf::Account)>>,
 }
 
 /// Shared state of the service: configuration, token keys, open docroots.
@@ -222,7 +224,7 @@ impl Inner {
             storages: Arc::new(RwLock::new(HashMap::new())),
             previous: Vec::new(),
             key_ids,
-            groups: RwLock::new(HashMap::new()),
+            accounts: RwLock::new(HashMap::new()),
         })
     }
 }
@@ -318,8 +320,22 @@ impl AppState {
     }
 
     fn storage(&self, docroot: &Path) -> Result<Arc<Storage>, error::ApiError> {
-        self.open_docroot(docroot)
-            .map_err(|e| error::ApiError::Internal(format!("docroot {}: {e}", docroot.display())))
+        self.open_docroot(docroot).map_err(|e| match e {
+            // Not the client's to retry: the operator must create it (a per-user
+            // docroot such as /srv/$(name) for a user who has none yet).
+            fallback_engine::Error::NotFound | fallback_engine::Error::WrongKind(_) => {
+                error::ApiError::Forbidden {
+                    public: "this user's docroot does not exist on the server; the \
+                             administrator must create it"
+                        .to_owned(),
+                    reason: format!(
+                        "docroot {} does not exist or is not a directory",
+                        docroot.display()
+                    ),
+                }
+            }
+            e => error::ApiError::Internal(format!("docroot {}: {e}", docroot.display())),
+        })
     }
 
     /// Every docroot opened so far.

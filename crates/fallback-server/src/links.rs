@@ -68,10 +68,7 @@ pub(crate) async fn create(
             reason: "the token expires now: no link outlives it".to_owned(),
         });
     }
-    let groups = state.groups_of(&claims.user);
-    let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
-    let settings = state.config().user(&claims.user, &group_refs);
-    let key: Key = Key::from_settings(&settings)
+    let key: Key = Key::from_settings(&id.settings)
         .ok_or_else(|| ApiError::Internal(format!("no token key for {:?}", claims.user)))?
         .map_err(|e| ApiError::Internal(format!("token key: {e}")))?;
     let p = path.to_string();

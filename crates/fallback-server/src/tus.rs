@@ -42,11 +42,16 @@ fn with_tus(mut resp: Response) -> Response {
 /// The preconditions of an upload to `dest` (RFC 9110 §13.2.2, on the file there now),
 /// checked before any byte is accepted; returns whether `If-None-Match: *` asks never
 /// to replace a file, which the engine also holds atomically at the rename.
+/// Checks an upload's preconditions (`If-Match`, `If-None-Match`,
+/// `If-Unmodified-Since`) and the user's `overwrite` setting against what is at `dest`;
+/// whether the upload must never replace a file (`If-None-Match: *`, or `overwrite`
+/// `deny`: the final rename is then `RENAME_NOREPLACE`).
 pub(crate) fn upload_preconditions(
-    storage: &std::sync::Arc<fallback_engine::Storage>,
+    id: &Identity,
     h: &HeaderMap,
     dest: &RelPath,
 ) -> Result<bool, ApiError> {
+    let storage = &id.storage;
     let conditional = [
         header::IF_MATCH,
         header::IF_NONE_MATCH,
@@ -60,6 +65,15 @@ pub(crate) fn upload_preconditions(
             .ok()
             .filter(|e| e.kind == fallback_engine::EntryKind::File);
         crate::precond::evaluate(h, current.as_ref(), false)?;
+    }
+    if id.overwrite_denied() {
+        if storage.exists(dest) {
+            return Err(ApiError::Conflict(format!(
+                "{dest} exists, and this user's uploads may not replace files \
+                 (aspera.conf <overwrite>deny</overwrite>): upload under another name"
+            )));
+        }
+        return Ok(true);
     }
     Ok(h.get(header::IF_NONE_MATCH)
         .is_some_and(|v| v.as_bytes().trim_ascii() == b"*"))
@@ -261,6 +275,7 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
     } else {
         let dest = destination(&id, &meta)?;
         id.permit(Direction::Upload, &dest)?;
+        id.check_restrictions(&dest)?;
         let expected = expected_digest(&meta)?;
         let new = NewUpload {
             user: id.user.clone(),
@@ -268,7 +283,8 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
             length: Some(length),
             metadata: meta,
             expected_sha256: expected,
-            no_replace: upload_preconditions(&id.storage, &parts.headers, &dest)?,
+            no_replace: upload_preconditions(&id, &parts.headers, &dest)?,
+            modes: id.modes(),
         };
         let info = tokio::task::spawn_blocking(move || storage.create_upload(new))
             .await
@@ -297,6 +313,7 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
             state.options().activity_timeout,
             max,
             false,
+            id.rate,
         )
         .await;
         log_end(&id, "upload", &dest, started, &outcome);
@@ -347,6 +364,7 @@ async fn create_final(
     let meta = metadata(&parts.headers)?;
     let dest = destination(id, &meta)?;
     id.permit(Direction::Upload, &dest)?;
+    id.check_restrictions(&dest)?;
     let new = NewUpload {
         user: id.user.clone(),
         dest: dest.clone(),
@@ -354,7 +372,8 @@ async fn create_final(
         length: Some(state.options().max_upload_size),
         expected_sha256: expected_digest(&meta)?,
         metadata: meta,
-        no_replace: upload_preconditions(&id.storage, &parts.headers, &dest)?,
+        no_replace: upload_preconditions(id, &parts.headers, &dest)?,
+        modes: id.modes(),
     };
     let started = Instant::now();
     let storage = id.storage.clone();
@@ -545,6 +564,7 @@ pub(crate) async fn patch(
             state.options().activity_timeout,
             state.options().max_upload_size,
             false,
+            who.rate,
         )
         .await;
         log_end(&who, "upload", &info.dest, started, &outcome);

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fallback_engine::{Error, Faults, NewUpload, RelPath, Step, Storage, UploadId};
+use fallback_engine::{Error, Faults, Modes, NewUpload, RelPath, Step, Storage, UploadId};
 use proptest::prelude::*;
 use sha2::{Digest as _, Sha256};
 
@@ -198,6 +198,7 @@ fn drive(s: &Storage, data: &[u8], chunks: &[usize], seen: &mut Seen) -> Result<
                 metadata: vec![],
                 expected_sha256: Some(Sha256::digest(data).into()),
                 no_replace: false,
+                modes: Modes::default(),
             })?;
             seen.id = Some(info.id.clone());
             info.id
@@ -390,6 +391,7 @@ fn run_concat(pieces: &[Vec<u8>], fail_at: usize, mode: Mode) -> usize {
         metadata: vec![],
         expected_sha256: Some(Sha256::digest(&whole).into()),
         no_replace: false,
+        modes: Modes::default(),
     };
     let disk = Disk::new(root, fail_at, mode);
     let s = Storage::open(root, ttl).unwrap().with_faults(disk.clone());

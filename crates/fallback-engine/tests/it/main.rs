@@ -11,7 +11,7 @@ use std::io::Read as _;
 use std::time::Duration;
 
 use fallback_engine::headers::ChunkChecksum;
-use fallback_engine::{EntryKind, Error, NewUpload, RelPath, Storage, UploadId};
+use fallback_engine::{EntryKind, Error, Modes, NewUpload, RelPath, Storage, UploadId};
 use sha2::{Digest as _, Sha256};
 
 fn storage() -> (tempfile::TempDir, Storage) {
@@ -32,6 +32,7 @@ fn new(dest: &str, len: u64) -> NewUpload {
         metadata: vec![],
         expected_sha256: None,
         no_replace: false,
+        modes: Modes::default(),
     }
 }
 
@@ -172,7 +173,9 @@ fn one_writer_at_a_time() {
 #[test]
 fn single_shot_put_and_abort() {
     let (dir, s) = storage();
-    let mut w = s.put("alice", &p("/a.txt"), None, None, false).unwrap();
+    let mut w = s
+        .put("alice", &p("/a.txt"), None, None, false, Modes::default())
+        .unwrap();
     w.write(b"partial").unwrap();
     assert_eq!(w.abort().unwrap(), 0);
     assert!(!dir.path().join("a.txt").exists());
@@ -182,7 +185,9 @@ fn single_shot_put_and_abort() {
             .count(),
         0
     );
-    let mut w = s.put("alice", &p("/a.txt"), None, None, false).unwrap();
+    let mut w = s
+        .put("alice", &p("/a.txt"), None, None, false, Modes::default())
+        .unwrap();
     w.write(b"whole").unwrap();
     let c = w.finish(true).unwrap().completed.unwrap();
     assert_eq!(c.size, 5);
@@ -192,7 +197,16 @@ fn single_shot_put_and_abort() {
 #[test]
 fn digests_are_recorded_and_invalidated() {
     let (dir, s) = storage();
-    let mut w = s.put("alice", &p("/d.txt"), Some(4), None, false).unwrap();
+    let mut w = s
+        .put(
+            "alice",
+            &p("/d.txt"),
+            Some(4),
+            None,
+            false,
+            Modes::default(),
+        )
+        .unwrap();
     w.write(b"data").unwrap();
     w.finish(true).unwrap();
     let e = s.stat(&p("/d.txt")).unwrap();
@@ -375,17 +389,26 @@ fn no_replace_never_overwrites_even_a_file_that_appears_meanwhile() {
     std::fs::write(dir.path().join("taken.txt"), b"first").unwrap();
     let refused = s.create_upload(NewUpload {
         no_replace: true,
+        modes: Modes::default(),
         ..new("/taken.txt", 3)
     });
     assert!(matches!(refused, Err(Error::Exists)), "{refused:?}");
     assert!(matches!(
-        s.put("alice", &p("/taken.txt"), Some(3), None, true),
+        s.put(
+            "alice",
+            &p("/taken.txt"),
+            Some(3),
+            None,
+            true,
+            Modes::default()
+        ),
         Err(Error::Exists)
     ));
     // Free at creation, taken before completion: the rename refuses, the file stays.
     let info = s
         .create_upload(NewUpload {
             no_replace: true,
+            modes: Modes::default(),
             ..new("/late.txt", 3)
         })
         .unwrap();
@@ -400,7 +423,14 @@ fn no_replace_never_overwrites_even_a_file_that_appears_meanwhile() {
     assert!(matches!(s.upload(&info.id), Err(Error::UnknownUpload)));
     // Without the condition, a PUT replaces.
     let mut w = s
-        .put("alice", &p("/taken.txt"), Some(3), None, false)
+        .put(
+            "alice",
+            &p("/taken.txt"),
+            Some(3),
+            None,
+            false,
+            Modes::default(),
+        )
         .unwrap();
     w.write(b"new").unwrap();
     w.finish(true).unwrap();
@@ -552,4 +582,54 @@ fn manifests_are_whole_under_a_low_descriptor_limit_or_fail() {
     setrlimit(Resource::Nofile, saved).unwrap();
     assert_eq!(whole.unwrap(), 600);
     assert!(matches!(starved, Err(Error::Io(_))), "{starved:?}");
+}
+
+#[test]
+fn published_files_and_new_directories_get_the_exact_modes() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (dir, s) = storage();
+    let mode = |p: &str| {
+        std::fs::metadata(dir.path().join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    // Modes the umask (022 or 002) would never give: set exactly.
+    let modes = Modes {
+        file: Some(0o660),
+        dir: Some(0o2770),
+    };
+    let mut w = s
+        .put(
+            "alice",
+            &p("/new/deeper/f.txt"),
+            Some(2),
+            None,
+            false,
+            modes,
+        )
+        .unwrap();
+    w.write(b"hi").unwrap();
+    w.finish(true).unwrap();
+    assert_eq!(mode("new/deeper/f.txt"), 0o660);
+    assert_eq!(mode("new"), 0o2770);
+    assert_eq!(mode("new/deeper"), 0o2770);
+    // A directory that already exists keeps its mode.
+    std::fs::set_permissions(
+        dir.path().join("new"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    let mut info = new("/new/g.txt", 1);
+    info.modes = Modes {
+        file: Some(0o400),
+        dir: Some(0o777),
+    };
+    let up = s.create_upload(info).unwrap();
+    let mut w = s.writer(&up.id, "alice", 0, None).unwrap();
+    w.write(b"x").unwrap();
+    w.finish(false).unwrap();
+    assert_eq!(mode("new/g.txt"), 0o400);
+    assert_eq!(mode("new"), 0o700);
 }

@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fallback_engine::{Error, NewUpload, RelPath, Storage, UploadId};
+use fallback_engine::{Error, Modes, NewUpload, RelPath, Storage, UploadId};
 use proptest::prelude::*;
 
 const MARKER: &[u8] = b"STAGED-BYTES-OF-ANOTHER-USER";
@@ -47,6 +47,7 @@ fn setup(dirs: &[String], links: &[(String, String)]) -> Setup {
             metadata: vec![],
             expected_sha256: None,
             no_replace: false,
+            modes: Modes::default(),
         })
         .unwrap();
     let mut w = storage.writer(&info.id, "bob", 0, None).unwrap();
@@ -153,7 +154,7 @@ proptest! {
             }
             // Writes: a PUT and a tus upload to the path either land outside the
             // reserved directory or are refused; the staged upload is untouched.
-            if let Ok(mut w) = s.storage.put("alice", &path, Some(3), None, false) {
+            if let Ok(mut w) = s.storage.put("alice", &path, Some(3), None, false, Modes::default()) {
                 let _ = w.write(b"PUT");
                 let _ = w.finish(true);
             }
@@ -164,6 +165,7 @@ proptest! {
                 metadata: vec![],
                 expected_sha256: None,
                 no_replace: false,
+                modes: Modes::default(),
             }) && let Ok(mut w) = s.storage.writer(&info.id, "alice", 0, None)
             {
                 let _ = w.write(b"TUS");
@@ -206,7 +208,8 @@ fn the_reported_layout_is_refused() {
         );
         assert!(
             matches!(
-                s.storage.put("alice", &p, Some(1), None, false),
+                s.storage
+                    .put("alice", &p, Some(1), None, false, Modes::default()),
                 Err(Error::Reserved)
             ),
             "{path}"
