@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use fallback_conf::{Config, Diagnostic, Error, Sourced, UserSettings};
+use fallback_conf::{Config, Diagnostic, Error, Severity, Sourced, UserSettings};
 
 use crate::exit;
 
@@ -13,21 +13,31 @@ use crate::exit;
 pub(crate) enum ConfigCommand {
     /// Validate an aspera.conf like a linter and list every finding.
     ///
-    /// Each finding has a code, a line:column and the element path, for example:
+    /// Runs the same check as `fallbackd --check-config` (which adds only whether its
+    /// ports can be bound): the file itself, then this host (every docroot must exist
+    /// here, $(name) and $(home) made for each user section; the TLS certificate and
+    /// key must load and match). Each finding has a code, a line:column and the
+    /// element path, for example:
     ///
     ///   aspera.conf:4:16: error[invalid-port]: "70000" is not a port ... (at /CONF/http_server/http_port)
     ///
-    /// Unknown elements are warnings, never errors: real files carry many settings
-    /// that HTTP fallback does not use. Exit status: 0 when there is no error
-    /// (warnings allowed, unless --deny-warnings), 1 when there is at least one,
-    /// 2 when the file cannot be read.
+    /// Every setting of the real product that HTTP fallback does not apply is named:
+    /// a warning (not-applied) when it would change a transfer, a note
+    /// (no-effect-over-http) when it only tunes FASP. Unknown elements are warnings,
+    /// except where security settings live (authorization, encryption, file system
+    /// access): there a misspelling is an error, since the setting would silently not
+    /// apply.
+    ///
+    /// Exit status: 0 when there is no error (warnings allowed, unless
+    /// --deny-warnings), 1 when there is at least one, 2 when the file cannot be read.
     Check(CheckArgs),
     /// Show the effective settings and where each value comes from.
     ///
     /// Without FILE, shows the built-in defaults (what an empty aspera.conf means).
     /// Precedence: user > groups (lower <precedence> first) > <default> > built-in
-    /// default. Group membership comes from the system, so name the user's groups
-    /// with --group. Secrets are never printed, only their length.
+    /// default. With --user, the user's groups and home directory ($(home) in
+    /// docroots) come from the system (NSS), as fallbackd finds them; --group names
+    /// the groups instead. Secrets are never printed, only their length.
     Show(ShowArgs),
 }
 
@@ -41,6 +51,10 @@ pub(crate) struct CheckArgs {
     /// Exit with status 1 on warnings too.
     #[arg(long)]
     deny_warnings: bool,
+    /// Check the file alone, not this host: docroots and TLS files are not looked at
+    /// (for a file written here for another server; check it there too).
+    #[arg(long)]
+    file_only: bool,
 }
 
 #[derive(Debug, Args)]
@@ -80,16 +94,32 @@ fn load(file: &Path) -> anyhow::Result<Result<Config, Diagnostic>> {
 
 fn check(args: &CheckArgs, out: &mut String) -> anyhow::Result<u8> {
     let diagnostics = match load(&args.file)? {
-        Ok(conf) => conf.diagnostics().to_vec(),
+        Ok(conf) if args.file_only => conf.diagnostics().to_vec(),
+        Ok(conf) => {
+            // The daemon's own check, host included (docroots, TLS files); the mode as
+            // fallbackd started with the same FALLBACKD_TRUST_PROXY would see it.
+            let mut all = fallback_server::check(&conf);
+            all.extend(fallback_server::mode_findings(
+                &conf,
+                None,
+                &trusted_from_env(),
+            ));
+            all
+        }
         Err(d) => vec![d],
     };
-    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
-    let warnings = diagnostics.len() - errors;
+    let count = |s: Severity| diagnostics.iter().filter(|d| d.severity == s).count();
+    let (errors, warnings, notes) = (
+        count(Severity::Error),
+        count(Severity::Warning),
+        count(Severity::Note),
+    );
     if args.json {
         let json = serde_json::json!({
             "file": args.file,
             "errors": errors,
             "warnings": warnings,
+            "notes": notes,
             "diagnostics": diagnostics,
         });
         outln!(out, "{}", serde_json::to_string_pretty(&json)?);
@@ -99,14 +129,25 @@ fn check(args: &CheckArgs, out: &mut String) -> anyhow::Result<u8> {
         }
         outln!(
             out,
-            "{}: {errors} error{}, {warnings} warning{}",
+            "{}: {errors} error{}, {warnings} warning{}, {notes} note{}",
             args.file.display(),
             plural(errors),
-            plural(warnings)
+            plural(warnings),
+            plural(notes)
         );
     }
     let fail = errors > 0 || (args.deny_warnings && warnings > 0);
     Ok(if fail { exit::FINDINGS } else { exit::OK })
+}
+
+/// The proxies fallbackd trusts when started with the same environment
+/// (`FALLBACKD_TRUST_PROXY`, comma separated).
+fn trusted_from_env() -> Vec<std::net::IpAddr> {
+    std::env::var("FALLBACKD_TRUST_PROXY")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|a| a.trim().parse().ok())
+        .collect()
 }
 
 fn plural(n: usize) -> &'static str {
@@ -133,9 +174,19 @@ fn show(args: &ShowArgs, out: &mut String) -> anyhow::Result<u8> {
             }
         },
     };
-    let groups: Vec<&str> = args.group.iter().map(String::as_str).collect();
-    let user = match &args.user {
-        Some(u) => conf.user(u, &groups),
+    let account = args.user.as_ref().map(|u| {
+        let mut a = fallback_conf::Account::lookup(u);
+        if !args.group.is_empty() {
+            a.groups.clone_from(&args.group);
+        }
+        a
+    });
+    let groups: Vec<&str> = account
+        .as_ref()
+        .map(|a| a.groups.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    let user = match &account {
+        Some(a) => conf.account(a),
         None => conf.defaults(),
     };
     let server = conf.server();
@@ -284,10 +335,54 @@ fn print_user(out: &mut String, u: &UserSettings, groups: &[&str]) {
         v(&u.token_life_seconds),
         &u.token_life_seconds.origin,
     );
+    let none = u.docroot_problem.as_ref().map_or_else(
+        || "(none: transfers refused)".to_owned(),
+        |why| format!("(none: {why})"),
+    );
+    t.row("docroot", path(&u.docroot, &none), &u.docroot.origin);
+    if let Some(w) = &u.docroot_written {
+        t.row("  as written", w, &u.docroot.origin);
+    }
+    for (ip, d) in &u.peer_docroots {
+        t.row(&format!("  for peer {ip}"), d.display(), &u.docroot.origin);
+    }
+    if !u.restrictions.value.is_empty() {
+        t.row(
+            "restrictions",
+            u.restrictions.value.join(" "),
+            &u.restrictions.origin,
+        );
+    }
+    t.row("overwrite", v(&u.overwrite), &u.overwrite.origin);
     t.row(
-        "docroot",
-        path(&u.docroot, "(none: transfers refused)"),
-        &u.docroot.origin,
+        "file mode",
+        format!("{:04o}", u.file_mode()),
+        match &u.file_create_mode.value {
+            Some(_) => &u.file_create_mode.origin,
+            None => &u.file_create_grant_mask.origin,
+        },
+    );
+    t.row(
+        "directory mode",
+        format!("{:04o}", u.dir_mode()),
+        match &u.directory_create_mode.value {
+            Some(_) => &u.directory_create_mode.origin,
+            None => &u.directory_create_grant_mask.origin,
+        },
+    );
+    let cap = |c: &Sourced<Option<u64>>| {
+        c.value
+            .map_or_else(|| "Unlimited".to_owned(), |k| format!("{k} kbps"))
+    };
+    t.row(
+        "upload rate cap",
+        cap(&u.in_rate_cap),
+        &u.in_rate_cap.origin,
+    );
+    t.row(
+        "download rate cap",
+        cap(&u.out_rate_cap),
+        &u.out_rate_cap.origin,
     );
     t.row("read_allowed", v(&u.read_allowed), &u.read_allowed.origin);
     t.row(

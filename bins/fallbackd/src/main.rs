@@ -198,6 +198,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// Loads `file` and runs the one check (`fallback_server::check`, the same as `fallback
+/// config check`): the configuration when it has no error, else every error.
+fn load_checked(
+    file: &std::path::Path,
+) -> anyhow::Result<(Config, Vec<fallback_conf::Diagnostic>)> {
+    let conf = Config::load(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let findings = fallback_server::check(&conf);
+    let errors: Vec<String> = findings
+        .iter()
+        .filter(|d| d.is_error())
+        .map(ToString::to_string)
+        .collect();
+    if !errors.is_empty() {
+        anyhow::bail!(
+            "{} has {} error(s): {}; `fallback config check {}` lists them",
+            file.display(),
+            errors.len(),
+            errors.join("; "),
+            file.display()
+        );
+    }
+    Ok((conf, findings))
+}
+
 /// SIGHUP: the configuration file read, checked and applied (token keys, per-user
 /// settings, the TLS certificate); anything wrong and nothing changes.
 fn reload(
@@ -205,28 +229,13 @@ fn reload(
     state: &AppState,
     cert: Option<&fallback_server::CertSlot>,
 ) -> anyhow::Result<AppState> {
-    let conf = Config::load(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let errors: Vec<String> = conf
-        .diagnostics()
-        .iter()
-        .filter(|d| d.is_error())
-        .map(ToString::to_string)
-        .collect();
-    if !errors.is_empty() {
-        anyhow::bail!("{}", errors.join("; "));
-    }
-    let conf = conf.into_checked()?;
+    let (conf, _) = load_checked(file)?;
     let s = conf.server();
     let tls = match (cert, &s.cert_file.value, &s.key_file.value) {
-        (Some(_), Some(c), Some(k)) => {
-            let source = fallback_server::TlsSource::Files {
-                cert: c.clone(),
-                key: k.clone(),
-            };
-            // Loaded once to check it before anything changes.
-            fallback_server::tls_acceptor(&source)?;
-            Some(source)
-        }
+        (Some(_), Some(c), Some(k)) => Some(fallback_server::TlsSource::Files {
+            cert: c.clone(),
+            key: k.clone(),
+        }),
         _ => None,
     };
     let new = state.reloaded(conf)?;
@@ -237,7 +246,8 @@ fn reload(
     Ok(new)
 }
 
-/// `--check-config`: what `run` would load, loaded and checked, without serving.
+/// `--check-config`: the check `fallback config check` runs, plus what only the
+/// daemon's host and flags can say (ports, the mode with --bind and --trust-proxy).
 fn check_config(args: &Args) -> ExitCode {
     let Some(file) = &args.config else {
         println!("fallbackd: no --config: the embedded default needs no checking");
@@ -247,37 +257,38 @@ fn check_config(args: &Args) -> ExitCode {
     let conf = match Config::load(file) {
         Ok(c) => c,
         Err(e) => {
+            for d in e.diagnostics() {
+                eprintln!("{shown}:{d}");
+            }
             eprintln!("fallbackd: {shown}: {e}");
+            eprintln!("fallbackd: {shown}: configuration test failed");
             return ExitCode::from(1);
         }
     };
-    let mut errors = 0;
-    for d in conf.diagnostics() {
-        eprintln!("{shown}:{d}");
-        if d.is_error() {
-            errors += 1;
+    let mut findings = fallback_server::check(&conf);
+    findings.extend(fallback_server::port_findings(
+        &conf,
+        args.bind.as_deref(),
+        args.http_port,
+        args.https_port,
+    ));
+    findings.extend(fallback_server::mode_findings(
+        &conf,
+        args.bind.as_deref(),
+        &args.trust_proxy,
+    ));
+    let errors = findings.iter().filter(|d| d.is_error()).count();
+    for d in &findings {
+        match d.pos {
+            Some(_) => eprintln!("{shown}:{d}"),
+            None => eprintln!("{shown}: {d}"),
         }
     }
-    let conf = match conf.into_checked() {
-        Ok(c) if errors == 0 => c,
-        _ => {
-            eprintln!("fallbackd: {shown}: configuration test failed ({errors} error(s))");
-            return ExitCode::from(1);
-        }
-    };
-    let s = conf.server();
-    if s.enable_https.value
-        && let (Some(cert), Some(key)) = (&s.cert_file.value, &s.key_file.value)
-        && let Err(e) = fallback_server::tls_acceptor(&fallback_server::TlsSource::Files {
-            cert: cert.clone(),
-            key: key.clone(),
-        })
-    {
-        eprintln!("fallbackd: {shown}: TLS: {e}");
-        eprintln!("fallbackd: {shown}: configuration test failed");
+    if errors > 0 {
+        eprintln!("fallbackd: {shown}: configuration test failed ({errors} error(s))");
         return ExitCode::from(1);
     }
-    let mode = s.mode();
+    let mode = fallback_server::served_mode(&conf, args.bind.as_deref(), &args.trust_proxy);
     if let Err(e) = AppState::new(conf, Options::default()) {
         eprintln!("fallbackd: {shown}: {e}");
         eprintln!("fallbackd: {shown}: configuration test failed");
@@ -331,23 +342,14 @@ async fn serve_metrics(addr: std::net::SocketAddr, state: AppState) -> anyhow::R
 async fn run(args: Args) -> anyhow::Result<()> {
     let (conf, embedded) = match &args.config {
         Some(file) => {
-            let conf =
-                Config::load(file).with_context(|| format!("cannot read {}", file.display()))?;
-            for d in conf.diagnostics() {
-                if d.is_error() {
-                    tracing::error!(file = %file.display(), "{d}");
+            let (conf, findings) = load_checked(file)?;
+            for d in &findings {
+                if d.severity == fallback_conf::Severity::Note {
+                    tracing::info!(file = %file.display(), "{d}");
                 } else {
                     tracing::warn!(file = %file.display(), "{d}");
                 }
             }
-            let conf = conf.into_checked().with_context(|| {
-                format!(
-                    "{} has errors; `fallback config check {}` lists them",
-                    file.display(),
-                    file.display()
-                )
-            })?;
-            tracing::info!(config = %file.display(), mode = %conf.server().mode(), "configuration loaded");
             (conf, None)
         }
         None => {
@@ -358,14 +360,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut options = Options::from_config(&conf);
     options.trusted_proxies.clone_from(&args.trust_proxy);
     options.cors_origins.clone_from(&args.cors_origin);
-    if conf.server().mode() == fallback_conf::Mode::Proxy
-        && args.trust_proxy.is_empty()
-        && embedded.is_none()
-    {
-        tracing::warn!(
-            "proxy mode (bound to loopback) without --trust-proxy: X-Forwarded-Proto is ignored, \
-             so users who must encrypt are refused; pass --trust-proxy 127.0.0.1"
-        );
+    let mode = fallback_server::served_mode(&conf, args.bind.as_deref(), &args.trust_proxy);
+    if embedded.is_none() {
+        for d in fallback_server::mode_findings(&conf, args.bind.as_deref(), &args.trust_proxy) {
+            tracing::warn!("{d}");
+        }
+        if let Some(file) = &args.config {
+            tracing::info!(config = %file.display(), %mode, "configuration loaded");
+        }
     }
     if !args.cors_origin.is_empty() {
         tracing::info!(origins = %args.cors_origin.join(" "), "CORS: pages on these origins may call the service from a browser");

@@ -158,8 +158,9 @@ codes! {
     UnknownSecurityElement = "unknown-security-element", Error;
     /// The TLS certificate or key cannot be read or used.
     TlsUnusable = "tls-unusable", Error;
-    /// A listening port cannot be bound on this host (checked by the daemon).
-    PortUnavailable = "port-unavailable", Error;
+    /// A listening port cannot be bound on this host (checked by the daemon; a running
+    /// fallbackd holds its own).
+    PortUnavailable = "port-unavailable", Warning;
     /// An element this implementation does not know; ignored.
     UnknownElement = "unknown-element", Warning;
     /// An attribute this implementation does not know; ignored.

@@ -61,7 +61,7 @@ pub use model::{
     Cipher, Document, FileMode, FilenameHash, Group, HttpServer, Layer, Overwrite, PeerDocroot,
     Secret, TokenCipher, TransferAuth, UnknownKeyword, User, Web,
 };
-pub use resolve::{Mode, Origin, ServerSettings, Sourced, UserSettings, WebSettings};
+pub use resolve::{Mode, Origin, ServerSettings, Sourced, UserSettings, WebSettings, mode_of};
 pub use validate::MIN_TOKEN_KEY_CHARS;
 pub use xml::{MAX_BYTES, MAX_DEPTH};
 

@@ -249,6 +249,9 @@ pub enum Mode {
     Direct,
     /// fallbackd listens on loopback behind a reverse proxy on 80/443.
     Proxy,
+    /// Both: fallbackd's own ports are reachable and a trusted reverse proxy forwards
+    /// to them too (known only with the daemon's trusted proxies).
+    Both,
 }
 
 impl fmt::Display for Mode {
@@ -256,6 +259,7 @@ impl fmt::Display for Mode {
         f.write_str(match self {
             Mode::Direct => "direct",
             Mode::Proxy => "proxy",
+            Mode::Both => "direct and proxy",
         })
     }
 }
@@ -264,15 +268,20 @@ impl ServerSettings {
     /// Proxy mode when bound to a loopback address (the article's indirect mode),
     /// direct mode otherwise.
     pub fn mode(&self) -> Mode {
-        let addr = self.bind_address.value.trim();
-        let loopback = addr.eq_ignore_ascii_case("localhost")
-            || addr
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if loopback { Mode::Proxy } else { Mode::Direct }
+        mode_of(&self.bind_address.value)
     }
+}
+
+/// Proxy mode for a loopback listen address, direct mode otherwise.
+pub fn mode_of(bind_address: &str) -> Mode {
+    let addr = bind_address.trim();
+    let loopback = addr.eq_ignore_ascii_case("localhost")
+        || addr
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback { Mode::Proxy } else { Mode::Direct }
 }
 
 /// The effective `<WEB>` settings: what the web UI advertises to clients.

@@ -34,6 +34,7 @@
 mod auth;
 mod blocks;
 mod body;
+mod check;
 mod conn;
 mod cors;
 mod error;
@@ -58,6 +59,7 @@ use fallback_conf::Config;
 use fallback_engine::Storage;
 use fallback_token::KeyRing;
 
+pub use check::{check, mode_findings, port_findings, served_mode};
 pub use cors::parse_origin;
 pub use listen::{
     CertSlot, Listeners, ServeOptions, SharedRouter, Tls, TlsSource, serve, tls_acceptor,

@@ -112,6 +112,42 @@ pub fn config_text_with(docroot: &Path, extra: &str) -> String {
     )
 }
 
+/// A copy of the aspera.conf `fixture`, in `dir`, made true on this host: `/srv/…`
+/// paths moved under `dir/srv/…` and created (each `<absolute>` without `$(`), and the
+/// certificate and key under `/etc/fallback/tls/` made under `dir/tls/` (self-signed,
+/// for localhost). Line and column numbers of what follows a path may shift; the lines
+/// do not.
+pub fn on_this_host(fixture: &Path, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(fixture).expect("fixture");
+    let d = dir.display();
+    let text = text
+        .replace("/srv/", &format!("{d}/srv/"))
+        .replace("/etc/fallback/tls/", &format!("{d}/tls/"));
+    for chunk in text
+        .split("</absolute>")
+        .filter(|c| c.contains("<absolute"))
+    {
+        let value = chunk.rsplit_once('>').map_or("", |(_, v)| v.trim());
+        if value.starts_with('/') && !value.contains("$(") {
+            std::fs::create_dir_all(value).expect("docroot");
+        }
+    }
+    if text.contains(&format!("{d}/tls/")) {
+        let tls = dir.join("tls");
+        std::fs::create_dir_all(&tls).expect("tls dir");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        std::fs::write(tls.join("cert.pem"), cert.pem()).expect("cert.pem");
+        std::fs::write(tls.join("key.pem"), key.serialize_pem()).expect("key.pem");
+    }
+    let out = dir.join(fixture.file_name().expect("a file"));
+    std::fs::write(&out, text).expect("copy");
+    out
+}
+
 /// The `fallbackd` binary: `$FALLBACKD_BIN`, else next to the test executable's
 /// target directory (cargo builds every binary of the workspace before its tests).
 pub fn fallbackd_bin() -> PathBuf {

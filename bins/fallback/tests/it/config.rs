@@ -6,9 +6,32 @@ use crate::{fallback, fixture};
 
 #[test]
 fn check_passes_a_good_file_with_exit_0() {
+    // The file made true here: its docroot exists, its certificate loads.
+    let dir = tempfile::tempdir().unwrap();
+    let here = fallback_testkit::on_this_host(&fixture("direct-mode.conf"), dir.path());
     fallback()
         .args(["config", "check"])
-        .arg(fixture("direct-mode.conf"))
+        .arg(&here)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("0 errors, 0 warnings"));
+}
+
+#[test]
+fn check_looks_at_this_host_unless_told_file_only() {
+    // As written, the fixture names /srv/fallback/data and a certificate under
+    // /etc/fallback: neither exists here, and clients would be refused.
+    let file = fixture("direct-mode.conf");
+    fallback()
+        .args(["config", "check"])
+        .arg(&file)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("error[docroot-not-found]"))
+        .stdout(predicate::str::contains("error[tls-unusable]"));
+    fallback()
+        .args(["config", "check", "--file-only"])
+        .arg(&file)
         .assert()
         .code(0)
         .stdout(predicate::str::contains("0 errors, 0 warnings"));
@@ -17,7 +40,7 @@ fn check_passes_a_good_file_with_exit_0() {
 #[test]
 fn check_lists_findings_like_a_linter_and_exits_1() {
     fallback()
-        .args(["config", "check"])
+        .args(["config", "check", "--file-only"])
         .arg(fixture("broken/bad-port.conf"))
         .assert()
         .code(1)
@@ -42,13 +65,13 @@ fn check_reports_syntax_errors_as_findings() {
 fn warnings_pass_unless_denied() {
     let file = fixture("broken/web-mismatch.conf");
     fallback()
-        .args(["config", "check"])
+        .args(["config", "check", "--file-only"])
         .arg(&file)
         .assert()
         .code(0)
         .stdout(predicate::str::contains("warning[web-port-mismatch]"));
     fallback()
-        .args(["config", "check", "--deny-warnings"])
+        .args(["config", "check", "--file-only", "--deny-warnings"])
         .arg(&file)
         .assert()
         .code(1);
@@ -57,7 +80,7 @@ fn warnings_pass_unless_denied() {
 #[test]
 fn check_json_is_machine_readable() {
     let out = fallback()
-        .args(["config", "check", "--json"])
+        .args(["config", "check", "--json", "--file-only"])
         .arg(fixture("broken/wrong-types.conf"))
         .assert()
         .code(1)

@@ -27,7 +27,11 @@ fn check(conf: &std::path::Path) -> (i32, String) {
 
 #[test]
 fn check_config_validates_like_nginx_t() {
-    let (code, text) = check(&fixture("multi-user.conf"));
+    let here = tempfile::tempdir().unwrap();
+    let (code, text) = check(&fallback_testkit::on_this_host(
+        &fixture("multi-user.conf"),
+        here.path(),
+    ));
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("configuration is valid"), "{text}");
 
