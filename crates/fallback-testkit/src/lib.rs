@@ -210,28 +210,49 @@ impl Server {
         extra: &str,
         args: &[&str],
     ) -> Server {
-        Self::spawn(dir, http_port, https_port, extra, args, false)
+        let text = config_text_with(&dir.join("data"), extra);
+        Self::spawn(dir, http_port, https_port, text, args, false)
+    }
+
+    /// A server on the aspera.conf fixture `fixtures/conf/<name>`, with `@DATA@` in it
+    /// replaced by `dir/data` (created) and `@SECRET@` by [`SECRET`]. The fixture must
+    /// enable both listeners (ports are chosen here).
+    pub fn start_fixture(dir: &Path, name: &str) -> Server {
+        Self::start_fixture_with(dir, name, &[])
+    }
+
+    /// [`Server::start_fixture`] with `args` on fallbackd's command line.
+    pub fn start_fixture_with(dir: &Path, name: &str, args: &[&str]) -> Server {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/conf")
+            .join(name);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .replace("@DATA@", &dir.join("data").display().to_string())
+            .replace("@SECRET@", SECRET);
+        Self::spawn(dir, 0, 0, text, args, false)
     }
 
     /// Like [`Server::start`], with the log written to `dir/fallbackd.log` the way a web
     /// server writes its access log, instead of a pipe this process reads: benchmarks
     /// then do not take CPU from the server to read its log.
     pub fn start_logging_to_file(dir: &Path) -> Server {
-        Self::spawn(dir, 0, 0, "", &[], true)
+        let text = config_text(&dir.join("data"));
+        Self::spawn(dir, 0, 0, text, &[], true)
     }
 
     fn spawn(
         dir: &Path,
         http_port: u16,
         https_port: u16,
-        extra: &str,
+        conf_text: String,
         args: &[&str],
         to_file: bool,
     ) -> Server {
         let docroot = dir.join("data");
         std::fs::create_dir_all(&docroot).unwrap();
         let conf = dir.join("aspera.conf");
-        std::fs::write(&conf, config_text_with(&docroot, extra)).unwrap();
+        std::fs::write(&conf, conf_text).unwrap();
         let log_file = to_file.then(|| dir.join("fallbackd.log"));
         let stderr = match &log_file {
             Some(f) => Stdio::from(std::fs::File::create(f).unwrap()),

@@ -6,6 +6,7 @@
 
 mod adversarial;
 mod concurrency;
+mod conf_applied;
 mod disk_full;
 mod embedded;
 mod hardening;
