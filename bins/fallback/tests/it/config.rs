@@ -162,3 +162,33 @@ fn help_teaches() {
         .code(0)
         .stdout(predicate::str::contains("Exit status"));
 }
+
+#[test]
+fn show_makes_the_users_docroot_and_lists_what_applies() {
+    fallback()
+        .args(["config", "show"])
+        .arg(fixture("applied/name-docroot.conf"))
+        .args(["--user", "alice"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::is_match(r"docroot\s+@DATA@/users/alice\s+<default>").unwrap())
+        .stdout(predicate::str::contains("as written"))
+        .stdout(predicate::str::contains("@DATA@/users/$(name)"))
+        .stdout(predicate::str::is_match(r"overwrite\s+allow\s+built-in default").unwrap())
+        .stdout(predicate::str::is_match(r"file mode\s+0644").unwrap())
+        .stdout(predicate::str::is_match(r"upload rate cap\s+Unlimited").unwrap());
+    fallback()
+        .args(["config", "show"])
+        .arg(fixture("applied/name-docroot.conf"))
+        .args(["--user", "peter"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::is_match(r"for peer 10\.1\.1\.1\s+@DATA@/branch/peter").unwrap());
+    fallback()
+        .args(["config", "show"])
+        .arg(fixture("applied/rate-caps.conf"))
+        .args(["--user", "slow"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::is_match(r"download rate cap\s+8000 kbps\s+user slow").unwrap());
+}

@@ -354,3 +354,122 @@ fn read_write_and_dir_allowed_and_restrictions_are_enforced() {
     assert_eq!(tus_post(&server, &up, "pub/ok.txt", 5).status, 201);
     assert!(!data.join("pub/new.exe").exists());
 }
+
+/// `fallback config check` and `fallbackd --check-config` on the same file: the exit
+/// status (0 or 1) and the error codes.
+fn both_verdicts(file: &Path) -> [(i32, Vec<String>); 2] {
+    let cli = std::process::Command::new(crate::fallback_bin())
+        .args(["config", "check", "--json"])
+        .arg(file)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&cli.stdout).unwrap();
+    let mut cli_codes: Vec<String> = v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["severity"] == "error")
+        .map(|d| d["code"].as_str().unwrap().to_owned())
+        .collect();
+    let daemon = std::process::Command::new(crate::fallbackd_bin())
+        .arg("--check-config")
+        .arg("--config")
+        .arg(file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&daemon.stderr);
+    let mut daemon_codes: Vec<String> = text
+        .match_indices("error[")
+        .map(|(i, _)| {
+            let rest = &text[i + 6..];
+            rest[..rest.find(']').unwrap()].to_owned()
+        })
+        .collect();
+    cli_codes.sort();
+    daemon_codes.sort();
+    [
+        (cli.status.code().unwrap(), cli_codes),
+        (daemon.status.code().unwrap(), daemon_codes),
+    ]
+}
+
+#[test]
+fn both_checkers_give_the_same_verdict_on_the_same_file() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/conf");
+    for (name, must) in [
+        ("broken/missing-cert.conf", "tls-unusable"),
+        ("broken/missing-docroot.conf", "docroot-not-found"),
+        ("broken/security-typo.conf", "unknown-security-element"),
+        ("broken/bad-port.conf", "invalid-port"),
+        ("broken/semantic.conf", "docroot-not-absolute"),
+    ] {
+        let [cli, daemon] = both_verdicts(&fixtures.join(name));
+        assert_eq!(cli, daemon, "{name}: config check vs --check-config");
+        assert_eq!(cli.0, 1, "{name}");
+        assert!(cli.1.iter().any(|c| c == must), "{name}: {cli:?}");
+    }
+    // The missing-docroot file names both: the fixed one and alice's $(name) folder.
+    let [cli, _] = both_verdicts(&fixtures.join("broken/missing-docroot.conf"));
+    assert_eq!(cli.1, ["docroot-not-found", "docroot-not-found"]);
+    // And a good file made true here passes both.
+    let dir = tempfile::tempdir().unwrap();
+    let here = fallback_testkit::on_this_host(&fixtures.join("direct-mode.conf"), dir.path());
+    let [cli, daemon] = both_verdicts(&here);
+    assert_eq!(cli, (0, vec![]));
+    assert_eq!(daemon, (0, vec![]));
+}
+
+#[test]
+fn the_mode_and_its_warning_say_what_an_encrypting_user_meets() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let conf = dir.path().join("aspera.conf");
+    // carol must encrypt; loopback, both listeners (testkit's own configuration).
+    std::fs::write(&conf, crate::config_text(&data)).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(crate::fallbackd_bin())
+            .args([
+                "--check-config",
+                "--http-port",
+                "0",
+                "--https-port",
+                "0",
+                "--config",
+            ])
+            .arg(&conf)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let text = run(&[]);
+    assert!(text.contains("valid (proxy mode)"), "{text}");
+    assert!(text.contains("warning[mode]"), "{text}");
+    assert!(
+        text.contains("served only through the HTTPS listener"),
+        "{text}"
+    );
+    // With the proxy trusted, its X-Forwarded-Proto counts: nothing to warn about.
+    let text = run(&["--trust-proxy", "127.0.0.1"]);
+    assert!(!text.contains("warning[mode]"), "{text}");
+    // Reachable directly and through a trusted proxy.
+    let text = run(&["--bind", "0.0.0.0", "--trust-proxy", "127.0.0.1"]);
+    assert!(text.contains("valid (direct and proxy mode)"), "{text}");
+    // HTTP only, direct: the encrypting user is refused, and it says so.
+    std::fs::write(
+        &conf,
+        crate::config_text(&data).replace(
+            "<enable_https>true</enable_https>",
+            "<enable_https>false</enable_https>",
+        ),
+    )
+    .unwrap();
+    let text = run(&["--bind", "0.0.0.0"]);
+    assert!(text.contains("refused with 403"), "{text}");
+}

@@ -148,3 +148,95 @@ fn missing_file_is_an_io_error_naming_the_file() {
     assert!(matches!(err, fallback_conf::Error::Io { .. }));
     assert!(err.to_string().contains("no-such.conf"), "{err}");
 }
+
+#[test]
+fn every_setting_not_applied_over_http_is_named_with_why() {
+    let conf = Config::load(&fixture("not-applied.conf")).unwrap();
+    let named = |code: Code| -> Vec<String> {
+        conf.diagnostics()
+            .iter()
+            .filter(|d| d.code == code)
+            .map(|d| {
+                let el = d.path.rsplit('/').next().unwrap_or_default().to_owned();
+                assert!(d.message.contains("because"), "{d}");
+                el
+            })
+            .collect()
+    };
+    let not_applied = named(Code::NotApplied);
+    for el in [
+        "external_provider",
+        "dynamic_key",
+        "key_file",
+        "filter",
+        "filters",
+        "resume_suffix",
+        "partial_file_suffix",
+        "pre_calculate_job_size",
+        "preserve_attributes",
+        "symbolic_links",
+        "replace_illegal_chars",
+        "file_checksum",
+        "file_manifest",
+        "fips_mode",
+        "content_protection_required",
+        "content_protection_secret",
+        "aggregate",
+        "validation_threshold_kb",
+        "lua_session_start_script",
+    ] {
+        assert!(
+            not_applied.iter().any(|n| n == el),
+            "{el} not reported: {not_applied:?}"
+        );
+    }
+    let no_effect = named(Code::NoEffectOverHttp);
+    for el in [
+        "show_as",
+        "description",
+        "read_block_size",
+        "storage_rc",
+        "strict_allowed_cipher",
+        "default",
+        "lock",
+        "policy",
+        "protocol_options",
+        "multi_session_threshold_default",
+    ] {
+        assert!(
+            no_effect.iter().any(|n| n == el),
+            "{el} not noted: {no_effect:?}"
+        );
+    }
+    // Known, so never "unknown"; and nothing here is an error.
+    assert!(
+        conf.diagnostics()
+            .iter()
+            .all(|d| d.code != Code::UnknownElement && !d.is_error()),
+        "{:?}",
+        conf.diagnostics()
+    );
+    // The filters finding says what the product does and what to use instead.
+    let filters = conf
+        .diagnostics()
+        .iter()
+        .find(|d| d.path.ends_with("/filters"))
+        .unwrap();
+    assert!(filters.message.contains("acts as a client"), "{filters}");
+    assert!(filters.message.contains("restrictions"), "{filters}");
+}
+
+#[test]
+fn off_values_of_unapplied_settings_are_not_reported() {
+    let conf = Config::parse(
+        r#"<CONF><http_server><enable_http>true</enable_http></http_server><default>
+        <file_system><access><paths><path><absolute>/d</absolute></path></paths></access>
+          <pre_calculate_job_size>no</pre_calculate_job_size></file_system>
+        <transfer><encryption><content_protection_required>false</content_protection_required>
+          <fips_mode>no</fips_mode></encryption>
+          <in><bandwidth><aggregate><trunk_id>AS_NULL</trunk_id></aggregate></bandwidth></in>
+        </transfer></default></CONF>"#,
+    )
+    .unwrap();
+    assert!(conf.diagnostics().is_empty(), "{:?}", conf.diagnostics());
+}

@@ -3,6 +3,7 @@
 // Test helpers panic on purpose: a panic is how a failed expectation is reported.
 #![allow(clippy::unwrap_used)]
 
+mod applied;
 mod fixtures;
 mod precedence;
 mod props;
