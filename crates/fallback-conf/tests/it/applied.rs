@@ -1,5 +1,5 @@
 //! The settings fallback applies over HTTP beyond authorization: docroot substitutions
-//! and peer_ip docroots, overwrite, modes, rate caps, restrictions; and misspellings of
+//! and `peer_ip` docroots, overwrite, modes, rate caps, restrictions; and misspellings of
 //! security settings refused.
 
 use std::path::Path;

@@ -229,13 +229,13 @@ fn every_setting_not_applied_over_http_is_named_with_why() {
 #[test]
 fn off_values_of_unapplied_settings_are_not_reported() {
     let conf = Config::parse(
-        r#"<CONF><http_server><enable_http>true</enable_http></http_server><default>
+        r"<CONF><http_server><enable_http>true</enable_http></http_server><default>
         <file_system><access><paths><path><absolute>/d</absolute></path></paths></access>
           <pre_calculate_job_size>no</pre_calculate_job_size></file_system>
         <transfer><encryption><content_protection_required>false</content_protection_required>
           <fips_mode>no</fips_mode></encryption>
           <in><bandwidth><aggregate><trunk_id>AS_NULL</trunk_id></aggregate></bandwidth></in>
-        </transfer></default></CONF>"#,
+        </transfer></default></CONF>",
     )
     .unwrap();
     assert!(conf.diagnostics().is_empty(), "{:?}", conf.diagnostics());
