@@ -54,7 +54,8 @@ pub(crate) struct GenerateArgs {
     /// The transfer user the token is for.
     #[arg(long, short = 'u', value_name = "USER")]
     user: String,
-    /// A group of the user, for the user's effective settings; repeatable.
+    /// A group of the user, for the user's effective settings; repeatable (default:
+    /// the groups the system knows for the user, as fallbackd finds them).
     #[arg(long, short = 'g', value_name = "GROUP")]
     group: Vec<String>,
     /// An upload token (astokengen --mode=send).
@@ -196,8 +197,14 @@ fn user_key(settings: &UserSettings, file: &Path) -> anyhow::Result<Key> {
 
 fn generate(a: &GenerateArgs, out: &mut String) -> anyhow::Result<u8> {
     let conf = load_config(&a.config)?;
-    let groups: Vec<&str> = a.group.iter().map(String::as_str).collect();
-    let settings = conf.user(&a.user, &groups);
+    // As fallbackd will see the user: groups and home directory from the system,
+    // unless --group names the groups.
+    let mut account = fallback_conf::Account::lookup(&a.user);
+    if !a.group.is_empty() {
+        account.groups.clone_from(&a.group);
+    }
+    let groups: Vec<&str> = account.groups.iter().map(String::as_str).collect();
+    let settings = conf.account(&account);
     let sections: Vec<&str> = groups
         .iter()
         .copied()
