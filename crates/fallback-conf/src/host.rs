@@ -21,17 +21,7 @@ impl Config {
         scopes.extend((0..doc.users.len()).map(Scope::User));
         for scope in scopes {
             let layer = self.layer(scope);
-            let templates = layer
-                .docroot
-                .iter()
-                .map(|d| ("file_system/access/paths/path/absolute", d.as_str()))
-                .chain(layer.peer_docroots.iter().map(|d| {
-                    (
-                        "file_system/access/paths/path/absolute@peer_ip",
-                        d.path.as_str(),
-                    )
-                }));
-            for (key, template) in templates {
+            for (key, template) in crate::validate::written_docroots(layer) {
                 let (pos, path) = self.at(scope, key);
                 let user = match scope {
                     Scope::User(i) => Some(doc.users[i].name.as_str()),

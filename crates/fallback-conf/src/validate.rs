@@ -4,6 +4,21 @@ use std::path::Path;
 
 use crate::Config;
 
+/// Every docroot written in a section, with the key its position is recorded under:
+/// the unconditional one, then the `peer_ip` ones.
+pub(crate) fn written_docroots(layer: &crate::Layer) -> impl Iterator<Item = (&'static str, &str)> {
+    layer
+        .docroot
+        .iter()
+        .map(|d| ("file_system/access/paths/path/absolute", d.as_str()))
+        .chain(layer.peer_docroots.iter().map(|d| {
+            (
+                "file_system/access/paths/path/absolute@peer_ip",
+                d.path.as_str(),
+            )
+        }))
+}
+
 /// A URI with any `user:secret@` part replaced, for messages.
 fn redact_uri(uri: &str) -> String {
     match (uri.find("://"), uri.rfind('@')) {
@@ -194,17 +209,7 @@ impl Config {
                     ),
                 ));
             }
-            let roots = layer
-                .docroot
-                .iter()
-                .map(|d| ("file_system/access/paths/path/absolute", d.as_str()))
-                .chain(layer.peer_docroots.iter().map(|d| {
-                    (
-                        "file_system/access/paths/path/absolute@peer_ip",
-                        d.path.as_str(),
-                    )
-                }));
-            for (key, root) in roots {
+            for (key, root) in written_docroots(layer) {
                 let (pos, path) = self.at(scope, key);
                 if root.contains("://") {
                     out.push(Diagnostic::new(

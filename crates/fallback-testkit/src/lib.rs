@@ -527,14 +527,14 @@ pub fn patch_head(server: &Server, upload_path: &str, len: u64, token: &str) -> 
     )
 }
 
-/// A tus upload created with curl; returns its URL.
-pub fn tus_create(server: &Server, token: &str, name: &str, len: u64) -> String {
+/// tus creation (`POST /uploads`, metadata `filename`), answered as is.
+pub fn tus_post(server: &Server, token: &str, name: &str, len: u64) -> Got {
     use base64::Engine as _;
     let meta = format!(
         "filename {}",
         base64::engine::general_purpose::STANDARD.encode(name)
     );
-    let got = curl(
+    curl(
         &[
             "-X",
             "POST",
@@ -549,7 +549,12 @@ pub fn tus_create(server: &Server, token: &str, name: &str, len: u64) -> String 
             &format!("{}/uploads", server.base(false)),
         ],
         None,
-    );
+    )
+}
+
+/// A tus upload created with [`tus_post`]; its absolute URL.
+pub fn tus_create(server: &Server, token: &str, name: &str, len: u64) -> String {
+    let got = tus_post(server, token, name, len);
     assert_eq!(got.status, 201, "{got:?}");
     let loc = got.header("location").unwrap();
     assert!(loc.starts_with("/aspera/http/uploads/"), "{loc}");

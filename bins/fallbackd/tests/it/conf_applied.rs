@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use crate::{
     Server, bearer, curl, download_token, make_file, sha256_file, tus_create, tus_offset,
-    tus_patch_rest, upload_token,
+    tus_patch_rest, tus_post, upload_token,
 };
 
 fn put(server: &Server, token: &str, path: &str, file: &Path, extra: &[&str]) -> crate::Got {
@@ -27,31 +27,6 @@ fn tus_upload(server: &Server, token: &str, name: &str, file: &Path) -> crate::G
     let len = std::fs::metadata(file).unwrap().len();
     let url = tus_create(server, token, name, len);
     tus_patch_rest(&url, token, file, 0)
-}
-
-/// tus creation alone, answered as is (no assertion on the status).
-fn tus_post(server: &Server, token: &str, name: &str, len: u64) -> crate::Got {
-    use base64::Engine as _;
-    let meta = format!(
-        "filename {}",
-        base64::engine::general_purpose::STANDARD.encode(name)
-    );
-    curl(
-        &[
-            "-X",
-            "POST",
-            "-H",
-            "Tus-Resumable: 1.0.0",
-            "-H",
-            &format!("Upload-Length: {len}"),
-            "-H",
-            &format!("Upload-Metadata: {meta}"),
-            "-H",
-            &bearer(token),
-            &format!("{}/uploads", server.base(false)),
-        ],
-        None,
-    )
 }
 
 fn mode(p: &Path) -> u32 {
@@ -244,24 +219,7 @@ fn rate_caps_slow_transfers_down_and_resume_still_works() {
     std::fs::write(&half, &std::fs::read(&src).unwrap()[..1_000_000]).unwrap();
     let (capped, got) = timed(|| {
         let url = tus_create(&server, &slow, "slow-tus.bin", 2_000_000);
-        let first = crate::curl(
-            &[
-                "-X",
-                "PATCH",
-                "-H",
-                "Tus-Resumable: 1.0.0",
-                "-H",
-                "Content-Type: application/offset+octet-stream",
-                "-H",
-                "Upload-Offset: 0",
-                "-H",
-                &bearer(&slow),
-                "--data-binary",
-                &format!("@{}", half.display()),
-                &url,
-            ],
-            None,
-        );
+        let first = tus_patch_rest(&url, &slow, &half, 0);
         assert_eq!(first.status, 204, "{first:?}");
         let offset = tus_offset(&url, &slow);
         assert_eq!(offset, 1_000_000);
