@@ -226,7 +226,17 @@ impl Server {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../fixtures/conf")
             .join(name);
-        let text = std::fs::read_to_string(&path)
+        Self::start_fixture_file_with(dir, &path, args)
+    }
+
+    /// [`Server::start_fixture`] for an aspera.conf at `path` (a fixture a test
+    /// changed), with the same `@DATA@` and `@SECRET@` replacements.
+    pub fn start_fixture_file(dir: &Path, path: &Path) -> Server {
+        Self::start_fixture_file_with(dir, path, &[])
+    }
+
+    fn start_fixture_file_with(dir: &Path, path: &Path, args: &[&str]) -> Server {
+        let text = std::fs::read_to_string(path)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
             .replace("@DATA@", &dir.join("data").display().to_string())
             .replace("@SECRET@", SECRET);

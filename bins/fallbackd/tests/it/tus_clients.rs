@@ -127,3 +127,51 @@ print(u.url, u.offset)
         sha256_file(&src)
     );
 }
+
+/// An aspera.conf with `<overwrite>deny</overwrite>` and an exact `file_create_mode`,
+/// as tuspy meets them: the new file arrives with the mode; a second upload of the same
+/// name is refused at creation (409, which tuspy reports), and the file stays whole.
+#[test]
+fn tuspy_meets_overwrite_deny_and_create_modes() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("fixture.conf");
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/conf/applied/overwrite-deny.conf"),
+    )
+    .unwrap()
+    .replace(
+        "<overwrite>deny</overwrite>",
+        "<overwrite>deny</overwrite><file_create_mode>0640</file_create_mode>",
+    );
+    std::fs::write(&conf, text).unwrap();
+    let server = Server::start_fixture_file(dir.path(), &conf);
+    let (first, second) = (dir.path().join("first.bin"), dir.path().join("second.bin"));
+    make_file(&first, (2 << 20) + 3, 7);
+    make_file(&second, 1 << 20, 8);
+    let token = upload_token("alice", "/");
+    let script = r#"
+import sys
+from tusclient import client
+from tusclient.exceptions import TusCommunicationError
+c = client.TusClient(sys.argv[1], headers={"Authorization": "Bearer " + sys.argv[2]})
+try:
+    u = c.uploader(sys.argv[3], chunk_size=1024 * 1024, metadata={"filename": "same.bin"})
+    u.upload()
+    print("uploaded", u.offset)
+except TusCommunicationError as e:
+    print("refused", e.status_code)
+"#;
+    assert_eq!(
+        tuspy(&server, &token, script, &[&first]),
+        format!("uploaded {}", (2u64 << 20) + 3)
+    );
+    let stored = server.docroot().join("same.bin");
+    assert_eq!(
+        std::fs::metadata(&stored).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+    assert_eq!(tuspy(&server, &token, script, &[&second]), "refused 409");
+    assert_eq!(sha256_file(&stored), sha256_file(&first));
+}
