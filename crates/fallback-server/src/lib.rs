@@ -428,6 +428,19 @@ pub fn router(state: AppState) -> Router {
     }
 }
 
+/// The path the router is mounted under: what an enclosing `Router::nest` stripped
+/// from the request path (`/transfers` for a request to `/transfers/uploads` routed as
+/// `/uploads`); empty when the router is not nested. Every URL the service hands out
+/// (tus `Location`, `Upload-Concat`) starts with it, so it works at any mount point.
+pub(crate) fn mount_prefix(parts: &axum::http::request::Parts) -> &str {
+    let inner = parts.uri.path();
+    parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .and_then(|o| o.path().strip_suffix(inner))
+        .unwrap_or_default()
+}
+
 /// Splits a request path into its base (`""`, `/aspera/http`, `/aspera/https`) and the
 /// rest (`/files/...`, `/uploads/...`).
 pub(crate) fn split_base(path: &str) -> (&'static str, &str) {

@@ -90,17 +90,25 @@ pub(crate) async fn track(req: Request, next: Next) -> Response {
     resp
 }
 
+/// The route of a matched pattern, whatever base (`/aspera/http`) or mount point
+/// (`Router::nest`) comes before it.
 fn route_label(pattern: &str) -> &'static str {
-    let (_, rest) = crate::split_base(pattern);
-    match rest {
-        "/health" => "/health",
-        "/info" => "/info",
-        r if r.starts_with("/access") => "/access",
-        r if r.starts_with("/files") => "/files",
-        r if r.starts_with("/uploads/") => "/uploads/{id}",
-        "/uploads" => "/uploads",
-        _ => "other",
-    }
+    const ROUTES: [(&str, &str); 10] = [
+        ("/health", "/health"),
+        ("/info", "/info"),
+        ("/access/{*path}", "/access"),
+        ("/access/", "/access"),
+        ("/files", "/files"),
+        ("/files/", "/files"),
+        ("/files/{*path}", "/files"),
+        ("/links/{*path}", "/links"),
+        ("/uploads", "/uploads"),
+        ("/uploads/{id}", "/uploads/{id}"),
+    ];
+    ROUTES
+        .iter()
+        .find(|(suffix, _)| pattern.ends_with(suffix))
+        .map_or("other", |(_, label)| label)
 }
 
 fn status_label(code: u16) -> &'static str {
@@ -141,6 +149,10 @@ mod tests {
         assert_eq!(route_label("/aspera/https/uploads/{id}"), "/uploads/{id}");
         assert_eq!(route_label("/uploads"), "/uploads");
         assert_eq!(route_label("/whatever"), "other");
+        // Nested by an app, even under a mount point named like a route.
+        assert_eq!(route_label("/transfers/files/{*path}"), "/files");
+        assert_eq!(route_label("/files/aspera/http/uploads"), "/uploads");
+        assert_eq!(route_label("/app/links/{*path}"), "/links");
         assert_eq!(status_label(418), "4xx");
         assert_eq!(status_label(507), "507");
     }

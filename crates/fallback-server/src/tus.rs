@@ -191,9 +191,10 @@ pub(crate) async fn options(State(state): State<AppState>) -> Response {
     resp
 }
 
+/// The URL path of upload `id`, under the base and mount point the request came by.
 fn location(parts: &Parts, id: &UploadId) -> String {
     let (base, _) = split_base(parts.uri.path());
-    format!("{base}/uploads/{id}")
+    format!("{}{base}/uploads/{id}", crate::mount_prefix(parts))
 }
 
 /// The destination of a new upload: metadata `dest` (docroot-relative; it must lie under
