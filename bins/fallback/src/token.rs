@@ -184,15 +184,7 @@ fn read_token(arg: &str) -> anyhow::Result<String> {
 }
 
 fn user_key(settings: &UserSettings, file: &Path) -> anyhow::Result<Key> {
-    match Key::from_settings(settings) {
-        Some(k) => Ok(k?),
-        None => bail!(
-            "no authorization/token/encryption_key applies to user {:?} in {}; set one in \
-             <default> or in the user's section",
-            settings.user,
-            file.display()
-        ),
-    }
+    Key::from_settings(settings).with_context(|| format!("in {}", file.display()))
 }
 
 fn generate(a: &GenerateArgs, out: &mut String) -> anyhow::Result<u8> {
@@ -431,7 +423,7 @@ fn verify(a: &VerifyArgs, out: &mut String) -> anyhow::Result<u8> {
             // made with another user's secret is not this user's token.
             let groups: Vec<&str> = a.group.iter().map(String::as_str).collect();
             let settings = conf.user(&a.user, &groups);
-            if let Some(Ok(k)) = Key::from_settings(&settings)
+            if let Ok(k) = Key::from_settings(&settings)
                 && k.id() != c.key_id
             {
                 outln!(

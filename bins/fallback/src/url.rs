@@ -188,10 +188,7 @@ fn build(a: &BuildArgs, out: &mut String) -> anyhow::Result<u8> {
         b = b.token(t);
     }
     if let (Some(dir), Some(s)) = (a.issue_token, &settings) {
-        let key = match Key::from_settings(s) {
-            Some(k) => k?,
-            None => bail!("no token encryption_key applies to the user in the config"),
-        };
+        let key = Key::from_settings(s)?;
         let user = a.user.as_deref().unwrap_or_default();
         let path = if a.path.is_empty() { "/" } else { &a.path };
         let builder = match dir {

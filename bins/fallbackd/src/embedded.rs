@@ -96,8 +96,7 @@ impl Embedded {
         let Some(addr) = l.http_addr() else {
             return Ok(());
         };
-        let key = Key::from_settings(&state.config().defaults())
-            .context("the embedded default has a key")??;
+        let key = Key::from_settings(&state.config().defaults())?;
         let day = Duration::from_hours(24);
         let up = Token::upload(USER, "/").valid_for(day).issue(&key)?;
         let down = Token::download(USER, &["/"]).valid_for(day).issue(&key)?;

@@ -69,7 +69,6 @@ pub(crate) async fn create(
         });
     }
     let key: Key = Key::from_settings(&id.settings)
-        .ok_or_else(|| ApiError::Internal(format!("no token key for {:?}", claims.user)))?
         .map_err(|e| ApiError::Internal(format!("token key: {e}")))?;
     let p = path.to_string();
     let token = Token::download(&claims.user, &[p.as_str()])

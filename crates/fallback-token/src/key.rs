@@ -187,14 +187,18 @@ impl Key {
 
     /// The key of a user's effective settings: their `encryption_key`, sealed with
     /// `encryption_type` when the file sets one (the built-in default alone gives signed
-    /// tokens). `None` when no secret applies to the user.
-    pub fn from_settings(settings: &UserSettings) -> Option<Result<Self, Error>> {
-        let secret = settings.token_key.value.as_ref()?;
+    /// tokens). [`Error::NoKey`] when no secret applies to the user.
+    pub fn from_settings(settings: &UserSettings) -> Result<Self, Error> {
+        let secret = settings
+            .token_key
+            .value
+            .as_ref()
+            .ok_or_else(|| Error::NoKey(settings.user.clone()))?;
         let form = match settings.token_cipher.origin {
             Origin::Builtin => Form::Signed,
             _ => Form::from(settings.token_cipher.value),
         };
-        Some(Key::derive(secret.expose(), form))
+        Key::derive(secret.expose(), form)
     }
 
     /// The key id carried in the clear by every token made with this key.
@@ -248,11 +252,9 @@ impl KeyRing {
         settings.extend(doc.groups.iter().map(|g| conf.user("", &[g.name.as_str()])));
         let mut ring: Option<KeyRing> = None;
         for s in &settings {
-            let Some(key) = Key::from_settings(s) else {
-                continue;
-            };
-            let key = match key {
+            let key = match Key::from_settings(s) {
                 Ok(k) => k,
+                Err(Error::NoKey(_)) => continue,
                 Err(e) => return Some(Err(e)),
             };
             match &mut ring {

@@ -20,7 +20,7 @@
 //! let conf = Config::parse(r#"<CONF><default><authorization><token>
 //!     <encryption_key>change-me-to-twenty-random-chars</encryption_key>
 //!   </token></authorization></default></CONF>"#)?;
-//! let key = Key::from_settings(&conf.user("alice", &[])).expect("a key is configured")?;
+//! let key = Key::from_settings(&conf.user("alice", &[]))?;
 //!
 //! let token = Token::upload("alice", "/incoming")
 //!     .valid_for(Duration::from_secs(3600))
@@ -59,6 +59,12 @@ pub enum Error {
     /// The secret is empty.
     #[error("the token secret is empty")]
     EmptySecret,
+    /// No `<authorization><token><encryption_key>` applies to the user.
+    #[error(
+        "no token key applies to user {0:?}: set <authorization><token><encryption_key> \
+         in <default> or in the user's or a group's section"
+    )]
+    NoKey(String),
     /// HKDF or the cipher refused the derived key (cannot happen with valid lengths).
     #[error("key derivation failed")]
     KeyDerivation,

@@ -169,7 +169,7 @@ impl Web {
     /// A token for `user`, for exactly `path` in one direction, valid `token_ttl`.
     fn token(&self, user: &str, path: &str, upload: bool) -> anyhow::Result<String> {
         let settings = self.fallback.config().user(user, &[]);
-        let key = Key::from_settings(&settings).context("no token key configured")??;
+        let key = Key::from_settings(&settings)?;
         let b = if upload {
             Token::upload(user, path)
         } else {

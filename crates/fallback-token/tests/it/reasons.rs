@@ -323,11 +323,14 @@ fn keys_from_aspera_conf() {
     let ring = KeyRing::from_config(&conf).unwrap().unwrap();
     assert_eq!(ring.keys().len(), 2);
     assert_eq!(ring.primary().form(), Form::Signed);
-    let bob = Key::from_settings(&conf.user("bob", &[])).unwrap().unwrap();
+    let bob = Key::from_settings(&conf.user("bob", &[])).unwrap();
     assert_eq!(bob.form(), Form::SealedAes256);
     let t = Token::upload("bob", "/in").issue(&bob).unwrap();
     assert!(ring.verify(&t, &Access::upload("bob", "/in/x")).is_ok());
     let none = fallback_conf::Config::parse("<CONF/>").unwrap();
     assert!(KeyRing::from_config(&none).is_none());
-    assert!(Key::from_settings(&none.defaults()).is_none());
+    assert!(matches!(
+        Key::from_settings(&none.defaults()),
+        Err(fallback_token::Error::NoKey(_))
+    ));
 }
