@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use fallback_conf::Config;
-use fallback_server::{AppState, Listeners};
+use fallback_server::Service;
 use fallback_token::{Key, Token};
 use fallback_url::{Enc, FaspUrl};
 
@@ -92,11 +92,11 @@ impl Embedded {
         Ok(Config::parse(&text)?.into_checked()?)
     }
 
-    pub(crate) fn print_banner(&self, state: &AppState, l: &Listeners) -> anyhow::Result<()> {
-        let Some(addr) = l.http_addr() else {
+    pub(crate) fn print_banner(&self, service: &Service) -> anyhow::Result<()> {
+        let Some(addr) = service.http_addr() else {
             return Ok(());
         };
-        let key = Key::from_settings(&state.config().defaults())?;
+        let key = Key::from_settings(&service.state().config().defaults())?;
         let day = Duration::from_hours(24);
         let up = Token::upload(USER, "/").valid_for(day).issue(&key)?;
         let down = Token::download(USER, &["/"]).valid_for(day).issue(&key)?;

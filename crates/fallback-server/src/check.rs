@@ -35,6 +35,21 @@ pub fn check(conf: &Config) -> Vec<Diagnostic> {
     out
 }
 
+/// What `fallbackd --check-config` reports: [`check`], then what only the daemon's
+/// host and flags can say: whether its ports can be bound ([`port_findings`]) and the
+/// mode its address and trusted proxies make ([`mode_findings`]).
+pub fn daemon_findings(
+    conf: &Config,
+    addrs: &crate::Addresses,
+    trusted: &[std::net::IpAddr],
+) -> Vec<Diagnostic> {
+    let bind = addrs.bind.as_deref();
+    let mut out = check(conf);
+    out.extend(port_findings(conf, bind, addrs.http_port, addrs.https_port));
+    out.extend(mode_findings(conf, bind, trusted));
+    out
+}
+
 /// Whether the listeners `conf` enables can be bound here (at `bind`, or the file's
 /// `bind_address`): a warning each one that cannot, since a running fallbackd holds
 /// its own ports while a new file is checked before a reload.

@@ -198,3 +198,15 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+/// An error and its causes, `: `-separated (as anyhow's `{:#}` shows them).
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}

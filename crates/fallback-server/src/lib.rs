@@ -45,6 +45,7 @@ mod listen;
 mod pace;
 mod precond;
 mod restrict;
+mod service;
 mod stats;
 mod tus;
 
@@ -59,11 +60,11 @@ use fallback_conf::Config;
 use fallback_engine::Storage;
 use fallback_token::KeyRing;
 
-pub use check::{check, mode_findings, port_findings, served_mode};
+pub use check::{check, daemon_findings, mode_findings, port_findings, served_mode};
 pub use cors::parse_origin;
-pub use listen::{
-    CertSlot, Listeners, ServeOptions, SharedRouter, Tls, TlsSource, serve, tls_acceptor,
-};
+pub use listen::{Listeners, ServeOptions, SharedRouter, serve};
+pub(crate) use listen::{TlsSource, tls_acceptor};
+pub use service::{Addresses, LoadError, Loaded, Service, load, terminated};
 
 /// Protocol name and version reported by `/info`.
 pub const PROTOCOL: &str = "fallback/1";
@@ -90,6 +91,15 @@ pub enum Error {
     /// Serving failed.
     #[error("serving")]
     Io(#[from] std::io::Error),
+    /// A configuration file was refused (at start or on reload).
+    #[error(transparent)]
+    Config(#[from] service::LoadError),
+    /// Neither `enable_http` nor `enable_https` is true.
+    #[error("neither enable_http nor enable_https is true: nothing to serve")]
+    NothingToServe,
+    /// The metrics exporter could not start.
+    #[error("metrics: {0}")]
+    Metrics(String),
 }
 
 /// How a request reached us; set by the listeners. An embedding app may insert it too.

@@ -24,7 +24,7 @@ use crate::{AppState, Error, Transport};
 
 /// Where the certificate comes from.
 #[derive(Debug, Clone)]
-pub enum TlsSource {
+pub(crate) enum TlsSource {
     /// PEM files: a certificate chain and its private key.
     Files {
         /// Certificate chain (PEM).
@@ -40,26 +40,26 @@ pub enum TlsSource {
 #[derive(Debug)]
 pub struct Listeners {
     /// Plain HTTP.
-    pub http: Option<TcpListener>,
+    http: Option<TcpListener>,
     /// HTTPS and its TLS acceptor.
-    pub https: Option<(TcpListener, Tls)>,
+    https: Option<(TcpListener, Tls)>,
 }
 
 /// A [`TlsAcceptor`] with the certificate's SHA-256 fingerprint.
 #[derive(Clone)]
-pub struct Tls {
+pub(crate) struct Tls {
     /// The acceptor.
-    pub acceptor: TlsAcceptor,
+    acceptor: TlsAcceptor,
     /// SHA-256 of the leaf certificate, hex with colons.
-    pub fingerprint: String,
+    pub(crate) fingerprint: String,
     /// The certificate served, replaceable while running (reload).
-    pub cert: Arc<CertSlot>,
+    cert: Arc<CertSlot>,
 }
 
 /// The certificate and key a TLS listener serves, swapped in place on reload: handshakes
 /// after the swap get the new one, connections already open keep theirs.
 #[derive(Debug)]
-pub struct CertSlot(RwLock<Arc<rustls::sign::CertifiedKey>>);
+pub(crate) struct CertSlot(RwLock<Arc<rustls::sign::CertifiedKey>>);
 
 impl rustls::server::ResolvesServerCert for CertSlot {
     fn resolve(
@@ -73,7 +73,7 @@ impl rustls::server::ResolvesServerCert for CertSlot {
 impl CertSlot {
     /// Loads `source` and serves it from now on; returns the new fingerprint. On error
     /// the certificate in use stays.
-    pub fn reload(&self, source: &TlsSource) -> Result<String, Error> {
+    pub(crate) fn reload(&self, source: &TlsSource) -> Result<String, Error> {
         let (key, fp) = certified_key(source)?;
         let mut slot = self
             .0
@@ -164,7 +164,7 @@ fn certified_key(source: &TlsSource) -> Result<(Arc<rustls::sign::CertifiedKey>,
 }
 
 /// Builds the TLS acceptor (TLS 1.2 and 1.3, HTTP/1.1 and HTTP/2 by ALPN).
-pub fn tls_acceptor(source: &TlsSource) -> Result<Tls, Error> {
+pub(crate) fn tls_acceptor(source: &TlsSource) -> Result<Tls, Error> {
     let (key, fp) = certified_key(source)?;
     let cert = Arc::new(CertSlot(RwLock::new(key)));
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -258,6 +258,20 @@ impl Listeners {
     /// The bound HTTPS address.
     pub fn https_addr(&self) -> Option<SocketAddr> {
         self.https.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
+    /// The SHA-256 fingerprint of the HTTPS certificate, hex with colons.
+    pub fn fingerprint(&self) -> Option<&str> {
+        self.https.as_ref().map(|(_, t)| t.fingerprint.as_str())
+    }
+
+    /// Whether nothing is bound (neither `enable_http` nor `enable_https`).
+    pub fn is_empty(&self) -> bool {
+        self.http.is_none() && self.https.is_none()
+    }
+
+    pub(crate) fn cert_slot(&self) -> Option<Arc<CertSlot>> {
+        self.https.as_ref().map(|(_, t)| Arc::clone(&t.cert))
     }
 }
 

@@ -26,9 +26,15 @@ pub struct Fixture {
     pub state: AppState,
 }
 
+impl Default for Fixture {
+    fn default() -> Fixture {
+        Fixture::with(Options::default())
+    }
+}
+
 impl Fixture {
     pub fn new() -> Fixture {
-        Fixture::with(Options::default())
+        Fixture::default()
     }
 
     pub fn with(options: Options) -> Fixture {

@@ -121,7 +121,11 @@ async fn nested_at_two_depths_tus_js_client_uploads_and_urls_lead_back() {
     )
     .await;
     assert_eq!(listing.status, StatusCode::OK);
-    assert!(listing.text().contains("href=\"one.bin\""), "{}", listing.text());
+    assert!(
+        listing.text().contains("href=\"one.bin\""),
+        "{}",
+        listing.text()
+    );
     let own = send(&app, req("GET", "/", None).body(Body::empty()).unwrap()).await;
     assert_eq!(own.text(), "the app's own page");
     server.abort();
