@@ -69,9 +69,9 @@ fn direction_policy(s: &UserSettings, d: Direction) -> TransferAuth {
 }
 
 impl AppState {
-    /// `user` as the system knows them (groups, home directory), through NSS, cached
-    /// for a minute.
-    pub(crate) fn account_of(&self, user: &str) -> Account {
+    /// `user` as the system knows them (groups, home directory), through NSS on a
+    /// blocking thread (an LDAP or SSSD lookup may take a while), cached for a minute.
+    pub(crate) async fn account_of(&self, user: &str) -> Account {
         let now = std::time::Instant::now();
         if let Ok(cache) = self.inner.accounts.read()
             && let Some((at, a)) = cache.get(user)
@@ -79,7 +79,10 @@ impl AppState {
         {
             return a.clone();
         }
-        let a = Account::lookup(user);
+        let name = user.to_owned();
+        let a = tokio::task::spawn_blocking(move || Account::lookup(&name))
+            .await
+            .unwrap_or_else(|_| Account::named(user, Vec::new()));
         if let Ok(mut cache) = self.inner.accounts.write() {
             if cache.len() > 10_000 {
                 cache.clear();
@@ -87,6 +90,36 @@ impl AppState {
             cache.insert(user.to_owned(), (now, a.clone()));
         }
         a
+    }
+
+    /// `user`'s effective settings as the service applies them to that user's
+    /// requests: user section, then the groups the system gives the account (NSS:
+    /// files, LDAP, SSSD), then defaults, with `$(name)` and `$(home)` substituted.
+    /// Issue tokens with the key these settings name ([`fallback_token::Key::from_settings`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let conf = fallback_conf::Config::parse(r#"<CONF>
+    ///   <http_server><enable_http>true</enable_http></http_server>
+    ///   <default>
+    ///     <authorization><token>
+    ///       <encryption_key>a-secret-of-at-least-32-characters!!</encryption_key>
+    ///     </token></authorization>
+    ///     <file_system><access><paths><path><absolute>/srv/$(name)</absolute></path>
+    ///     </paths></access></file_system>
+    ///   </default></CONF>"#)?.into_checked()?;
+    /// let state = fallback_server::AppState::new(conf, Default::default())?;
+    /// let settings = state.settings_for("alice").await;
+    /// assert_eq!(settings.docroot_for(None), Some(std::path::Path::new("/srv/alice")));
+    /// let key = fallback_token::Key::from_settings(&settings)?;
+    /// let token = fallback_token::Token::upload("alice", "/incoming").issue(&key)?;
+    /// assert!(!token.is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub async fn settings_for(&self, user: &str) -> UserSettings {
+        let account = self.account_of(user).await;
+        self.config().account(&account)
     }
 
     /// Whether the request arrived over HTTPS, and the client's address. Behind a
@@ -126,7 +159,7 @@ impl AppState {
 
     /// Verifies the token (or allows an anonymous request where the configuration says
     /// `allow`), then checks the user's settings for this direction and transport.
-    pub(crate) fn identify(
+    pub(crate) async fn identify(
         &self,
         parts: &Parts,
         direction: Direction,
@@ -163,7 +196,7 @@ impl AppState {
                         reason: format!("token refused: {} ({e})", e.kind()),
                     }
                 })?;
-                let account = self.account_of(&claims.user);
+                let account = self.account_of(&claims.user).await;
                 let group_refs: Vec<&str> = account.groups.iter().map(String::as_str).collect();
                 let settings = conf.account(&account);
                 // The key that verified must be this user's own: a secret configured for

@@ -348,7 +348,7 @@ pub(crate) async fn get_file(
 ) -> Result<Response, ApiError> {
     let (parts, _) = req.into_parts();
     let (path, trailing) = file_path(parts.uri.path())?;
-    let id = state.identify(&parts, Direction::Download)?;
+    let id = state.identify(&parts, Direction::Download).await?;
     id.permit(Direction::Download, &path)?;
     let query_token = token_in_query(&parts);
     let storage = &id.storage;
@@ -659,7 +659,7 @@ pub(crate) async fn access(
             ));
         }
     };
-    let id = state.identify(&parts, direction)?;
+    let id = state.identify(&parts, direction).await?;
     if direction == Direction::Upload {
         id.upload_root()?;
     }
@@ -678,7 +678,7 @@ pub(crate) async fn put_file(
             "PUT needs a file path, not a directory".to_owned(),
         ));
     }
-    let id = state.identify(&parts, Direction::Upload)?;
+    let id = state.identify(&parts, Direction::Upload).await?;
     id.upload_root()?;
     id.permit(Direction::Upload, &path)?;
     id.check_restrictions(&path)?;

@@ -42,6 +42,7 @@ mod files;
 mod framing;
 mod links;
 mod listen;
+mod listing;
 mod pace;
 mod precond;
 mod restrict;
@@ -64,6 +65,7 @@ pub use check::{check, daemon_findings, mode_findings, port_findings, served_mod
 pub use cors::parse_origin;
 pub use listen::{Listeners, ServeOptions, SharedRouter, serve};
 pub(crate) use listen::{TlsSource, tls_acceptor};
+pub use listing::{DirEntry, ListError};
 pub use service::{Addresses, LoadError, Loaded, Service, load, terminated};
 
 /// Protocol name and version reported by `/info`.
@@ -312,9 +314,12 @@ impl AppState {
         &self.inner.options
     }
 
-    /// The storage of `docroot`, opened once and shared by every request, and by an
-    /// embedding app that lists or reads the same docroots.
-    pub fn open_docroot(&self, docroot: &Path) -> Result<Arc<Storage>, fallback_engine::Error> {
+    /// The storage of `docroot`, opened once and shared by every request and by
+    /// [`AppState::list`].
+    pub(crate) fn open_docroot(
+        &self,
+        docroot: &Path,
+    ) -> Result<Arc<Storage>, fallback_engine::Error> {
         if let Some(s) = self
             .inner
             .storages

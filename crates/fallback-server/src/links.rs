@@ -47,7 +47,7 @@ pub(crate) async fn create(
             reason: "a link is made with a token in Authorization: Bearer".to_owned(),
         });
     }
-    let id = state.identify(&parts, Direction::Download)?;
+    let id = state.identify(&parts, Direction::Download).await?;
     id.permit(Direction::Download, &path)?;
     let Some(claims) = &id.claims else {
         return Err(ApiError::Forbidden {

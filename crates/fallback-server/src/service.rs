@@ -127,23 +127,47 @@ pub struct Service {
     inner: Arc<Shared>,
 }
 
-#[derive(Debug)]
+/// Makes the app served from a state: the service's router, or an app that nests it.
+type MakeApp = Box<dyn Fn(AppState) -> axum::Router + Send + Sync>;
+
 struct Shared {
     file: Option<PathBuf>,
+    make_app: MakeApp,
     state: RwLock<AppState>,
     app: SharedRouter,
     cert: Option<Arc<CertSlot>>,
     listeners: std::sync::Mutex<Option<Listeners>>,
 }
 
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("file", &self.file)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Service {
-    /// Binds the listeners `state`'s configuration enables. `file` is what
-    /// [`Service::reload`] reads again (`None`: a configuration made in memory, which
-    /// reload leaves as it is).
+    /// Binds the listeners `state`'s configuration enables, to serve
+    /// [`crate::router`]. `file` is what [`Service::reload`] reads again (`None`: a
+    /// configuration made in memory, which reload leaves as it is).
     pub async fn bind(
         state: AppState,
         addrs: &Addresses,
         file: Option<PathBuf>,
+    ) -> Result<Service, Error> {
+        Self::bind_app(state, addrs, file, crate::router).await
+    }
+
+    /// Like [`Service::bind`], serving the app `make_app` builds around a state (a web
+    /// app that nests [`crate::router`] among its own routes); a reload builds it again
+    /// from the new state.
+    pub async fn bind_app(
+        state: AppState,
+        addrs: &Addresses,
+        file: Option<PathBuf>,
+        make_app: impl Fn(AppState) -> axum::Router + Send + Sync + 'static,
     ) -> Result<Service, Error> {
         let listeners = Listeners::bind_with(
             &state,
@@ -159,7 +183,8 @@ impl Service {
         Ok(Service {
             inner: Arc::new(Shared {
                 file,
-                app: SharedRouter::new(crate::router(state.clone())),
+                app: SharedRouter::new(make_app(state.clone())),
+                make_app: Box::new(make_app),
                 state: RwLock::new(state),
                 cert,
                 listeners: std::sync::Mutex::new(Some(listeners)),
@@ -216,7 +241,7 @@ impl Service {
             let fp = slot.reload(&source)?;
             tracing::info!(fingerprint = %fp, "TLS certificate reloaded");
         }
-        self.inner.app.replace(crate::router(new.clone()));
+        self.inner.app.replace((self.inner.make_app)(new.clone()));
         if let Ok(mut s) = self.inner.state.write() {
             *s = new;
         }

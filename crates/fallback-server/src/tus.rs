@@ -240,7 +240,7 @@ pub(crate) async fn create(State(state): State<AppState>, req: Request) -> Respo
 async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     require_tus(&parts.headers)?;
-    let id = state.identify(&parts, Direction::Upload)?;
+    let id = state.identify(&parts, Direction::Upload).await?;
     let concat = concat_request(&parts.headers)?;
     if let ConcatRequest::Final(ids) = concat {
         return create_final(&state, &parts, &id, ids).await;
@@ -425,7 +425,7 @@ async fn owned_upload(
     settle: bool,
 ) -> Result<(Identity, UploadInfo), ApiError> {
     require_tus(&parts.headers)?;
-    let who = state.identify(parts, Direction::Upload)?;
+    let who = state.identify(parts, Direction::Upload).await?;
     let uid = UploadId::parse(id).ok_or(ApiError::NotFound {
         reason: "malformed upload id".to_owned(),
     })?;

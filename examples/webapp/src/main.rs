@@ -14,7 +14,6 @@ mod page;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,9 +25,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use clap::Parser;
-use fallback_conf::Config;
-use fallback_engine::{RelPath, Storage};
-use fallback_server::{AppState, Listeners, Options, ServeOptions};
+use fallback_conf::{Config, UserSettings};
+use fallback_server::{Addresses, AppState, Options, ServeOptions, Service};
 use fallback_token::{Key, Token};
 use fallback_url::FaspUrl;
 
@@ -153,23 +151,9 @@ impl Web {
         self.sessions.lock().ok()?.get(id).cloned()
     }
 
-    /// The user's docroot, through the fallback service's own storage cache.
-    fn storage(&self, user: &str) -> Result<Arc<Storage>, Box<Response>> {
-        let settings = self.fallback.config().user(user, &[]);
-        let Some(root) = settings.docroot.value else {
-            return Err(Box::new(
-                (StatusCode::FORBIDDEN, "no docroot for this user").into_response(),
-            ));
-        };
-        self.fallback.open_docroot(&root).map_err(|e| {
-            Box::new((StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())
-        })
-    }
-
     /// A token for `user`, for exactly `path` in one direction, valid `token_ttl`.
-    fn token(&self, user: &str, path: &str, upload: bool) -> anyhow::Result<String> {
-        let settings = self.fallback.config().user(user, &[]);
-        let key = Key::from_settings(&settings)?;
+    fn token(&self, s: &UserSettings, path: &str, upload: bool) -> anyhow::Result<String> {
+        let (user, key) = (s.user.as_str(), Key::from_settings(s)?);
         let b = if upload {
             Token::upload(user, path)
         } else {
@@ -179,17 +163,15 @@ impl Web {
     }
 
     /// The FASP URL of `path` for `user`, by the dir-listing rule, carrying `token`.
-    fn fasp_url(&self, user: &str, host: &str, path: &str, token: &str) -> Option<String> {
-        let conf = self.fallback.config();
-        let web = conf.web()?;
-        let settings = conf.user(user, &[]);
+    fn fasp_url(&self, s: &UserSettings, host: &str, path: &str, token: &str) -> Option<String> {
+        let web = self.fallback.config().web()?;
         Some(
             FaspUrl::builder(host)
-                .user(user)
+                .user(&s.user)
                 .path(path)
                 .auth(false)
                 .token(token)
-                .fallback_for(&settings, &web)
+                .fallback_for(s, &web)
                 .build()
                 .to_string(),
         )
@@ -277,25 +259,20 @@ async fn browse(
     let Some(user) = web.user_of(&headers) else {
         return Redirect::to("/").into_response();
     };
-    let Ok(dir) = RelPath::parse(&format!("/{}", path.trim_end_matches('/'))) else {
-        return (StatusCode::BAD_REQUEST, "bad path").into_response();
+    // As the service sees the user: their groups from the system (NSS), so a key
+    // or docroot set for a group applies here too.
+    let settings = web.fallback.settings_for(&user).await;
+    let dir = format!("/{}", path.trim_end_matches('/'));
+    let entries = match web.fallback.list(&settings, &dir).await {
+        Ok(e) => e,
+        Err(e @ fallback_server::ListError::BadPath(_)) => {
+            return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
+        }
+        Err(e @ fallback_server::ListError::NoDocroot(_)) => {
+            return (StatusCode::FORBIDDEN, e.to_string()).into_response();
+        }
+        Err(e) => return (StatusCode::NOT_FOUND, e.to_string()).into_response(),
     };
-    let storage = match web.storage(&user) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    let d = dir.clone();
-    let listed = tokio::task::spawn_blocking(move || storage.list(&d, 10_000)).await;
-    let mut entries = match listed {
-        Ok(Ok(e)) => e,
-        Ok(Err(e)) => return (StatusCode::NOT_FOUND, format!("{dir}: {e}")).into_response(),
-        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    };
-    // Folders first, as the dir-listing shows them.
-    entries.sort_by(|a, b| {
-        (a.kind != fallback_engine::EntryKind::Dir, &a.path)
-            .cmp(&(b.kind != fallback_engine::EntryKind::Dir, &b.path))
-    });
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -304,45 +281,36 @@ async fn browse(
         .to_owned();
     let mut rows = Vec::new();
     for e in &entries {
-        let full = if dir.is_root() {
-            format!("/{}", e.path)
-        } else {
-            format!("{dir}/{}", e.path)
-        };
-        let Ok(token) = web.token(&user, &full, false) else {
+        let full = format!("{}/{}", dir.trim_end_matches('/'), e.name);
+        let Ok(token) = web.token(&settings, &full, false) else {
             return (StatusCode::INTERNAL_SERVER_ERROR, "cannot issue tokens").into_response();
         };
-        let fasp = web.fasp_url(&user, &host, &full, &token);
+        let fasp = web.fasp_url(&settings, &host, &full, &token);
         rows.push(page::Row {
-            name: e.path.clone(),
+            name: e.name.clone(),
             path: full,
-            is_dir: e.kind == fallback_engine::EntryKind::Dir,
+            is_dir: e.is_dir,
             size: e.size,
-            modified: jiff::Timestamp::from_second(e.mtime)
+            modified: jiff::Timestamp::try_from(e.modified)
                 .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
                 .unwrap_or_default(),
             token,
             fasp,
         });
     }
-    let Ok(upload_token) = web.token(&user, &dir.to_string(), true) else {
+    let Ok(upload_token) = web.token(&settings, &dir, true) else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "cannot issue tokens").into_response();
     };
-    let must_encrypt = web
-        .fallback
-        .config()
-        .user(&user, &[])
-        .required_cipher()
-        .is_some();
+    let must_encrypt = settings.required_cipher().is_some();
     Html(page::listing(&page::Listing {
         user: &user,
-        dir: &dir.to_string(),
+        dir: &dir,
         rows: &rows,
         upload_token: &upload_token,
         base: if must_encrypt {
-            "/aspera/https"
+            "/transfers/aspera/https"
         } else {
-            "/aspera/http"
+            "/transfers/aspera/http"
         },
         token_ttl: web.token_ttl,
     }))
@@ -365,8 +333,8 @@ async fn asset_css() -> Response {
         .into_response()
 }
 
-/// The web app's routes with the fallback service nested: `/aspera/http/...` and
-/// `/aspera/https/...` (the proxy path layout) serve the transfers.
+/// The web app's routes with the fallback service nested at `/transfers` (its
+/// `/aspera/http` and `/aspera/https` bases under it, as a proxy would lay them out).
 fn app(web: Web) -> Router {
     let fallback = fallback_server::router(web.fallback.clone());
     Router::new()
@@ -378,7 +346,7 @@ fn app(web: Web) -> Router {
         .route("/assets/app.js", get(asset_js))
         .route("/assets/app.css", get(asset_css))
         .with_state(web)
-        .merge(fallback)
+        .nest("/transfers", fallback)
 }
 
 fn main() -> std::process::ExitCode {
@@ -419,7 +387,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         accounts.insert("alice".to_owned(), pw);
     }
     let conf = match &args.config {
-        Some(f) => Config::load(f)?.into_checked()?,
+        Some(f) => {
+            // The check fallbackd runs: the same file gets the same verdict.
+            let loaded = fallback_server::load(f)?;
+            loaded.log(f);
+            loaded.config
+        }
         None => {
             let names: Vec<&str> = accounts.keys().map(String::as_str).collect();
             demo_config(&args.data, &names, args.port)?
@@ -427,28 +400,37 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut options = Options::from_config(&conf);
     options.token_skew = Duration::from_secs(args.token_skew);
-    let fallback = AppState::new(conf, options)?;
-    let web = Web {
-        fallback: fallback.clone(),
-        accounts: Arc::new(accounts),
-        sessions: Arc::default(),
-        token_ttl: Duration::from_secs(args.token_ttl),
+    let (accounts, sessions) = (Arc::new(accounts), Arc::default());
+    let token_ttl = Duration::from_secs(args.token_ttl);
+    let addrs = Addresses {
+        bind: Some(args.bind.clone()),
+        http_port: Some(args.port),
+        https_port: None,
     };
-    let listeners = Listeners::bind_with(&fallback, Some(&args.bind), Some(args.port), None)
-        .await
-        .context("cannot listen (use --port)")?;
-    if let Some(addr) = listeners.http_addr() {
-        let addr: SocketAddr = addr;
+    // The service owns the listeners, reloads (SIGHUP) and the sweeper; the app is
+    // built again around each new state.
+    let service = Service::bind_app(
+        AppState::new(conf, options)?,
+        &addrs,
+        args.config.clone(),
+        move |fallback| {
+            app(Web {
+                fallback,
+                accounts: Arc::clone(&accounts),
+                sessions: Arc::clone(&sessions),
+                token_ttl,
+            })
+        },
+    )
+    .await
+    .context("cannot listen (use --port)")?;
+    if let Some(addr) = service.http_addr() {
         println!("fallback-web: open http://{addr}/");
     }
-    fallback_server::serve(
-        app(web),
-        listeners,
-        async {
-            let _ = tokio::signal::ctrl_c().await;
-        },
-        ServeOptions::default(),
-    )
-    .await?;
+    service.sweep_every(Duration::from_hours(1));
+    service.reload_on_hangup()?;
+    service
+        .serve(fallback_server::terminated(), ServeOptions::default())
+        .await?;
     Ok(())
 }
