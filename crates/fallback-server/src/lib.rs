@@ -20,15 +20,21 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let conf = fallback_conf::Config::load("/opt/aspera/etc/aspera.conf".as_ref())?.into_checked()?;
-//! let state = fallback_server::AppState::new(conf, fallback_server::Options::default())?;
-//! // Nest it in your own app...
-//! let app = axum::Router::new().merge(fallback_server::router(state.clone()));
-//! // ...or serve it on the ports aspera.conf names.
-//! let listeners = fallback_server::Listeners::bind(&state).await?;
-//! fallback_server::serve(app, listeners, std::future::pending(), Default::default()).await?;
+//! use fallback_server::{Addresses, AppState, Options, Service};
+//! let file = std::path::Path::new("/opt/aspera/etc/aspera.conf");
+//! let loaded = fallback_server::load(file)?; // the one check: file, host, TLS
+//! let state = AppState::new(loaded.config, Options::default())?;
+//! // Nest it in your own app at any prefix...
+//! let app = axum::Router::new().nest("/transfers", fallback_server::router(state.clone()));
+//! # let _ = app;
+//! // ...or serve it on the ports aspera.conf names, reloading on SIGHUP.
+//! let service = Service::bind(state, &Addresses::default(), Some(file.to_owned())).await?;
+//! service.reload_on_hangup()?;
+//! service.serve(fallback_server::terminated(), Default::default()).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! `docs/embedding.md` is the guide for web apps.
 #![warn(missing_docs)]
 
 mod auth;
@@ -67,6 +73,11 @@ pub use listen::{Listeners, ServeOptions, SharedRouter, serve};
 pub(crate) use listen::{TlsSource, tls_acceptor};
 pub use listing::{DirEntry, ListError};
 pub use service::{Addresses, LoadError, Loaded, Service, load, terminated};
+
+/// `docs/embedding.md`, whose example program is compiled here as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/embedding.md")]
+pub struct EmbeddingGuide;
 
 /// Protocol name and version reported by `/info`.
 pub const PROTOCOL: &str = "fallback/1";
