@@ -18,6 +18,8 @@
 //! The engine is synchronous: callers run it on blocking threads.
 #![warn(missing_docs)]
 
+// The test seam is public only with the `faults` feature (the crash tests).
+#[cfg_attr(not(feature = "faults"), allow(unreachable_pub))]
 mod faults;
 pub mod headers;
 mod relpath;
@@ -25,7 +27,10 @@ mod resolve;
 mod store;
 mod upload;
 
+#[cfg(feature = "faults")]
 pub use faults::{Faults, Step};
+#[cfg(not(feature = "faults"))]
+pub(crate) use faults::{Faults, Step};
 pub use relpath::{MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_SEGMENTS, PathError, RESERVED, RelPath};
 pub use store::{Entry, EntryKind, ManifestEntry, Storage};
 pub use upload::{

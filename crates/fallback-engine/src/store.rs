@@ -192,6 +192,7 @@ impl Storage {
     /// Installs a fault hook told of every step that changes the disk (tests: fail the
     /// Nth step, simulate a crash). See [`crate::Faults`].
     #[must_use]
+    #[cfg(feature = "faults")]
     pub fn with_faults(mut self, faults: std::sync::Arc<dyn crate::Faults>) -> Self {
         self.faults = Some(faults);
         self
