@@ -497,6 +497,26 @@ pub(crate) async fn head(
     }
 }
 
+/// Whether `body` carries no byte: its size when known, else its frames up to the
+/// first byte.
+async fn body_is_empty(mut body: axum::body::Body) -> bool {
+    use http_body_util::BodyExt as _;
+    if let Some(n) = axum::body::HttpBody::size_hint(&body).exact() {
+        return n == 0;
+    }
+    loop {
+        match body.frame().await {
+            None => return true,
+            Some(Ok(f)) => {
+                if f.data_ref().is_some_and(|d| !d.is_empty()) {
+                    return false;
+                }
+            }
+            Some(Err(_)) => return false,
+        }
+    }
+}
+
 pub(crate) async fn patch(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -526,7 +546,14 @@ pub(crate) async fn patch(
         let body_len = parts.headers.get(header::CONTENT_LENGTH).and_then(header_u64);
         if info.done {
             // The last PATCH again (its answer was lost): it is done; say so.
-            if body_len.unwrap_or(0) > 0 || parts.headers.contains_key(header::TRANSFER_ENCODING) {
+            // Without a Content-Length (HTTP/2 may send none, HTTP/1.1 chunked), look
+            // at the body itself: bytes sent to a finished upload are refused, never
+            // acknowledged and dropped.
+            let empty = match body_len {
+                Some(n) => n == 0,
+                None => body_is_empty(body).await,
+            };
+            if !empty {
                 return Err(ApiError::TooLarge("the upload is finished: it takes no more bytes".to_owned()));
             }
             let mut resp = StatusCode::NO_CONTENT.into_response();

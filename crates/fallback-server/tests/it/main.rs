@@ -5,7 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
+mod auth;
+mod errors;
 mod nest;
+mod ranges;
+mod tus;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,323 @@
+//! The tus 1.0.0 state machine, one request at a time: creation, offsets, checksums,
+//! completion, termination, and the refusals of each step.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::StatusCode;
+use base64::Engine as _;
+
+use crate::{Answer, Fixture, req, send, upload_token};
+
+fn b64(s: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+async fn create(app: &Router, token: &str, name: &str, len: u64) -> Answer {
+    send(
+        app,
+        req("POST", "/uploads", Some(token))
+            .header("tus-resumable", "1.0.0")
+            .header("upload-length", len.to_string())
+            .header(
+                "upload-metadata",
+                format!("filename {}", b64(name.as_bytes())),
+            )
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+}
+
+async fn patch(app: &Router, url: &str, token: &str, offset: u64, body: &[u8]) -> Answer {
+    send(
+        app,
+        req("PATCH", url, Some(token))
+            .header("tus-resumable", "1.0.0")
+            .header("content-type", "application/offset+octet-stream")
+            .header("upload-offset", offset.to_string())
+            .body(Body::from(body.to_vec()))
+            .unwrap(),
+    )
+    .await
+}
+
+async fn head(app: &Router, url: &str, token: &str) -> Answer {
+    send(
+        app,
+        req("HEAD", url, Some(token))
+            .header("tus-resumable", "1.0.0")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn discovery_names_version_extensions_and_limits() {
+    let f = Fixture::new();
+    let got = send(
+        &f.router(),
+        req("OPTIONS", "/uploads", None)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::NO_CONTENT);
+    assert_eq!(got.header("tus-version"), Some("1.0.0"));
+    let ext = got.header("tus-extension").unwrap();
+    for e in [
+        "creation",
+        "creation-with-upload",
+        "checksum",
+        "termination",
+        "expiration",
+        "concatenation",
+    ] {
+        assert!(ext.split(',').any(|x| x == e), "{ext}");
+    }
+    assert_eq!(
+        got.header("tus-max-size"),
+        Some((1u64 << 40).to_string().as_str())
+    );
+    assert!(
+        got.header("tus-checksum-algorithm")
+            .unwrap()
+            .contains("sha256")
+    );
+}
+
+#[tokio::test]
+async fn an_upload_from_creation_to_its_file() {
+    let f = Fixture::new();
+    let app = f.router();
+    let token = upload_token("alice", "/in");
+    let made = create(&app, &token, "notes.txt", 11).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
+    assert_eq!(made.header("upload-offset"), Some("0"));
+    assert!(made.header("upload-expires").is_some());
+    let url = made.header("location").unwrap().to_owned();
+    assert!(url.starts_with("/uploads/"), "{url}");
+
+    let at0 = head(&app, &url, &token).await;
+    assert_eq!(at0.status, StatusCode::OK);
+    assert_eq!(at0.header("upload-offset"), Some("0"));
+    assert_eq!(at0.header("upload-length"), Some("11"));
+    assert_eq!(at0.header("cache-control"), Some("no-store"));
+
+    // Refusals leave the offset where it is.
+    let wrong_offset = patch(&app, &url, &token, 3, b"lo").await;
+    assert_eq!(wrong_offset.status, StatusCode::CONFLICT);
+    assert_eq!(wrong_offset.header("upload-offset"), Some("0"));
+    let wrong_type = send(
+        &app,
+        req("PATCH", &url, Some(&token))
+            .header("tus-resumable", "1.0.0")
+            .header("content-type", "text/plain")
+            .header("upload-offset", "0")
+            .body(Body::from("hello"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(wrong_type.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let no_version = send(
+        &app,
+        req("PATCH", &url, Some(&token))
+            .header("content-type", "application/offset+octet-stream")
+            .header("upload-offset", "0")
+            .body(Body::from("hello"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(no_version.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(no_version.header("tus-version"), Some("1.0.0"));
+    let bad_sum = send(
+        &app,
+        req("PATCH", &url, Some(&token))
+            .header("tus-resumable", "1.0.0")
+            .header("content-type", "application/offset+octet-stream")
+            .header("upload-offset", "0")
+            .header("upload-checksum", format!("sha256 {}", b64(&[0u8; 32])))
+            .body(Body::from("hello"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(bad_sum.status.as_u16(), 460);
+    assert_eq!(
+        head(&app, &url, &token).await.header("upload-offset"),
+        Some("0")
+    );
+    assert!(!f.docroot().join("in/notes.txt").exists());
+
+    let first = patch(&app, &url, &token, 0, b"hello").await;
+    assert_eq!(first.status, StatusCode::NO_CONTENT);
+    assert_eq!(first.header("upload-offset"), Some("5"));
+    assert!(
+        !f.docroot().join("in/notes.txt").exists(),
+        "visible before complete"
+    );
+    let last = patch(&app, &url, &token, 5, b" world").await;
+    assert_eq!(last.status, StatusCode::NO_CONTENT);
+    assert_eq!(last.header("upload-offset"), Some("11"));
+    assert_eq!(
+        std::fs::read(f.docroot().join("in/notes.txt")).unwrap(),
+        b"hello world"
+    );
+    // Finished: HEAD says so; the last PATCH again (its answer lost) is acknowledged;
+    // more bytes are refused, even without a Content-Length (as HTTP/2 may send them),
+    // never acknowledged and dropped.
+    let done = head(&app, &url, &token).await;
+    assert_eq!(done.status, StatusCode::OK);
+    assert_eq!(done.header("upload-offset"), Some("11"));
+    let again = patch(&app, &url, &token, 5, b" world").await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{again:?}");
+    assert_eq!(again.header("upload-offset"), Some("11"));
+    let empty = patch(&app, &url, &token, 11, b"").await;
+    assert_eq!(empty.status, StatusCode::NO_CONTENT);
+    let more = patch(&app, &url, &token, 11, b"!").await;
+    assert_eq!(more.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn creation_with_upload_and_a_whole_file_digest() {
+    let f = Fixture::new();
+    let app = f.router();
+    let token = upload_token("alice", "/");
+    let good = hex_sha256(b"abc");
+    let made = send(
+        &app,
+        req("POST", "/uploads", Some(&token))
+            .header("tus-resumable", "1.0.0")
+            .header("upload-length", "3")
+            .header(
+                "upload-metadata",
+                format!(
+                    "filename {},sha256 {}",
+                    b64(b"abc.txt"),
+                    b64(good.as_bytes())
+                ),
+            )
+            .header("content-type", "application/offset+octet-stream")
+            .body(Body::from("abc"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
+    assert_eq!(made.header("upload-offset"), Some("3"));
+    assert_eq!(std::fs::read(f.docroot().join("abc.txt")).unwrap(), b"abc");
+
+    // A whole-file digest that does not match: 460 at the last byte, no file.
+    let wrong = hex_sha256(b"abd");
+    let made = send(
+        &app,
+        req("POST", "/uploads", Some(&token))
+            .header("tus-resumable", "1.0.0")
+            .header("upload-length", "3")
+            .header(
+                "upload-metadata",
+                format!(
+                    "filename {},sha256 {}",
+                    b64(b"bad.txt"),
+                    b64(wrong.as_bytes())
+                ),
+            )
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let url = made.header("location").unwrap().to_owned();
+    let last = patch(&app, &url, &token, 0, b"abc").await;
+    assert_eq!(last.status.as_u16(), 460, "{last:?}");
+    assert!(!f.docroot().join("bad.txt").exists());
+}
+
+fn hex_sha256(b: &[u8]) -> String {
+    use sha2::Digest as _;
+    fallback_testkit::hex(&sha2::Sha256::digest(b))
+}
+
+#[tokio::test]
+async fn creation_refusals() {
+    let f = Fixture::with(fallback_server::Options {
+        max_upload_size: 1000,
+        ..Default::default()
+    });
+    let app = f.router();
+    let token = upload_token("alice", "/in");
+    let too_big = create(&app, &token, "big.bin", 1001).await;
+    assert_eq!(too_big.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let no_length = send(
+        &app,
+        req("POST", "/uploads", Some(&token))
+            .header("tus-resumable", "1.0.0")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(no_length.status, StatusCode::BAD_REQUEST);
+    let outside = send(
+        &app,
+        req("POST", "/uploads", Some(&token))
+            .header("tus-resumable", "1.0.0")
+            .header("upload-length", "1")
+            .header("upload-metadata", format!("dest {}", b64(b"/elsewhere/x")))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(outside.status, StatusCode::FORBIDDEN);
+    let download = crate::download_token("alice", &["/in"]);
+    assert_eq!(
+        create(&app, &download, "x", 1).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        create(&app, "nope", "x", 1).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn termination_and_other_users_uploads() {
+    let f = Fixture::new();
+    let app = f.router();
+    let alice = upload_token("alice", "/");
+    let url = create(&app, &alice, "t.bin", 10)
+        .await
+        .header("location")
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        patch(&app, &url, &alice, 0, b"12345").await.status,
+        StatusCode::NO_CONTENT
+    );
+    // Another user cannot see, write or end it.
+    let bob = upload_token("bob", "/");
+    assert_eq!(head(&app, &url, &bob).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        patch(&app, &url, &bob, 5, b"x").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let del = |token: String| {
+        let (app, url) = (app.clone(), url.clone());
+        async move {
+            send(
+                &app,
+                req("DELETE", &url, Some(&token))
+                    .header("tus-resumable", "1.0.0")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(del(bob.clone()).await, StatusCode::NOT_FOUND);
+    assert_eq!(del(alice.clone()).await, StatusCode::NO_CONTENT);
+    assert_eq!(head(&app, &url, &alice).await.status, StatusCode::NOT_FOUND);
+    assert!(!f.docroot().join("t.bin").exists());
+    // An id that is not one.
+    assert_eq!(
+        head(&app, "/uploads/not-an-id", &alice).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
