@@ -69,11 +69,13 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether trying again later may succeed: network errors, 5xx, and the tus
-    /// signals that a previous request is still finishing (408, 423). Other 4xx never.
+    /// Whether trying again later may succeed: network errors, 5xx, the tus signals
+    /// that a previous request is still finishing (408, 423), and bytes that arrived
+    /// changed (a digest mismatch: the copy was discarded, a new one is fetched). Other
+    /// 4xx never.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Network(_) => true,
+            Error::Network(_) | Error::DigestMismatch(_) => true,
             Error::Http { status, .. } => *status >= 500 || matches!(status, 408 | 423),
             _ => false,
         }
@@ -157,7 +159,7 @@ pub enum Event {
 /// Receives [`Event`]s.
 pub type Events = Arc<dyn Fn(&Event) + Send + Sync>;
 
-/// Retry policy: exponential backoff with full jitter.
+/// Retry policy: exponential backoff with jitter (each delay random in its upper half).
 #[derive(Debug, Clone, Copy)]
 pub struct Retry {
     /// Attempts per file, the first included.

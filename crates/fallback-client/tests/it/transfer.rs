@@ -1,0 +1,130 @@
+//! Uploads and downloads through faults: 5xx retried, bodies cut and resumed from the
+//! server's offset, corrupted bytes caught by the digest, 4xx never retried.
+
+use crate::*;
+
+async fn session(s: &Served, path: &str, token: &str) -> (Session, Arc<Mutex<Vec<Event>>>) {
+    let (events, log) = recorder();
+    let session = Session::open(
+        &s.url(path, token, "&fallback=yes"),
+        options(s.dir.path()),
+        events,
+    )
+    .await
+    .unwrap();
+    (session, log)
+}
+
+fn retries(log: &Mutex<Vec<Event>>) -> usize {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e, Event::Retry { .. }))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_cut_mid_body_resumes_from_the_servers_offset() {
+    let s = Served::start().await;
+    let src = s.dir.path().join("big.bin");
+    let size: u64 = 8 << 20;
+    make_file(&src, size, 3);
+    // The first connection is cut after 3 MiB, in the middle of the body; then a HEAD
+    // answers 503 once.
+    s.cut_next_connection_after(3 << 20);
+    s.on("HEAD", "/uploads/", &[Fault::Unavailable]);
+    let (session, log) = session(&s, "/in", &upload_token("alice", "/in")).await;
+    let summary = session.upload(&[src.clone()]).await.unwrap();
+    assert_eq!(summary.files, 1, "{summary:?}");
+    assert!(summary.failed.is_empty(), "{summary:?}");
+    assert_eq!(
+        sha256_file(&s.docroot().join("in/big.bin")),
+        sha256_file(&src)
+    );
+    assert!(retries(&log) >= 2, "{:?}", log.lock().unwrap());
+    // Resumed, not restarted: what the cut request stored was not sent again.
+    let resumed = log.lock().unwrap().iter().find_map(|e| match e {
+        Event::FileStart { resumed_from, .. } if *resumed_from > 0 => Some(*resumed_from),
+        _ => None,
+    });
+    let stored = resumed.expect("a FileStart that resumes");
+    assert!(stored > 0 && stored <= 3 << 20, "{stored}");
+    assert!(summary.transferred < size + (3 << 20), "{summary:?}");
+}
+
+/// Puts a file of `len` bytes at docroot `/f.bin` through the service, so the server
+/// knows its SHA-256 (`Repr-Digest`).
+async fn uploaded(s: &Served, len: u64, seed: u64) -> PathBuf {
+    let src = s.dir.path().join("f.bin");
+    make_file(&src, len, seed);
+    let (up, _) = session(s, "/", &upload_token("alice", "/")).await;
+    let done = up.upload(&[src.clone()]).await.unwrap();
+    assert_eq!(done.files, 1, "{done:?}");
+    src
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_whose_bytes_change_on_the_way_is_discarded() {
+    let s = Served::start().await;
+    uploaded(&s, 1 << 20, 4).await;
+    let token = download_token("alice", &["/f.bin"]);
+    // Every attempt is corrupted: the digest never matches.
+    s.on("GET", "/files/f.bin", &[Fault::FlipFirstByte; 8]);
+    let (session, _) = session(&s, "/f.bin", &token).await;
+    let out = s.dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let result = session.download(&out).await;
+    let failed = match result {
+        Ok(summary) => summary.failed,
+        Err(e) => vec![(String::new(), e.to_string())],
+    };
+    assert!(
+        failed
+            .iter()
+            .any(|(_, why)| why.contains("SHA-256 mismatch")),
+        "{failed:?}"
+    );
+    // Nothing at the final name, no partial left claiming to be the file.
+    assert!(!out.join("f.bin").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_attempt_is_retried_and_the_download_lands_whole() {
+    let s = Served::start().await;
+    let src = uploaded(&s, 1 << 20, 5).await;
+    let token = download_token("alice", &["/f.bin"]);
+    s.on(
+        "GET",
+        "/files/f.bin",
+        &[Fault::FlipFirstByte, Fault::Unavailable],
+    );
+    let (session, log) = session(&s, "/f.bin", &token).await;
+    let out = s.dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let summary = session.download(&out).await.unwrap();
+    assert!(summary.failed.is_empty(), "{summary:?}");
+    assert_eq!(sha256_file(&out.join("f.bin")), sha256_file(&src));
+    assert!(retries(&log) >= 2, "{:?}", log.lock().unwrap());
+}
+
+#[tokio::test]
+async fn a_refusal_is_final_and_explained() {
+    let s = Served::start().await;
+    make_file(&s.docroot().join("f.bin"), 10, 6);
+    // A token for another path: 403, never retried.
+    let token = download_token("alice", &["/other"]);
+    let (session, log) = session(&s, "/f.bin", &token).await;
+    let out = s.dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let err = match session.download(&out).await {
+        Ok(summary) => summary
+            .failed
+            .first()
+            .map(|(_, w)| w.clone())
+            .unwrap_or_default(),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("403"), "{err}");
+    assert_eq!(retries(&log), 0);
+    assert!(!out.join("f.bin").exists());
+}
