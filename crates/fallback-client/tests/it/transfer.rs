@@ -34,7 +34,7 @@ async fn an_upload_cut_mid_body_resumes_from_the_servers_offset() {
     s.cut_next_connection_after(3 << 20);
     s.on("HEAD", "/uploads/", &[Fault::Unavailable]);
     let (session, log) = session(&s, "/in", &upload_token("alice", "/in")).await;
-    let summary = session.upload(&[src.clone()]).await.unwrap();
+    let summary = session.upload(std::slice::from_ref(&src)).await.unwrap();
     assert_eq!(summary.files, 1, "{summary:?}");
     assert!(summary.failed.is_empty(), "{summary:?}");
     assert_eq!(
@@ -58,7 +58,7 @@ async fn uploaded(s: &Served, len: u64, seed: u64) -> PathBuf {
     let src = s.dir.path().join("f.bin");
     make_file(&src, len, seed);
     let (up, _) = session(s, "/", &upload_token("alice", "/")).await;
-    let done = up.upload(&[src.clone()]).await.unwrap();
+    let done = up.upload(std::slice::from_ref(&src)).await.unwrap();
     assert_eq!(done.files, 1, "{done:?}");
     src
 }
