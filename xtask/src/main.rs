@@ -44,6 +44,8 @@ Tasks:
                      offline, against the advisory database snapshot in
                      $FALLBACK_ADVISORY_DB or ../shared/advisory-db; installs
                      cargo-deny under target/tools if missing
+  deps               the dependency-direction check alone (part of ci): which of the
+                     project's crates each crate may use, and what it never reaches
   fuzz [--seconds N] [TARGET...]
                      run the cargo-fuzz targets (all by default) for N seconds each
                      (default 60); installs cargo-fuzz under target/tools if missing
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz(&args[1..]),
         Some("e2e") => e2e(&args[1..]),
         Some("audit") => audit(),
+        Some("deps") => dependency_directions(),
         Some("browser") => browser(),
         Some("dist") => dist(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
@@ -216,55 +219,116 @@ fn test_tools() -> Result {
 
 /// Arrows point one way (ARCHITECTURE.md): libraries never depend on what sits above
 /// them. Checked on the resolved dependency graph, so a transitive edge counts too.
-fn dependency_directions() -> Result {
-    const RULES: &[(&str, &[&str])] = &[
-        (
+/// What each workspace crate may depend on (normal edges): the project's own crates
+/// it may use directly (every other project crate is forbidden), and third-party crates
+/// it must not reach at all, even transitively. A crate not listed fails the check.
+const DEPENDENCY_RULES: &[(&str, &[&str], &[&str])] = &[
+    ("fallback-conf", &[], NO_RUNTIME),
+    ("fallback-token", &["fallback-conf"], NO_RUNTIME),
+    ("fallback-url", &["fallback-conf"], NO_RUNTIME),
+    ("fallback-engine", &[], NO_RUNTIME),
+    (
+        "fallback-server",
+        &["fallback-conf", "fallback-engine", "fallback-token"],
+        &["clap", "anyhow", "reqwest"],
+    ),
+    (
+        "fallback-client",
+        &["fallback-conf", "fallback-url"],
+        &["clap", "anyhow", "axum"],
+    ),
+    ("fallback-testkit", &["fallback-token"], &[]),
+    ("fallback-e2e", &["fallback-testkit"], &[]),
+    (
+        "fallback",
+        &[
+            "fallback-client",
             "fallback-conf",
-            &["tokio", "hyper", "axum", "clap", "reqwest", "anyhow"],
-        ),
-        (
+            "fallback-server",
             "fallback-token",
-            &["tokio", "hyper", "axum", "clap", "reqwest", "anyhow"],
-        ),
-        (
             "fallback-url",
-            &["tokio", "hyper", "axum", "clap", "reqwest", "anyhow"],
-        ),
-        (
-            "fallback-engine",
-            &["tokio", "hyper", "axum", "clap", "reqwest", "anyhow"],
-        ),
-        ("fallback-server", &["clap", "anyhow", "reqwest"]),
-        ("fallback", &[]),
-    ];
+        ],
+        &[],
+    ),
+    (
+        "fallbackd",
+        &[
+            "fallback-conf",
+            "fallback-server",
+            "fallback-token",
+            "fallback-url",
+        ],
+        &[],
+    ),
+    // The embedding example uses the public API only: never the engine.
+    (
+        "fallback-webapp",
+        &[
+            "fallback-conf",
+            "fallback-server",
+            "fallback-token",
+            "fallback-url",
+        ],
+        &[],
+    ),
+    ("xtask", &[], &[]),
+];
+
+/// What the libraries below the server never depend on.
+const NO_RUNTIME: &[&str] = &["tokio", "hyper", "axum", "clap", "reqwest", "anyhow"];
+
+/// `cargo tree` of `krate` (normal edges) to `depth`, one package name per line.
+fn tree_names(krate: &str, depth: Option<&str>) -> Result<Vec<String>> {
+    let mut c = cargo();
+    c.args([
+        "tree", "--edges", "normal", "--prefix", "none", "--format", "{p}",
+    ]);
+    if krate == "--workspace" {
+        c.args(["--workspace"]);
+    } else {
+        c.args(["--package", krate]);
+    }
+    if let Some(d) = depth {
+        c.args(["--depth", d]);
+    }
+    let out = c
+        .output()
+        .map_err(|e| format!("cannot run cargo tree: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo tree -p {krate} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect())
+}
+
+fn dependency_directions() -> Result {
     println!("\n$ dependency-direction checks (cargo tree)");
-    for (krate, forbidden) in RULES {
-        let out = cargo()
-            .args([
-                "tree",
-                "--package",
-                krate,
-                "--edges",
-                "normal",
-                "--prefix",
-                "none",
-                "--format",
-                "{p}",
-            ])
-            .output()
-            .map_err(|e| format!("cannot run cargo tree: {e}"))?;
-        if !out.status.success() {
+    let members = tree_names("--workspace", Some("0"))?;
+    for m in &members {
+        if !DEPENDENCY_RULES.iter().any(|(k, _, _)| k == m) {
             return Err(format!(
-                "cargo tree -p {krate} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
+                "workspace crate {m} has no dependency rule: add it to DEPENDENCY_RULES in \
+                 xtask (and its arrows to ARCHITECTURE.md)"
             ));
         }
-        let tree = String::from_utf8_lossy(&out.stdout);
+    }
+    for (krate, allowed, forbidden) in DEPENDENCY_RULES {
+        let direct = tree_names(krate, Some("1"))?;
+        for dep in direct.iter().skip(1) {
+            if members.contains(dep) && !allowed.contains(&dep.as_str()) {
+                return Err(format!(
+                    "{krate} depends on {dep}; see ARCHITECTURE.md for which way arrows point"
+                ));
+            }
+        }
+        let all = tree_names(krate, None)?;
         for dep in *forbidden {
-            if tree
-                .lines()
-                .any(|l| l.split_whitespace().next() == Some(dep))
-            {
+            if all.iter().any(|l| l == dep) {
                 return Err(format!(
                     "{krate} depends on {dep}; see ARCHITECTURE.md for which way arrows point"
                 ));

@@ -108,7 +108,8 @@ impl Served {
             .unwrap()
             .into_checked()
             .unwrap();
-        let state = fallback_server::AppState::new(conf, fallback_server::Options::default()).unwrap();
+        let state =
+            fallback_server::AppState::new(conf, fallback_server::Options::default()).unwrap();
         let script = Arc::new(Mutex::new(Script::default()));
         let s = Arc::clone(&script);
         let app =
