@@ -3,7 +3,7 @@
 //! picks the parser; the second and third give a file size for ranges.
 #![no_main]
 
-use fallback_engine::headers;
+use fallback_http as headers;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -227,9 +227,15 @@ const DEPENDENCY_RULES: &[(&str, &[&str], &[&str])] = &[
     ("fallback-token", &["fallback-conf"], NO_RUNTIME),
     ("fallback-url", &["fallback-conf"], NO_RUNTIME),
     ("fallback-engine", &[], NO_RUNTIME),
+    ("fallback-http", &[], NO_RUNTIME),
     (
         "fallback-server",
-        &["fallback-conf", "fallback-engine", "fallback-token"],
+        &[
+            "fallback-conf",
+            "fallback-engine",
+            "fallback-http",
+            "fallback-token",
+        ],
         &["clap", "anyhow", "reqwest"],
     ),
     (

@@ -21,7 +21,6 @@
 // The test seam is public only with the `faults` feature (the crash tests).
 #[cfg_attr(not(feature = "faults"), allow(unreachable_pub))]
 mod faults;
-pub mod headers;
 mod relpath;
 mod resolve;
 mod store;
@@ -34,7 +33,8 @@ pub(crate) use faults::{Faults, Step};
 pub use relpath::{MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_SEGMENTS, PathError, RESERVED, RelPath};
 pub use store::{Entry, EntryKind, ManifestEntry, Storage};
 pub use upload::{
-    AppendOutcome, Completed, Concat, Modes, NewUpload, UploadId, UploadInfo, UploadWriter,
+    AppendOutcome, CHECKSUM_ALGORITHMS, ChunkChecksum, Completed, Concat, Modes, NewUpload,
+    UploadId, UploadInfo, UploadWriter,
 };
 
 /// What went wrong in the engine. [`Error::kind`] tells the server which status to send.

@@ -7,10 +7,25 @@ use cap_std::fs::{Dir, OpenOptions};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::headers::ChunkChecksum;
 use crate::relpath::RelPath;
 use crate::store::{STAGING, Storage, hex, now_unix, record_digest, unhex32};
 use crate::{Error, Result, Step};
+
+/// The chunk digests [`ChunkChecksum`] verifies, as tus `Tus-Checksum-Algorithm` lists
+/// them.
+pub const CHECKSUM_ALGORITHMS: &str = "sha1,md5,sha256";
+
+/// The expected digest of one chunk (tus `Upload-Checksum`): the chunk is stored only
+/// if its bytes have it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkChecksum {
+    /// SHA-1 (tuspy's only algorithm).
+    Sha1([u8; 20]),
+    /// MD5.
+    Md5([u8; 16]),
+    /// SHA-256.
+    Sha256([u8; 32]),
+}
 
 /// An upload's id: 128 random bits, 32 lowercase hex characters. Unguessable, and safe
 /// as a file name because nothing else parses.

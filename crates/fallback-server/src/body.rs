@@ -131,7 +131,7 @@ pub(crate) enum Start {
         id: UploadId,
         user: String,
         offset: u64,
-        chunk: Option<fallback_engine::headers::ChunkChecksum>,
+        chunk: Option<fallback_engine::ChunkChecksum>,
         /// The token's end (Unix seconds, skew included): re-checked before completing.
         valid_until: Option<u64>,
     },

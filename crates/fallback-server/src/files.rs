@@ -46,7 +46,7 @@ pub(crate) async fn info(State(state): State<AppState>) -> impl IntoResponse {
             "version": "1.0.0",
             "extensions": crate::tus::EXTENSIONS.split(',').collect::<Vec<_>>(),
             "max_size": o.max_upload_size,
-            "checksum_algorithms": fallback_engine::headers::CHECKSUM_ALGORITHMS.split(',').collect::<Vec<_>>(),
+            "checksum_algorithms": fallback_engine::CHECKSUM_ALGORITHMS.split(',').collect::<Vec<_>>(),
         },
         "limits": {
             "max_upload_size": o.max_upload_size,
@@ -150,7 +150,7 @@ fn wanted_range(headers: &HeaderMap, e: &Entry) -> Result<Option<(u64, u64)>, Ap
             return Ok(None);
         }
     }
-    fallback_engine::headers::byte_range(range, e.size)
+    fallback_http::byte_range(range, e.size)
         .map_err(|_| ApiError::RangeNotSatisfiable { len: e.size })
 }
 

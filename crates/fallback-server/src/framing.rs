@@ -13,7 +13,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, Version, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
-use fallback_engine::headers::{TransferCoding, transfer_coding, valid_host};
+use fallback_http::{TransferCoding, transfer_coding, valid_host};
 
 use crate::error::ApiError;
 

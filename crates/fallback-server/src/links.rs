@@ -24,7 +24,7 @@ pub(crate) const MAX_TTL_SECS: u64 = 3600;
 fn ttl_param(query: Option<&str>) -> Result<Option<u64>, ApiError> {
     for pair in query.unwrap_or("").split('&') {
         if let Some(v) = pair.strip_prefix("ttl=") {
-            return fallback_engine::headers::parse_u64(v)
+            return fallback_http::parse_u64(v)
                 .filter(|&n| n > 0)
                 .map(Some)
                 .ok_or_else(|| ApiError::BadRequest("ttl must be a number of seconds".to_owned()));

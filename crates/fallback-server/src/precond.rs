@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, header};
 use fallback_engine::Entry;
-use fallback_engine::headers::{EntityTags, entity_tags};
+use fallback_http::{EntityTags, entity_tags};
 
 use crate::error::ApiError;
 

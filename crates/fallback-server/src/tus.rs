@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use fallback_engine::headers::{CHECKSUM_ALGORITHMS, ChunkChecksum};
+use fallback_engine::{CHECKSUM_ALGORITHMS, ChunkChecksum};
 use fallback_engine::{Concat, NewUpload, RelPath, UploadId, UploadInfo};
 use fallback_token::Direction;
 
@@ -24,9 +24,9 @@ pub(crate) const EXTENSIONS: &str =
     "creation,creation-with-upload,checksum,termination,expiration,concatenation";
 const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
 
-/// An unsigned decimal header value: see [`fallback_engine::headers::parse_u64`].
+/// An unsigned decimal header value: see [`fallback_http::parse_u64`].
 pub(crate) fn header_u64(v: &HeaderValue) -> Option<u64> {
-    fallback_engine::headers::parse_u64(v.to_str().ok()?)
+    fallback_http::parse_u64(v.to_str().ok()?)
 }
 
 fn tus_headers(h: &mut HeaderMap) {
@@ -94,7 +94,7 @@ fn tus_error(e: ApiError) -> Response {
     resp
 }
 
-/// Parses `Upload-Metadata` (see [`fallback_engine::headers::upload_metadata`]).
+/// Parses `Upload-Metadata` (see [`fallback_http::upload_metadata`]).
 fn metadata(h: &HeaderMap) -> Result<Vec<(String, String)>, ApiError> {
     let Some(v) = h.get("upload-metadata") else {
         return Ok(Vec::new());
@@ -102,7 +102,7 @@ fn metadata(h: &HeaderMap) -> Result<Vec<(String, String)>, ApiError> {
     let v = v
         .to_str()
         .map_err(|_| ApiError::BadRequest("Upload-Metadata is not ASCII".to_owned()))?;
-    fallback_engine::headers::upload_metadata(v).map_err(ApiError::BadRequest)
+    fallback_http::upload_metadata(v).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
 /// `Upload-Checksum: <sha1|md5|sha256> <base64>`.
@@ -110,9 +110,13 @@ fn chunk_checksum(h: &HeaderMap) -> Result<Option<ChunkChecksum>, ApiError> {
     let Some(v) = h.get("upload-checksum") else {
         return Ok(None);
     };
-    fallback_engine::headers::upload_checksum(v.to_str().unwrap_or_default())
-        .map(Some)
-        .map_err(ApiError::BadRequest)
+    let parsed = fallback_http::upload_checksum(v.to_str().unwrap_or_default())
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok(Some(match parsed {
+        fallback_http::Checksum::Sha1(d) => ChunkChecksum::Sha1(d),
+        fallback_http::Checksum::Md5(d) => ChunkChecksum::Md5(d),
+        fallback_http::Checksum::Sha256(d) => ChunkChecksum::Sha256(d),
+    }))
 }
 
 /// The expected SHA-256 of the whole file from metadata `sha256` (hex or base64).
@@ -120,7 +124,7 @@ fn expected_digest(meta: &[(String, String)]) -> Result<Option<[u8; 32]>, ApiErr
     let Some((_, v)) = meta.iter().find(|(k, _)| k == "sha256") else {
         return Ok(None);
     };
-    fallback_engine::headers::sha256_digest(v)
+    fallback_http::sha256_digest(v)
         .map(Some)
         .map_err(|e| ApiError::BadRequest(format!("metadata {e}")))
 }

@@ -10,7 +10,7 @@ mod staging;
 use std::io::Read as _;
 use std::time::Duration;
 
-use fallback_engine::headers::ChunkChecksum;
+use fallback_engine::ChunkChecksum;
 use fallback_engine::{EntryKind, Error, Modes, NewUpload, RelPath, Storage, UploadId};
 use sha2::{Digest as _, Sha256};
 

@@ -1,9 +1,53 @@
 //! The header values the transfer protocol reads, parsed strictly: byte ranges
-//! (RFC 9110), tus `Upload-Metadata` and `Upload-Checksum`, unsigned lengths and offsets,
-//! and SHA-256 digests. Pure functions of the text, so they can be fuzzed alone.
+//! (RFC 9110), entity-tag lists, tus `Upload-Metadata` and `Upload-Checksum`, unsigned
+//! lengths and offsets, SHA-256 digests, `Host` (RFC 9112 §3.2) and transfer codings.
+//! Pure functions of the text, with no HTTP stack under them, so the fuzzer reaches
+//! them alone; the server (`fallback-server`) is their only user.
+#![warn(missing_docs)]
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+
+/// Why a header value was refused; the message is for the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeaderError {
+    /// `Upload-Metadata`: a value that is not base64.
+    #[error("Upload-Metadata {0}: value is not base64")]
+    MetadataBase64(String),
+    /// `Upload-Metadata`: a value that is not UTF-8.
+    #[error("Upload-Metadata {0}: value is not UTF-8")]
+    MetadataUtf8(String),
+    /// `Upload-Metadata`: an empty, repeated or malformed key.
+    #[error("Upload-Metadata: bad or repeated key {0:?}")]
+    MetadataKey(String),
+    /// `Upload-Checksum` without `<algorithm> <base64>`.
+    #[error("Upload-Checksum: write `<algorithm> <base64>`")]
+    ChecksumForm,
+    /// `Upload-Checksum`: a digest that is not base64.
+    #[error("Upload-Checksum: bad base64")]
+    ChecksumBase64,
+    /// `Upload-Checksum`: a digest of the wrong size for its algorithm.
+    #[error("Upload-Checksum: a {algorithm} digest is {bytes} bytes")]
+    ChecksumSize {
+        /// The algorithm named.
+        algorithm: String,
+        /// The size its digests have.
+        bytes: usize,
+    },
+    /// `Upload-Checksum`: an algorithm not in [`CHECKSUM_ALGORITHMS`].
+    #[error("Upload-Checksum: {0} is not supported ({CHECKSUM_ALGORITHMS} are)")]
+    ChecksumAlgorithm(String),
+    /// An entity-tag list that is not one (RFC 9110 §8.8.3).
+    #[error("{0}")]
+    EntityTags(&'static str),
+    /// More than [`MAX_TAGS`] entity tags.
+    #[error("more than {MAX_TAGS} entity tags")]
+    TooManyTags,
+    /// A SHA-256 that is neither 64 hex digits nor base64 of 32 bytes.
+    #[error("sha256: {0}")]
+    Sha256(&'static str),
+}
 
 /// An unsigned decimal header value (`Content-Length`, `Upload-Length`,
 /// `Upload-Offset`): digits only, no sign, no spaces, at most 19 digits, so it always
@@ -94,7 +138,7 @@ pub fn byte_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, Unsatisf
 ///
 /// # Errors
 /// What is wrong, for the client.
-pub fn upload_metadata(v: &str) -> Result<Vec<(String, String)>, String> {
+pub fn upload_metadata(v: &str) -> Result<Vec<(String, String)>, HeaderError> {
     let mut out: Vec<(String, String)> = Vec::new();
     for pair in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let mut it = pair.split(' ');
@@ -104,13 +148,12 @@ pub fn upload_metadata(v: &str) -> Result<Vec<(String, String)>, String> {
             Some(b64) => {
                 let bytes = STANDARD
                     .decode(b64)
-                    .map_err(|_| format!("Upload-Metadata {key}: value is not base64"))?;
-                String::from_utf8(bytes)
-                    .map_err(|_| format!("Upload-Metadata {key}: value is not UTF-8"))?
+                    .map_err(|_| HeaderError::MetadataBase64(key.to_owned()))?;
+                String::from_utf8(bytes).map_err(|_| HeaderError::MetadataUtf8(key.to_owned()))?
             }
         };
         if key.is_empty() || it.next().is_some() || out.iter().any(|(k, _)| k == key) {
-            return Err(format!("Upload-Metadata: bad or repeated key {key:?}"));
+            return Err(HeaderError::MetadataKey(key.to_owned()));
         }
         out.push((key.to_owned(), value));
     }
@@ -122,43 +165,33 @@ pub fn upload_metadata(v: &str) -> Result<Vec<(String, String)>, String> {
 ///
 /// # Errors
 /// What is wrong, for the client.
-pub fn upload_checksum(v: &str) -> Result<ChunkChecksum, String> {
-    let (algo, b64) = v
-        .split_once(' ')
-        .ok_or_else(|| "Upload-Checksum: write `<algorithm> <base64>`".to_owned())?;
+pub fn upload_checksum(v: &str) -> Result<Checksum, HeaderError> {
+    let (algo, b64) = v.split_once(' ').ok_or(HeaderError::ChecksumForm)?;
     let bytes = STANDARD
         .decode(b64.trim())
-        .map_err(|_| "Upload-Checksum: bad base64".to_owned())?;
-    let size = |n: usize| format!("Upload-Checksum: a {algo} digest is {n} bytes");
+        .map_err(|_| HeaderError::ChecksumBase64)?;
+    let size = |n: usize| HeaderError::ChecksumSize {
+        algorithm: algo.to_owned(),
+        bytes: n,
+    };
     if algo.eq_ignore_ascii_case("sha256") {
-        bytes
-            .try_into()
-            .map(ChunkChecksum::Sha256)
-            .map_err(|_| size(32))
+        bytes.try_into().map(Checksum::Sha256).map_err(|_| size(32))
     } else if algo.eq_ignore_ascii_case("sha1") {
-        bytes
-            .try_into()
-            .map(ChunkChecksum::Sha1)
-            .map_err(|_| size(20))
+        bytes.try_into().map(Checksum::Sha1).map_err(|_| size(20))
     } else if algo.eq_ignore_ascii_case("md5") {
-        bytes
-            .try_into()
-            .map(ChunkChecksum::Md5)
-            .map_err(|_| size(16))
+        bytes.try_into().map(Checksum::Md5).map_err(|_| size(16))
     } else {
-        Err(format!(
-            "Upload-Checksum: {algo} is not supported ({CHECKSUM_ALGORITHMS} are)"
-        ))
+        Err(HeaderError::ChecksumAlgorithm(algo.to_owned()))
     }
 }
 
-/// The algorithms of the tus checksum extension this engine verifies, as
-/// `Tus-Checksum-Algorithm` lists them.
+/// The algorithms [`upload_checksum`] reads, as `Tus-Checksum-Algorithm` lists them
+/// (the engine verifies each).
 pub const CHECKSUM_ALGORITHMS: &str = "sha1,md5,sha256";
 
-/// The expected digest of one chunk (tus `Upload-Checksum`).
+/// The digest an `Upload-Checksum` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChunkChecksum {
+pub enum Checksum {
     /// SHA-1 (tuspy's only algorithm).
     Sha1([u8; 20]),
     /// MD5.
@@ -178,7 +211,7 @@ pub enum EntityTags {
 }
 
 /// Most entity tags read from one header.
-const MAX_TAGS: usize = 100;
+pub const MAX_TAGS: usize = 100;
 
 impl EntityTags {
     /// Whether `etag` (a strong tag with its quotes, as the server sends it) is in the
@@ -199,7 +232,7 @@ impl EntityTags {
 ///
 /// # Errors
 /// What is wrong, for the client.
-pub fn entity_tags(v: &str) -> Result<EntityTags, String> {
+pub fn entity_tags(v: &str) -> Result<EntityTags, HeaderError> {
     let v = v.trim_matches([' ', '\t']);
     if v == "*" {
         return Ok(EntityTags::Any);
@@ -212,28 +245,34 @@ pub fn entity_tags(v: &str) -> Result<EntityTags, String> {
             Some(r) => (true, r),
             None => (false, rest),
         };
-        let r = r
-            .strip_prefix('"')
-            .ok_or_else(|| "entity tags are quoted: \"tag\" or W/\"tag\"".to_owned())?;
-        let end = r
-            .find('"')
-            .ok_or_else(|| "an entity tag lacks its closing quote".to_owned())?;
+        let r = r.strip_prefix('"').ok_or(HeaderError::EntityTags(
+            "entity tags are quoted: \"tag\" or W/\"tag\"",
+        ))?;
+        let end = r.find('"').ok_or(HeaderError::EntityTags(
+            "an entity tag lacks its closing quote",
+        ))?;
         let opaque = &r[..end];
         if !opaque
             .bytes()
             .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80)
         {
-            return Err("an entity tag holds a character it may not".to_owned());
+            return Err(HeaderError::EntityTags(
+                "an entity tag holds a character it may not",
+            ));
         }
         tags.push((weak, format!("\"{opaque}\"")));
         if tags.len() > MAX_TAGS {
-            return Err(format!("more than {MAX_TAGS} entity tags"));
+            return Err(HeaderError::TooManyTags);
         }
         rest = r[end + 1..].trim_start_matches([' ', '\t']);
         match rest.strip_prefix(',') {
             Some(r) => rest = r,
             None if rest.is_empty() => return Ok(EntityTags::List(tags)),
-            None => return Err("entity tags are separated by commas".to_owned()),
+            None => {
+                return Err(HeaderError::EntityTags(
+                    "entity tags are separated by commas",
+                ));
+            }
         }
         if rest.trim_matches([' ', '\t']).is_empty() {
             return Ok(EntityTags::List(tags));
@@ -245,20 +284,20 @@ pub fn entity_tags(v: &str) -> Result<EntityTags, String> {
 ///
 /// # Errors
 /// What is wrong, for the client.
-pub fn sha256_digest(v: &str) -> Result<[u8; 32], String> {
+pub fn sha256_digest(v: &str) -> Result<[u8; 32], HeaderError> {
     let bytes: Vec<u8> = if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
         (0..32)
             .map(|i| u8::from_str_radix(&v[2 * i..2 * i + 2], 16))
             .collect::<Result<_, _>>()
-            .map_err(|_| "sha256: bad hex".to_owned())?
+            .map_err(|_| HeaderError::Sha256("bad hex"))?
     } else {
         STANDARD
             .decode(v)
-            .map_err(|_| "sha256: hex or base64".to_owned())?
+            .map_err(|_| HeaderError::Sha256("hex or base64"))?
     };
     bytes
         .try_into()
-        .map_err(|_| "sha256: not 32 bytes".to_owned())
+        .map_err(|_| HeaderError::Sha256("not 32 bytes"))
 }
 
 #[cfg(test)]
@@ -345,25 +384,25 @@ mod tests {
         let b64 = STANDARD.encode(d);
         assert_eq!(
             upload_checksum(&format!("sha256 {b64}")),
-            Ok(ChunkChecksum::Sha256(d))
+            Ok(Checksum::Sha256(d))
         );
         assert_eq!(
             upload_checksum(&format!("SHA256 {b64}")),
-            Ok(ChunkChecksum::Sha256(d))
+            Ok(Checksum::Sha256(d))
         );
         // A 32-byte digest is no md5 or sha1; the sizes are checked per algorithm.
         assert!(upload_checksum(&format!("md5 {b64}")).is_err());
         assert!(upload_checksum(&format!("sha1 {b64}")).is_err());
         assert_eq!(
             upload_checksum("sha1 2jmj7l5rSw0yVb/vlWAYkK/YBwk="),
-            Ok(ChunkChecksum::Sha1([
+            Ok(Checksum::Sha1([
                 0xda, 0x39, 0xa3, 0xee, 0x5e, 0x6b, 0x4b, 0x0d, 0x32, 0x55, 0xbf, 0xef, 0x95, 0x60,
                 0x18, 0x90, 0xaf, 0xd8, 0x07, 0x09
             ]))
         );
         assert!(matches!(
             upload_checksum("md5 1B2M2Y8AsgTpgAmY7PhCfg=="),
-            Ok(ChunkChecksum::Md5(_))
+            Ok(Checksum::Md5(_))
         ));
         assert!(upload_checksum("crc32 AAAAAA==").is_err());
         assert!(upload_checksum("sha256 AAAA").is_err());
