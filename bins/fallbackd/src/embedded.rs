@@ -5,7 +5,6 @@
 //! reserved folder no request can reach), and a banner with tokens, a FASP URL and curl
 //! commands that work as printed.
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
@@ -47,10 +46,7 @@ impl Embedded {
             _ => {
                 let mut b = [0u8; 32];
                 getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-                let secret = b.iter().fold(String::new(), |mut s, x| {
-                    let _ = write!(s, "{x:02x}");
-                    s
-                });
+                let secret = hex::encode(b);
                 let mut f = std::fs::OpenOptions::new()
                     .write(true)
                     .create(true)

@@ -107,10 +107,10 @@ impl Error {
             K::NotFound => Error::NotFound,
             K::StorageFull | K::QuotaExceeded => Error::NoSpace,
             K::PermissionDenied if e.raw_os_error().is_none() => Error::Escapes,
-            _ => match e.raw_os_error() {
-                Some(libc_enospc) if libc_enospc == 28 || libc_enospc == 122 => Error::NoSpace,
+            _ => match e.raw_os_error().map(rustix::io::Errno::from_raw_os_error) {
+                Some(rustix::io::Errno::NOSPC | rustix::io::Errno::DQUOT) => Error::NoSpace,
                 // ELOOP and EXDEV: cap-std's answer to a path that would leave the root.
-                Some(40 | 18) => Error::Escapes,
+                Some(rustix::io::Errno::LOOP | rustix::io::Errno::XDEV) => Error::Escapes,
                 _ => Error::Io(e),
             },
         }

@@ -106,7 +106,7 @@ pub(crate) fn set_dir_mode(
 }
 
 fn errno(e: Errno) -> std::io::Error {
-    std::io::Error::from_raw_os_error(e.raw_os_error())
+    e.into()
 }
 
 fn lstat(dir: &Dir, name: &std::ffi::OsStr) -> std::result::Result<rustix::fs::Stat, Errno> {

@@ -87,22 +87,12 @@ pub struct Storage {
 pub(crate) const STAGING: &str = ".fallback/uploads";
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    hex::encode(bytes)
 }
 
 pub(crate) fn unhex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
     let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
+    hex::decode_to_slice(s, &mut out).ok()?;
     Some(out)
 }
 
@@ -433,11 +423,7 @@ impl Storage {
             match rustix::fs::mkdirat(r.dir(), name, rustix::fs::Mode::from_raw_mode(0o777)) {
                 Ok(()) => resolve::set_dir_mode(r.dir(), name, dir_mode, self.reserved)?,
                 Err(rustix::io::Errno::EXIST) => {}
-                Err(e) => {
-                    return Err(Error::io(std::io::Error::from_raw_os_error(
-                        e.raw_os_error(),
-                    )));
-                }
+                Err(e) => return Err(Error::io(e.into())),
             }
         }
         resolve::open_dir(r, self.reserved)

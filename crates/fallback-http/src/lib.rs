@@ -286,10 +286,7 @@ pub fn entity_tags(v: &str) -> Result<EntityTags, HeaderError> {
 /// What is wrong, for the client.
 pub fn sha256_digest(v: &str) -> Result<[u8; 32], HeaderError> {
     let bytes: Vec<u8> = if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
-        (0..32)
-            .map(|i| u8::from_str_radix(&v[2 * i..2 * i + 2], 16))
-            .collect::<Result<_, _>>()
-            .map_err(|_| HeaderError::Sha256("bad hex"))?
+        hex::decode(v).map_err(|_| HeaderError::Sha256("bad hex"))?
     } else {
         STANDARD
             .decode(v)

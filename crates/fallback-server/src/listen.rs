@@ -122,9 +122,10 @@ impl std::fmt::Debug for Tls {
 }
 
 fn fingerprint(der: &[u8]) -> String {
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02X}"))
+    let hex = hex::encode_upper(Sha256::digest(der));
+    hex.as_bytes()
+        .chunks(2)
+        .map(|pair| String::from_utf8_lossy(pair))
         .collect::<Vec<_>>()
         .join(":")
 }

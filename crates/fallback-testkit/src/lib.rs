@@ -49,11 +49,7 @@ pub fn sha256_file(path: &Path) -> String {
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    hex::encode(bytes)
 }
 
 /// A file of `len` pseudo-random bytes (fast, deterministic per seed).

@@ -86,12 +86,7 @@ pub struct Claims {
 }
 
 fn hex<S: serde::Serializer>(bytes: &[u8; 16], s: S) -> Result<S::Ok, S::Error> {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(32);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    s.serialize_str(&out)
+    s.serialize_str(&hex::encode(bytes))
 }
 
 /// A request to check a token against: who, which way, which path.

@@ -77,10 +77,7 @@ struct Web {
 fn random_hex(bytes: usize) -> anyhow::Result<String> {
     let mut b = vec![0u8; bytes];
     getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    Ok(b.iter().fold(String::new(), |mut s, x| {
-        let _ = write!(s, "{x:02x}");
-        s
-    }))
+    Ok(hex::encode(b))
 }
 
 fn escape_xml(s: &str) -> String {

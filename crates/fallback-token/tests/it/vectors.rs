@@ -16,9 +16,7 @@ fn file() -> PathBuf {
 
 fn unhex<const N: usize>(s: &str) -> [u8; N] {
     let mut out = [0u8; N];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
-    }
+    hex::decode_to_slice(s, &mut out).unwrap();
     out
 }
 
