@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 // The test seam is public only with the `faults` feature (the crash tests).
+mod digest;
 #[cfg_attr(not(feature = "faults"), allow(unreachable_pub))]
 mod faults;
 mod relpath;
@@ -137,6 +138,13 @@ impl Error {
             Error::Io(_) => "io",
         }
     }
+}
+
+/// The current time as Unix seconds.
+pub(crate) fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// A `Result` with the engine's [`Error`].

@@ -10,6 +10,9 @@ use percent_encoding::percent_decode_str;
 /// addressable by requests, never listed.
 pub const RESERVED: &str = ".fallback";
 
+/// Where the staging area is, relative to the docroot (for [`crate::Step`] paths).
+pub(crate) const STAGING: &str = ".fallback/uploads";
+
 /// Longest accepted path, in bytes (decoded).
 pub const MAX_PATH_BYTES: usize = 4096;
 /// Longest name of one path component, in bytes (`NAME_MAX` of Linux file systems).

@@ -12,13 +12,10 @@ use cap_std::fs::Dir;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
+use crate::digest::{hex, mtime_parts, record_digest, recorded_digest};
 use crate::relpath::{RESERVED, RelPath};
 use crate::resolve::{self, Ident, Missing, Resolved};
 use crate::{Error, Result};
-
-/// Extended attribute holding a file's SHA-256 with the size and mtime it was computed
-/// for: `v1 <hex sha256> <size> <mtime secs>.<nanos>`.
-const DIGEST_XATTR: &str = "user.fallback.sha256";
 
 /// File or directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -81,52 +78,6 @@ pub struct Storage {
     pub(crate) upload_ttl: Duration,
     /// The fault seam (tests only).
     pub(crate) faults: Option<std::sync::Arc<dyn crate::Faults>>,
-}
-
-/// Where the staging area is, relative to the docroot (for [`crate::Step`] paths).
-pub(crate) const STAGING: &str = ".fallback/uploads";
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    hex::encode(bytes)
-}
-
-pub(crate) fn unhex32(s: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(s, &mut out).ok()?;
-    Some(out)
-}
-
-fn mtime_parts(meta: &std::fs::Metadata) -> (i64, i64) {
-    (meta.mtime(), meta.mtime_nsec())
-}
-
-/// Records `sha256` on an open file, for its current size and mtime. File systems
-/// without user extended attributes simply do not record it.
-pub(crate) fn record_digest(file: &File, sha256: &[u8; 32]) {
-    let Ok(meta) = file.metadata() else { return };
-    let (s, ns) = mtime_parts(&meta);
-    let value = format!("v1 {} {} {s}.{ns}", hex(sha256), meta.len());
-    let _ = rustix::fs::fsetxattr(
-        file,
-        DIGEST_XATTR,
-        value.as_bytes(),
-        rustix::fs::XattrFlags::empty(),
-    );
-}
-
-/// The recorded SHA-256 of an open file, if it is still valid for its size and mtime.
-pub(crate) fn recorded_digest(file: &File, meta: &std::fs::Metadata) -> Option<[u8; 32]> {
-    let mut buf = [0u8; 160];
-    let n = rustix::fs::fgetxattr(file, DIGEST_XATTR, &mut buf).ok()?;
-    let text = std::str::from_utf8(&buf[..n]).ok()?;
-    let mut parts = text.split(' ');
-    if parts.next()? != "v1" {
-        return None;
-    }
-    let digest = unhex32(parts.next()?)?;
-    let size: u64 = parts.next()?.parse().ok()?;
-    let (s, ns) = mtime_parts(meta);
-    (size == meta.len() && parts.next()? == format!("{s}.{ns}")).then_some(digest)
 }
 
 fn etag(meta: &std::fs::Metadata) -> String {
@@ -263,7 +214,7 @@ impl Storage {
         if let Some(d) = e.sha256 {
             return Ok(d);
         }
-        let d: [u8; 32] = crate::upload::hash_from_start(&mut f)?.finalize().into();
+        let d: [u8; 32] = crate::digest::hash_from_start(&mut f)?.finalize().into();
         record_digest(&f, &d);
         Ok(d)
     }
@@ -428,11 +379,4 @@ impl Storage {
         }
         resolve::open_dir(r, self.reserved)
     }
-}
-
-/// The current time as Unix seconds.
-pub(crate) fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

@@ -7,8 +7,11 @@ use cap_std::fs::{Dir, OpenOptions};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::digest::{hash_from_start, hex, record_digest, unhex32};
+use crate::now_unix;
 use crate::relpath::RelPath;
-use crate::store::{STAGING, Storage, hex, now_unix, record_digest, unhex32};
+use crate::relpath::STAGING;
+use crate::store::Storage;
 use crate::{Error, Result, Step};
 
 /// The chunk digests [`ChunkChecksum`] verifies, as tus `Tus-Checksum-Algorithm` lists
@@ -242,20 +245,6 @@ pub struct AppendOutcome {
     pub offset: u64,
     /// Set when this append completed the upload.
     pub completed: Option<Completed>,
-}
-
-/// The SHA-256 state of a file's whole content (read from its start, 1 MiB at a time).
-pub(crate) fn hash_from_start(file: &mut File) -> Result<Sha256> {
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    file.seek(SeekFrom::Start(0)).map_err(Error::io)?;
-    loop {
-        let n = file.read(&mut buf).map_err(Error::io)?;
-        if n == 0 {
-            return Ok(h);
-        }
-        h.update(&buf[..n]);
-    }
 }
 
 /// Staging files that belong to no upload (left by a crash between creating the data

@@ -91,7 +91,7 @@ pub(crate) async fn edge(State(state): State<AppState>, req: Request, next: Next
     let h = req.headers();
     let has_body = h.contains_key(header::TRANSFER_ENCODING)
         || h.get(header::CONTENT_LENGTH)
-            .and_then(crate::tus::header_u64)
+            .and_then(crate::wire::header_u64)
             .is_some_and(|n| n > 0);
     if !has_body {
         return next.run(req).await;
@@ -299,4 +299,50 @@ pub(crate) async fn pump(
         Err(_) => crate::stats::transfer_ended("upload", "failed"),
     }
     outcome
+}
+
+/// One log line per transfer end: user, direction, path, bytes, duration, rate, outcome.
+pub(crate) fn log_end(
+    who: &crate::auth::Identity,
+    direction: &str,
+    path: &fallback_engine::RelPath,
+    started: std::time::Instant,
+    outcome: &Result<fallback_engine::AppendOutcome, ApiError>,
+) {
+    let elapsed = started.elapsed();
+    let duration_ms = elapsed.as_millis();
+    let (user, client) = (who.user.as_str(), who.client.as_str());
+    match outcome {
+        Ok(o) => {
+            // MB/s for people, rounded to 0.01: precision loss is irrelevant here.
+            #[allow(clippy::cast_precision_loss)]
+            let rate_mb_s = if elapsed.is_zero() {
+                0.0
+            } else {
+                (o.offset as f64 / elapsed.as_secs_f64() / 1e4).round() / 100.0
+            };
+            tracing::info!(
+                user,
+                client,
+                direction,
+                path = %path,
+                offset = o.offset,
+                complete = o.completed.is_some(),
+                duration_ms,
+                rate_mb_s,
+                outcome = "ok",
+                "transfer end"
+            );
+        }
+        Err(e) => tracing::info!(
+            user,
+            client,
+            direction,
+            path = %path,
+            duration_ms,
+            outcome = "failed",
+            reason = %e.reason(),
+            "transfer end"
+        ),
+    }
 }

@@ -1,7 +1,7 @@
 //! `/health`, `/info`, `GET|HEAD|PUT /files/{path}`.
 
 use std::io::{Read as _, Seek as _, SeekFrom};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Body;
@@ -14,8 +14,9 @@ use fallback_token::Direction;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::auth::token_in_query;
-use crate::body::{Start, pump};
+use crate::body::{Start, log_end, pump};
 use crate::error::ApiError;
+use crate::wire::http_date;
 use crate::{AppState, PROTOCOL, split_base};
 
 const READ_BLOCK: usize = 1 << 20;
@@ -62,18 +63,6 @@ fn file_path(uri_path: &str) -> Result<(RelPath, bool), ApiError> {
     let (_, rest) = split_base(uri_path);
     let raw = rest.strip_prefix("/files").unwrap_or(rest);
     RelPath::parse_encoded_dir(raw).map_err(|e| ApiError::BadRequest(format!("bad path: {e}")))
-}
-
-/// An RFC 9110 HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`).
-pub(crate) fn http_date(t: SystemTime) -> String {
-    jiff::Timestamp::try_from(t)
-        .ok()
-        .and_then(|ts| {
-            jiff::fmt::rfc2822::DateTimePrinter::new()
-                .timestamp_to_rfc9110_string(&ts)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 /// RFC 6266 / 5987: an ASCII fallback without quotes or controls, and the UTF-8 name.
@@ -127,7 +116,7 @@ fn entry_headers(h: &mut HeaderMap, e: &Entry, name: &str) {
         h.insert(header::LAST_MODIFIED, v);
     }
     if let Some(d) = &e.sha256 {
-        crate::tus::insert_digest(h, d);
+        crate::wire::insert_digest(h, d);
     }
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(
@@ -693,7 +682,7 @@ pub(crate) async fn put_file(
     }
     let length = match parts.headers.get(header::CONTENT_LENGTH) {
         None => None,
-        Some(v) => Some(crate::tus::header_u64(v).ok_or_else(|| {
+        Some(v) => Some(crate::wire::header_u64(v).ok_or_else(|| {
             ApiError::BadRequest("Content-Length must be a non-negative integer".to_owned())
         })?),
     };
@@ -712,7 +701,7 @@ pub(crate) async fn put_file(
             dest: path.clone(),
             length,
             valid_until: id.valid_until(state.options().token_skew),
-            no_replace: crate::tus::upload_preconditions(&id, &parts.headers, &path)?,
+            no_replace: crate::precond::upload(&id, &parts.headers, &path)?,
             modes: id.modes(),
         },
         body,
@@ -728,70 +717,13 @@ pub(crate) async fn put_file(
         .completed
         .ok_or_else(|| ApiError::Internal("single-shot upload did not complete".to_owned()))?;
     let mut resp = (StatusCode::CREATED, format!("stored {} bytes\n", done.size)).into_response();
-    crate::tus::insert_digest(resp.headers_mut(), &done.sha256);
+    crate::wire::insert_digest(resp.headers_mut(), &done.sha256);
     Ok(resp)
-}
-
-/// One log line per transfer end: user, direction, path, bytes, duration, rate, outcome.
-pub(crate) fn log_end(
-    who: &crate::auth::Identity,
-    direction: &str,
-    path: &RelPath,
-    started: Instant,
-    outcome: &Result<fallback_engine::AppendOutcome, ApiError>,
-) {
-    let elapsed = started.elapsed();
-    let duration_ms = elapsed.as_millis();
-    let (user, client) = (who.user.as_str(), who.client.as_str());
-    match outcome {
-        Ok(o) => {
-            // MB/s for people, rounded to 0.01: precision loss is irrelevant here.
-            #[allow(clippy::cast_precision_loss)]
-            let rate_mb_s = if elapsed.is_zero() {
-                0.0
-            } else {
-                (o.offset as f64 / elapsed.as_secs_f64() / 1e4).round() / 100.0
-            };
-            tracing::info!(
-                user,
-                client,
-                direction,
-                path = %path,
-                offset = o.offset,
-                complete = o.completed.is_some(),
-                duration_ms,
-                rate_mb_s,
-                outcome = "ok",
-                "transfer end"
-            );
-        }
-        Err(e) => tracing::info!(
-            user,
-            client,
-            direction,
-            path = %path,
-            duration_ms,
-            outcome = "failed",
-            reason = %e.reason(),
-            "transfer end"
-        ),
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates() {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000);
-        assert_eq!(http_date(t), "Mon, 21 Sep 2026 14:13:20 GMT");
-        let _ = Duration::ZERO;
-        assert_eq!(
-            http_date(SystemTime::UNIX_EPOCH),
-            "Thu, 01 Jan 1970 00:00:00 GMT"
-        );
-    }
 
     #[test]
     fn dispositions_are_safe() {

@@ -55,6 +55,7 @@ mod restrict;
 mod service;
 mod stats;
 mod tus;
+mod wire;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

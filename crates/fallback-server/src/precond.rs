@@ -8,7 +8,9 @@ use axum::http::{HeaderMap, header};
 use fallback_engine::Entry;
 use fallback_http::{EntityTags, entity_tags};
 
+use crate::auth::Identity;
 use crate::error::ApiError;
+use fallback_engine::RelPath;
 
 /// What the preconditions decide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +104,42 @@ pub(crate) fn evaluate(
         return Ok(Verdict::NotModified);
     }
     Ok(Verdict::Proceed)
+}
+
+/// The preconditions of an upload to `dest` (RFC 9110 §13.2.2, on the file there now),
+/// checked before any byte is accepted; returns whether `If-None-Match: *` asks never
+/// to replace a file, which the engine also holds atomically at the rename.
+/// Checks an upload's preconditions (`If-Match`, `If-None-Match`,
+/// `If-Unmodified-Since`) and the user's `overwrite` setting against what is at `dest`;
+/// whether the upload must never replace a file (`If-None-Match: *`, or `overwrite`
+/// `deny`: the final rename is then `RENAME_NOREPLACE`).
+pub(crate) fn upload(id: &Identity, h: &HeaderMap, dest: &RelPath) -> Result<bool, ApiError> {
+    let storage = &id.storage;
+    let conditional = [
+        header::IF_MATCH,
+        header::IF_NONE_MATCH,
+        header::IF_UNMODIFIED_SINCE,
+    ]
+    .iter()
+    .any(|n| h.contains_key(n));
+    if conditional {
+        let current = storage
+            .stat(dest)
+            .ok()
+            .filter(|e| e.kind == fallback_engine::EntryKind::File);
+        evaluate(h, current.as_ref(), false)?;
+    }
+    if id.overwrite_denied() {
+        if storage.exists(dest) {
+            return Err(ApiError::Conflict(format!(
+                "{dest} exists, and this user's uploads may not replace files \
+                 (aspera.conf <overwrite>deny</overwrite>): upload under another name"
+            )));
+        }
+        return Ok(true);
+    }
+    Ok(h.get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes().trim_ascii() == b"*"))
 }
 
 #[cfg(test)]

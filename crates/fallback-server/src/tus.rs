@@ -8,26 +8,19 @@ use axum::extract::{Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use fallback_engine::{CHECKSUM_ALGORITHMS, ChunkChecksum};
 use fallback_engine::{Concat, NewUpload, RelPath, UploadId, UploadInfo};
 use fallback_token::Direction;
 
 use crate::auth::Identity;
+use crate::body::log_end;
 use crate::body::{Start, pump};
 use crate::error::ApiError;
-use crate::files::log_end;
 use crate::{AppState, split_base};
 
 pub(crate) const EXTENSIONS: &str =
     "creation,creation-with-upload,checksum,termination,expiration,concatenation";
 const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
-
-/// An unsigned decimal header value: see [`fallback_http::parse_u64`].
-pub(crate) fn header_u64(v: &HeaderValue) -> Option<u64> {
-    fallback_http::parse_u64(v.to_str().ok()?)
-}
 
 fn tus_headers(h: &mut HeaderMap) {
     h.insert("tus-resumable", HeaderValue::from_static("1.0.0"));
@@ -37,46 +30,6 @@ fn tus_headers(h: &mut HeaderMap) {
 fn with_tus(mut resp: Response) -> Response {
     tus_headers(resp.headers_mut());
     resp
-}
-
-/// The preconditions of an upload to `dest` (RFC 9110 §13.2.2, on the file there now),
-/// checked before any byte is accepted; returns whether `If-None-Match: *` asks never
-/// to replace a file, which the engine also holds atomically at the rename.
-/// Checks an upload's preconditions (`If-Match`, `If-None-Match`,
-/// `If-Unmodified-Since`) and the user's `overwrite` setting against what is at `dest`;
-/// whether the upload must never replace a file (`If-None-Match: *`, or `overwrite`
-/// `deny`: the final rename is then `RENAME_NOREPLACE`).
-pub(crate) fn upload_preconditions(
-    id: &Identity,
-    h: &HeaderMap,
-    dest: &RelPath,
-) -> Result<bool, ApiError> {
-    let storage = &id.storage;
-    let conditional = [
-        header::IF_MATCH,
-        header::IF_NONE_MATCH,
-        header::IF_UNMODIFIED_SINCE,
-    ]
-    .iter()
-    .any(|n| h.contains_key(n));
-    if conditional {
-        let current = storage
-            .stat(dest)
-            .ok()
-            .filter(|e| e.kind == fallback_engine::EntryKind::File);
-        crate::precond::evaluate(h, current.as_ref(), false)?;
-    }
-    if id.overwrite_denied() {
-        if storage.exists(dest) {
-            return Err(ApiError::Conflict(format!(
-                "{dest} exists, and this user's uploads may not replace files \
-                 (aspera.conf <overwrite>deny</overwrite>): upload under another name"
-            )));
-        }
-        return Ok(true);
-    }
-    Ok(h.get(header::IF_NONE_MATCH)
-        .is_some_and(|v| v.as_bytes().trim_ascii() == b"*"))
 }
 
 fn require_tus(h: &HeaderMap) -> Result<(), ApiError> {
@@ -175,7 +128,7 @@ fn concat_request(h: &HeaderMap) -> Result<ConcatRequest, ApiError> {
 
 fn expires(info: &UploadInfo) -> Option<HeaderValue> {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(info.expires_at);
-    HeaderValue::from_str(&crate::files::http_date(t)).ok()
+    HeaderValue::from_str(&crate::wire::http_date(t)).ok()
 }
 
 pub(crate) async fn options(State(state): State<AppState>) -> Response {
@@ -250,7 +203,7 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
         return create_final(&state, &parts, &id, ids).await;
     }
     let length = match parts.headers.get("upload-length") {
-        Some(v) => header_u64(v).ok_or_else(|| {
+        Some(v) => crate::wire::header_u64(v).ok_or_else(|| {
             ApiError::BadRequest("Upload-Length must be a non-negative integer".to_owned())
         })?,
         None if parts.headers.contains_key("upload-defer-length") => {
@@ -288,7 +241,7 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
             length: Some(length),
             metadata: meta,
             expected_sha256: expected,
-            no_replace: upload_preconditions(&id, &parts.headers, &dest)?,
+            no_replace: crate::precond::upload(&id, &parts.headers, &dest)?,
             modes: id.modes(),
         };
         let info = tokio::task::spawn_blocking(move || storage.create_upload(new))
@@ -377,7 +330,7 @@ async fn create_final(
         length: Some(state.options().max_upload_size),
         expected_sha256: expected_digest(&meta)?,
         metadata: meta,
-        no_replace: upload_preconditions(id, &parts.headers, &dest)?,
+        no_replace: crate::precond::upload(id, &parts.headers, &dest)?,
         modes: id.modes(),
     };
     let started = Instant::now();
@@ -405,19 +358,11 @@ async fn create_final(
     }
     h.insert("upload-offset", HeaderValue::from(done.size));
     h.insert("upload-length", HeaderValue::from(done.size));
-    insert_digest(h, &done.sha256);
+    crate::wire::insert_digest(h, &done.sha256);
     if let Some(v) = expires(&info) {
         h.insert("upload-expires", v);
     }
     Ok(resp)
-}
-
-/// `Repr-Digest: sha-256=:<base64>:` (RFC 9530) for a file's SHA-256.
-pub(crate) fn insert_digest(h: &mut HeaderMap, sha256: &[u8; 32]) {
-    let b64 = STANDARD.encode(sha256);
-    if let Ok(v) = HeaderValue::from_str(&format!("sha-256=:{b64}:")) {
-        h.insert("repr-digest", v);
-    }
 }
 
 /// Identifies the requester and loads their upload `id`, checking ownership and that
@@ -480,7 +425,7 @@ pub(crate) async fn head(
                 h.insert("upload-expires", v);
             }
             if let Some(d) = &info.sha256 {
-                insert_digest(h, d);
+                crate::wire::insert_digest(h, d);
             }
             match info.concat {
                 Concat::Partial => {
@@ -536,7 +481,7 @@ pub(crate) async fn patch(
         let offset = parts
             .headers
             .get("upload-offset")
-            .and_then(header_u64)
+            .and_then(crate::wire::header_u64)
             .ok_or_else(|| ApiError::BadRequest("Upload-Offset must be a non-negative integer".to_owned()))?;
         if info.concat == Concat::Final {
             return Err(ApiError::Forbidden {
@@ -547,7 +492,7 @@ pub(crate) async fn patch(
         if offset != info.offset {
             return Err(ApiError::OffsetMismatch { actual: info.offset });
         }
-        let body_len = parts.headers.get(header::CONTENT_LENGTH).and_then(header_u64);
+        let body_len = parts.headers.get(header::CONTENT_LENGTH).and_then(crate::wire::header_u64);
         if info.done {
             // The last PATCH again (its answer was lost): it is done; say so.
             // Without a Content-Length (HTTP/2 may send none, HTTP/1.1 chunked), look
@@ -564,11 +509,11 @@ pub(crate) async fn patch(
             let h = resp.headers_mut();
             h.insert("upload-offset", HeaderValue::from(info.offset));
             if let Some(d) = &info.sha256 {
-                insert_digest(h, d);
+                crate::wire::insert_digest(h, d);
             }
             return Ok(with_tus(resp));
         }
-        if let (Some(cl), Some(len)) = (parts.headers.get(header::CONTENT_LENGTH).and_then(header_u64), info.length)
+        if let (Some(cl), Some(len)) = (parts.headers.get(header::CONTENT_LENGTH).and_then(crate::wire::header_u64), info.length)
             && offset.saturating_add(cl) > len
         {
             return Err(ApiError::TooLarge("more data than the upload's length".to_owned()));
@@ -608,7 +553,7 @@ pub(crate) async fn patch(
             h.insert("upload-expires", v);
         }
         if let Some(done) = &o.completed {
-            insert_digest(h, &done.sha256);
+            crate::wire::insert_digest(h, &done.sha256);
             tracing::info!(user = %who.user, path = %done.path, bytes = done.size, "upload complete");
         }
         Ok(with_tus(resp))
@@ -679,7 +624,7 @@ mod tests {
 
     #[test]
     fn numbers_are_unsigned_and_bounded() {
-        let n = |s: &str| header_u64(&HeaderValue::from_str(s).unwrap());
+        let n = |s: &str| crate::wire::header_u64(&HeaderValue::from_str(s).unwrap());
         assert_eq!(n("0"), Some(0));
         assert_eq!(n("1234"), Some(1234));
         for bad in [
@@ -741,7 +686,7 @@ mod tests {
                 let _ = metadata(&h);
                 h.insert("upload-checksum", hv.clone());
                 let _ = chunk_checksum(&h);
-                let _ = header_u64(&hv);
+                let _ = crate::wire::header_u64(&hv);
             }
         }
     }
