@@ -11,6 +11,21 @@ use fallback_token::{Access, Claims, Direction, VerifyOptions};
 use crate::error::ApiError;
 use crate::{AppState, Transport};
 
+/// When a token stops being valid, and the clock that says when that is.
+#[derive(Debug, Clone)]
+pub(crate) struct Deadline {
+    /// Unix seconds, skew included.
+    at: u64,
+    clock: crate::Clock,
+}
+
+impl Deadline {
+    /// Whether the token has expired by now.
+    pub(crate) fn passed(&self) -> bool {
+        self.clock.unix() >= self.at
+    }
+}
+
 /// An identified requester.
 pub(crate) struct Identity {
     /// The transfer user (empty when anonymous).
@@ -188,6 +203,7 @@ impl AppState {
                 };
                 let opts = VerifyOptions {
                     skew: self.inner.options.token_skew,
+                    now: Some(self.inner.options.clock.now()),
                     ..VerifyOptions::default()
                 };
                 let claims = ring.decode(&token, &opts).map_err(|e| {
@@ -326,12 +342,13 @@ impl Identity {
         })
     }
 
-    /// When the token stops being valid (Unix seconds, `skew` included); `None` for an
-    /// anonymous requester.
-    pub(crate) fn valid_until(&self, skew: std::time::Duration) -> Option<u64> {
-        self.claims
-            .as_ref()
-            .map(|c| c.expires_at.saturating_add(skew.as_secs()))
+    /// When the token stops being valid (skew included), on the service's clock;
+    /// `None` for an anonymous requester.
+    pub(crate) fn deadline(&self, options: &crate::Options) -> Option<Deadline> {
+        self.claims.as_ref().map(|c| Deadline {
+            at: c.expires_at.saturating_add(options.token_skew.as_secs()),
+            clock: options.clock.clone(),
+        })
     }
 
     /// Whether this requester may `direction` at `path`: the token's direction and

@@ -132,15 +132,15 @@ pub(crate) enum Start {
         user: String,
         offset: u64,
         chunk: Option<fallback_engine::ChunkChecksum>,
-        /// The token's end (Unix seconds, skew included): re-checked before completing.
-        valid_until: Option<u64>,
+        /// The token's end: re-checked before completing.
+        valid_until: Option<crate::auth::Deadline>,
     },
     /// PUT: a single-shot upload.
     Put {
         user: String,
         dest: RelPath,
         length: Option<u64>,
-        valid_until: Option<u64>,
+        valid_until: Option<crate::auth::Deadline>,
         /// `If-None-Match: *`, or `overwrite` `deny`.
         no_replace: bool,
         /// Modes of the file and of the directories made for it.
@@ -149,9 +149,11 @@ pub(crate) enum Start {
 }
 
 impl Start {
-    fn valid_until(&self) -> Option<u64> {
+    fn valid_until(&self) -> Option<crate::auth::Deadline> {
         match self {
-            Start::Append { valid_until, .. } | Start::Put { valid_until, .. } => *valid_until,
+            Start::Append { valid_until, .. } | Start::Put { valid_until, .. } => {
+                valid_until.clone()
+            }
         }
     }
 }
@@ -218,10 +220,11 @@ pub(crate) async fn pump(
                         Some(l) => w.offset() == l,
                         None => body_complete,
                     };
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs());
-                    if completes && valid_until.is_some_and(|t| now >= t) {
+                    if completes
+                        && valid_until
+                            .as_ref()
+                            .is_some_and(crate::auth::Deadline::passed)
+                    {
                         // The token expired while the body was arriving: the scope is
                         // re-checked before a file is completed. Bytes are kept (tus); a
                         // request with a valid token completes the file.

@@ -700,7 +700,7 @@ pub(crate) async fn put_file(
             user: id.user.clone(),
             dest: path.clone(),
             length,
-            valid_until: id.valid_until(state.options().token_skew),
+            valid_until: id.deadline(state.options()),
             no_replace: crate::precond::upload(&id, &parts.headers, &path)?,
             modes: id.modes(),
         },

@@ -125,6 +125,54 @@ pub struct Transport {
     pub peer: Option<std::net::SocketAddr>,
 }
 
+/// Where the service reads the time for token lifetimes (verification, a token that
+/// expires while its upload arrives, link lifetimes). The system clock by default; a
+/// simulation or a test sets its own.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// let later = fallback_server::Clock::from_fn(|| SystemTime::now() + Duration::from_secs(3600));
+/// assert!(later.now() > SystemTime::now());
+/// ```
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> std::time::SystemTime + Send + Sync>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Self {
+        Clock(Arc::new(std::time::SystemTime::now))
+    }
+
+    /// A clock that reads `now`.
+    pub fn from_fn(now: impl Fn() -> std::time::SystemTime + Send + Sync + 'static) -> Self {
+        Clock(Arc::new(now))
+    }
+
+    /// The time now.
+    pub fn now(&self) -> std::time::SystemTime {
+        (self.0)()
+    }
+
+    /// The time now, Unix seconds.
+    pub(crate) fn unix(&self) -> u64 {
+        self.now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::system()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
 /// Tunables of the service.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -152,6 +200,8 @@ pub struct Options {
     /// so browsers allow same-origin pages only. Credentials (cookies) are never
     /// allowed: the protocol's tokens ride in `Authorization`.
     pub cors_origins: Vec<String>,
+    /// Where token lifetimes read the time. Default: the system clock.
+    pub clock: Clock,
 }
 
 impl Default for Options {
@@ -166,6 +216,7 @@ impl Default for Options {
             assume_https: false,
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
+            clock: Clock::system(),
         }
     }
 }

@@ -55,9 +55,7 @@ pub(crate) async fn create(
             reason: "link asked for without a token (downloads are allow)".to_owned(),
         });
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = state.options().clock.unix();
     let left = claims.expires_at.saturating_sub(now);
     let ttl = ttl_param(parts.uri.query())?
         .unwrap_or(DEFAULT_TTL_SECS)
@@ -72,6 +70,7 @@ pub(crate) async fn create(
         .map_err(|e| ApiError::Internal(format!("token key: {e}")))?;
     let p = path.to_string();
     let token = Token::download(&claims.user, &[p.as_str()])
+        .issued_at(state.options().clock.now())
         .valid_for(std::time::Duration::from_secs(ttl))
         .issue(&key)
         .map_err(|e| ApiError::Internal(format!("link token: {e}")))?;

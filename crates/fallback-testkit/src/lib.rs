@@ -52,6 +52,16 @@ pub fn hex(bytes: &[u8]) -> String {
     hex::encode(bytes)
 }
 
+/// Waits until `cond` holds: an event the test can observe (a file grew, a port
+/// closed), checked every 10 ms; panics naming `what` after 60 s. Never a fixed sleep.
+pub fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "waited 60 s: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// A file of `len` pseudo-random bytes (fast, deterministic per seed).
 pub fn make_file(path: &Path, len: u64, seed: u64) {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());

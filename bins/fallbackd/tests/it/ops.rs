@@ -215,7 +215,14 @@ mod signals {
         let head = patch_head(&server, &path, len, &token);
         let (none, _held) = raw(server.http, &head, &data, 3 << 20);
         assert!(none.is_none());
-        std::thread::sleep(Duration::from_millis(300));
+        // SIGTERM while the transfer is in flight: its bytes are arriving.
+        let id = path.rsplit('/').next().unwrap();
+        let part = server
+            .docroot()
+            .join(format!(".fallback/uploads/{id}.part"));
+        fallback_testkit::wait_until("bytes reach the part file", || {
+            std::fs::metadata(&part).is_ok_and(|m| m.len() > 0)
+        });
         server.signal("TERM");
         let status = server
             .wait_exit(Duration::from_secs(15))

@@ -71,14 +71,10 @@ fn tus_upload_cut_at_half_resumes_from_the_offset_head_reports() {
     assert!(resp.is_none());
     drop(sock); // the connection drops mid-body
     // The server keeps what arrived; HEAD reports it once the writer has synced.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let offset = loop {
-        let o = tus_offset(&url, &up);
-        if o > 0 || Instant::now() > deadline {
-            break o;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    fallback_testkit::wait_until("the server keeps the first half", || {
+        tus_offset(&url, &up) > 0
+    });
+    let offset = tus_offset(&url, &up);
     assert!(
         offset > 0 && offset <= half as u64,
         "offset {offset} of {half} sent"
@@ -184,7 +180,13 @@ fn sigkill_mid_upload_then_restart_and_resume() {
     let data = std::fs::read(&src).unwrap();
     let head = patch_head(&server, &format!("/aspera/http/uploads/{id}"), len, &up);
     let (_, sock) = raw(server.http, &head, &data, 20 << 20);
-    std::thread::sleep(Duration::from_millis(500));
+    // Killed while the bytes are being written: some have reached the part file.
+    let part = server
+        .docroot()
+        .join(format!(".fallback/uploads/{id}.part"));
+    fallback_testkit::wait_until("bytes reach the part file", || {
+        std::fs::metadata(&part).is_ok_and(|m| m.len() > 0)
+    });
     let final_path = server.docroot().join("in/crash.bin");
     assert!(!final_path.exists());
     server.kill9();

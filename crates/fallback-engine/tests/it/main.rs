@@ -371,14 +371,17 @@ fn two_uploads_to_one_path_never_mix() {
 fn a_fifo_in_the_docroot_does_not_hang_a_reader() {
     let (dir, s) = storage();
     let fifo = dir.path().join("pipe");
-    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
-    if !made.is_ok_and(|st| st.success()) {
-        eprintln!("mkfifo unavailable: skipping the FIFO check");
-        return;
-    }
-    let started = std::time::Instant::now();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .expect("mkfifo");
+    // Opening a FIFO for reading would block until a writer comes: returning at all
+    // (with not-found) is the proof it was never opened.
     assert!(matches!(s.open_read(&p("/pipe")), Err(Error::NotFound)));
-    assert!(started.elapsed() < Duration::from_secs(2));
     // Listings leave it out too.
     assert!(s.manifest(&RelPath::root(), 10).unwrap().is_empty());
 }

@@ -321,3 +321,75 @@ async fn termination_and_other_users_uploads() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// The service's clock is injected: the token expires between two chunks of one PATCH
+/// because the clock jumps when the server asks for the second chunk (an event, not a
+/// wait). The bytes are kept, the file is not completed; a valid token completes it.
+#[tokio::test]
+async fn a_token_that_expires_while_its_body_arrives_completes_nothing() {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, SystemTime};
+
+    let now = Arc::new(Mutex::new(SystemTime::now()));
+    let t = Arc::clone(&now);
+    let f = Fixture::with(fallback_server::Options {
+        clock: fallback_server::Clock::from_fn(move || *t.lock().unwrap()),
+        ..Default::default()
+    });
+    let app = f.router();
+    let issue = |at: SystemTime| {
+        fallback_token::Token::upload("alice", "/in")
+            .issued_at(at)
+            .valid_for(Duration::from_secs(60))
+            .issue(&fallback_testkit::key())
+            .unwrap()
+    };
+    let token = issue(*now.lock().unwrap());
+    let url = create(&app, &token, "late.bin", 8)
+        .await
+        .header("location")
+        .unwrap()
+        .to_owned();
+    let jump = Arc::clone(&now);
+    let chunks = futures_util::stream::unfold(0, move |n| {
+        let jump = Arc::clone(&jump);
+        async move {
+            match n {
+                0 => Some((
+                    Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"1234")),
+                    1,
+                )),
+                1 => {
+                    // Two hours pass: past the token's end and the 60 s skew.
+                    *jump.lock().unwrap() += Duration::from_secs(7200);
+                    Some((Ok(bytes::Bytes::from_static(b"5678")), 2))
+                }
+                _ => None,
+            }
+        }
+    });
+    let got = send(
+        &app,
+        req("PATCH", &url, Some(&token))
+            .header("tus-resumable", "1.0.0")
+            .header("content-type", "application/offset+octet-stream")
+            .header("upload-offset", "0")
+            .body(Body::from_stream(chunks))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::UNAUTHORIZED, "{got:?}");
+    assert!(!f.docroot().join("in/late.bin").exists());
+    // The old token is refused now; a fresh one finds every byte and completes.
+    assert_eq!(
+        head(&app, &url, &token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let fresh = issue(*now.lock().unwrap());
+    let done = head(&app, &url, &fresh).await;
+    assert_eq!(done.header("upload-offset"), Some("8"), "{done:?}");
+    assert_eq!(
+        std::fs::read(f.docroot().join("in/late.bin")).unwrap(),
+        b"12345678"
+    );
+}
