@@ -182,7 +182,7 @@ fn create_modes_and_grant_masks_are_the_modes_given() {
     assert_eq!(mode(&data.join("n")), 0o700);
 }
 
-/// Seconds `f` takes: only ever compared with another run in the same test.
+/// Seconds `f` takes.
 fn timed(f: impl FnOnce() -> crate::Got) -> (f64, crate::Got) {
     let t = Instant::now();
     let got = f();
@@ -200,19 +200,22 @@ fn rate_caps_slow_transfers_down_and_resume_still_works() {
     make_file(&src, 2_000_000, 4);
     let want = sha256_file(&src);
     let (slow, fast) = (upload_token("slow", "/"), upload_token("fast", "/"));
-    let ratio = |capped: f64, uncapped: f64| capped / uncapped.max(1e-3);
+    // The cap is a floor on the time, whatever the machine: 2 MB at 1 MB/s cannot take
+    // less than about 2 s (a slow machine only takes longer). Which user got which cap
+    // is in the log, checked below.
+    let floor = 1.8;
 
-    let (uncapped, got) = timed(|| put(&server, &fast, "/fast.bin", &src, &[]));
+    let got = put(&server, &fast, "/fast.bin", &src, &[]);
     assert_eq!(got.status, 201, "{got:?}");
     let (capped, got) = timed(|| put(&server, &slow, "/slow.bin", &src, &[]));
     assert_eq!(got.status, 201, "{got:?}");
     assert_eq!(sha256_file(&data.join("slow.bin")), want);
     assert!(
-        ratio(capped, uncapped) >= 3.0,
-        "PUT: capped {capped:.3} s vs uncapped {uncapped:.3} s"
+        capped >= floor,
+        "PUT: capped at 1 MB/s, 2 MB took {capped:.3} s"
     );
 
-    let (uncapped, got) = timed(|| tus_upload(&server, &fast, "fast-tus.bin", &src));
+    let got = tus_upload(&server, &fast, "fast-tus.bin", &src);
     assert_eq!(got.status, 204, "{got:?}");
     // Capped tus, resumed: half, then the rest, under the cap both times.
     let half = dir.path().join("half.bin");
@@ -228,8 +231,8 @@ fn rate_caps_slow_transfers_down_and_resume_still_works() {
     assert_eq!(got.status, 204, "{got:?}");
     assert_eq!(sha256_file(&data.join("slow-tus.bin")), want);
     assert!(
-        ratio(capped, uncapped) >= 3.0,
-        "tus: capped {capped:.3} s vs uncapped {uncapped:.3} s"
+        capped >= floor,
+        "tus: capped at 1 MB/s, 2 MB took {capped:.3} s"
     );
 
     // Downloads: the out cap.
@@ -244,14 +247,14 @@ fn rate_caps_slow_transfers_down_and_resume_still_works() {
         )
     };
     let (o1, o2) = (dir.path().join("o1"), dir.path().join("o2"));
-    let (uncapped, got) = timed(|| get("fast", &o1));
+    let got = get("fast", &o1);
     assert_eq!(got.status, 200, "{got:?}");
     let (capped, got) = timed(|| get("slow", &o2));
     assert_eq!(got.status, 200, "{got:?}");
     assert_eq!(sha256_file(&o2), want);
     assert!(
-        ratio(capped, uncapped) >= 3.0,
-        "download: capped {capped:.3} s vs uncapped {uncapped:.3} s"
+        capped >= floor,
+        "download: capped at 1 MB/s, 2 MB took {capped:.3} s"
     );
     // The log says which cap applied.
     assert!(
