@@ -15,7 +15,8 @@ cargo xtask <task> [options]
 
 Tasks:
   ci                 everything CI runs: fmt check, clippy -D warnings, tests
-                     (nextest), doc tests, benchmark smoke runs, dependency-direction
+                     (nextest; as root also the #[ignore]d ones), API docs with no warning, doc
+                     tests, benchmark smoke runs, dependency-direction
                      checks, the proxy and browser suites, the Debian package
                      (built, installed, checked), the supply-chain audit and a short
                      fuzz run
@@ -181,6 +182,12 @@ fn ci() -> Result {
     } else {
         println!("not root: the tests that need root (#[ignore]d) are not run");
     }
+
+    // The API docs, bins included, build without a warning (broken links, bad HTML).
+    let mut c = cargo();
+    c.args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    run(c)?;
 
     // nextest does not run doc tests.
     let mut c = cargo();

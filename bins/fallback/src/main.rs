@@ -7,6 +7,8 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 // Doc comments on clap types are the `--help` text, shown verbatim: no Markdown.
 #![allow(clippy::doc_markdown)]
+// ...so <WEB>, <default> and [:port] are text there, not HTML or links for rustdoc.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 // Command-line flags are booleans by nature.
 #![allow(clippy::struct_excessive_bools)]
 

@@ -4,6 +4,9 @@
 
 // A daemon prints its start banner.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
+// Doc comments on clap types are the `--help` text, shown verbatim: <WEB> and [:port]
+// are text there, not HTML or links for rustdoc.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
 
 mod args;
 #[path = "../../../dist/assets.rs"]

@@ -9,6 +9,8 @@
 
 // A command-line program: its address and errors go to the terminal.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
+// Doc comments on clap types are the `--help` text, shown verbatim: <WEB> is text there.
+#![allow(rustdoc::invalid_html_tags)]
 
 mod page;
 
