@@ -150,6 +150,13 @@ fn ci() -> Result {
             "fallback-e2e",
             "--no-fail-fast",
         ]);
+        // Tests that need what only root has (mounting a tmpfs for a full disk) are
+        // #[ignore]d with the reason; as root, CI runs them too.
+        if is_root() {
+            c.args(["--run-ignored", "all"]);
+        } else {
+            println!("not root: the tests that need root (#[ignore]d) are not run");
+        }
     } else {
         println!("cargo-nextest not found: using cargo test");
         c.args([
@@ -163,25 +170,6 @@ fn ci() -> Result {
         ]);
     }
     run(c)?;
-
-    // Tests that need what only root has (mounting a tmpfs for a full disk) are
-    // #[ignore]d with the reason; as root, CI runs them too.
-    if is_root() && has_nextest() {
-        let mut c = cargo();
-        c.args([
-            "nextest",
-            "run",
-            "--workspace",
-            "--exclude",
-            "fallback-e2e",
-            "--run-ignored",
-            "only",
-            "--no-fail-fast",
-        ]);
-        run(c)?;
-    } else {
-        println!("not root: the tests that need root (#[ignore]d) are not run");
-    }
 
     // The API docs, bins included, build without a warning (broken links, bad HTML).
     let mut c = cargo();
@@ -277,7 +265,11 @@ const DEPENDENCY_RULES: &[(&str, &[&str], &[&str])] = &[
         &["fallback-conf", "fallback-url"],
         &["clap", "anyhow", "axum"],
     ),
-    ("fallback-testkit", &["fallback-token"], &[]),
+    (
+        "fallback-testkit",
+        &["fallback-conf", "fallback-token"],
+        &[],
+    ),
     ("fallback-e2e", &["fallback-testkit"], &[]),
     (
         "fallback",

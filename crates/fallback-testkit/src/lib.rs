@@ -52,6 +52,52 @@ pub fn hex(bytes: &[u8]) -> String {
     hex::encode(bytes)
 }
 
+/// Runs `node tus.mjs ARGS` (tus-js-client and Node's http client, from npm:
+/// `bins/fallbackd/tests/clients`, installed by `cargo xtask ci` with `npm ci`) and
+/// returns the JSON line it prints; panics with its output if it fails.
+pub fn tus_js(args: &[&str]) -> serde_json::Value {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bins/fallbackd/tests/clients");
+    assert!(
+        dir.join("node_modules/tus-js-client").exists(),
+        "tus-js-client is not installed: run `npm ci` in {} (cargo xtask ci does)",
+        dir.display()
+    );
+    let out = Command::new("node")
+        .current_dir(&dir)
+        .arg("tus.mjs")
+        .args(args)
+        .output()
+        .expect("node must be installed (apt-get install nodejs npm)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| {
+        panic!(
+            "node tus.mjs {args:?}: {e}\nstdout: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(
+        out.status.success(),
+        "node tus.mjs {args:?}: {v}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    v
+}
+
+/// The part file of upload `id` (its bytes so far) in `docroot`'s staging area.
+pub fn part_file(docroot: &Path, id: &str) -> PathBuf {
+    docroot.join(format!(".fallback/uploads/{id}.part"))
+}
+
+/// Waits until the bytes of upload `id` start reaching its part file: the request
+/// writing them is under way (and holds the upload).
+pub fn wait_for_part_bytes(docroot: &Path, id: &str) {
+    let part = part_file(docroot, id);
+    wait_until("the upload's bytes reach its part file", || {
+        std::fs::metadata(&part).is_ok_and(|m| m.len() > 0)
+    });
+}
+
 /// Waits until `cond` holds: an event the test can observe (a file grew, a port
 /// closed), checked every 10 ms; panics naming `what` after 60 s. Never a fixed sleep.
 pub fn wait_until(what: &str, cond: impl Fn() -> bool) {
@@ -87,6 +133,14 @@ pub fn make_file(path: &Path, len: u64, seed: u64) {
 /// carol must encrypt.
 pub fn config_text(docroot: &Path) -> String {
     config_text_with(docroot, "")
+}
+
+/// [`config_text`] parsed and checked, for in-process tests of the router and client.
+pub fn config(docroot: &Path) -> fallback_conf::Config {
+    fallback_conf::Config::parse(&config_text(docroot))
+        .unwrap()
+        .into_checked()
+        .unwrap()
 }
 
 /// [`config_text`] with `extra` elements inside `<http_server>` (certificates...).

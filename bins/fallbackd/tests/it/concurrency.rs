@@ -40,12 +40,7 @@ fn a_second_patch_while_one_runs_is_refused_and_bytes_never_interleave() {
     assert!(none.is_none());
     // The first PATCH holds the upload once its bytes reach the part file.
     let id = url.rsplit('/').next().unwrap();
-    let part = server
-        .docroot()
-        .join(format!(".fallback/uploads/{id}.part"));
-    fallback_testkit::wait_until("the first PATCH writes", || {
-        std::fs::metadata(&part).is_ok_and(|m| m.len() > 0)
-    });
+    fallback_testkit::wait_for_part_bytes(&server.docroot(), id);
     // A second one, from the same offset, with other bytes.
     let src_b = dir.path().join("b.bin");
     std::fs::write(&src_b, vec![b'b'; 4 << 20]).unwrap();

@@ -1,43 +1,11 @@
 //! tus-js-client and Node's http client (from npm: `bins/fallbackd/tests/clients`,
 //! installed by `cargo xtask ci` with `npm ci`) against the real daemon.
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use crate::{Server, make_file, sha256_file, tus_create, upload_token};
-
-fn clients_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
-}
 
 /// Runs `node tus.mjs ARGS` and returns its JSON line.
 fn node(args: &[&str]) -> serde_json::Value {
-    let dir = clients_dir();
-    assert!(
-        dir.join("node_modules/tus-js-client").exists(),
-        "tus-js-client is not installed: run `npm ci` in {} (cargo xtask ci does)",
-        dir.display()
-    );
-    let out = Command::new("node")
-        .current_dir(&dir)
-        .arg("tus.mjs")
-        .args(args)
-        .output()
-        .expect("node must be installed (apt-get install nodejs npm)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| {
-        panic!(
-            "node tus.mjs {args:?}: {e}\nstdout: {stdout}\nstderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    assert!(
-        out.status.success(),
-        "node tus.mjs {args:?}: {v}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    v
+    fallback_testkit::tus_js(args)
 }
 
 /// `parallelUploads: 4` of a 24 MiB file over an existing good file: four partial

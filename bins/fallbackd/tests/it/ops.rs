@@ -217,12 +217,7 @@ mod signals {
         assert!(none.is_none());
         // SIGTERM while the transfer is in flight: its bytes are arriving.
         let id = path.rsplit('/').next().unwrap();
-        let part = server
-            .docroot()
-            .join(format!(".fallback/uploads/{id}.part"));
-        fallback_testkit::wait_until("bytes reach the part file", || {
-            std::fs::metadata(&part).is_ok_and(|m| m.len() > 0)
-        });
+        fallback_testkit::wait_for_part_bytes(&server.docroot(), id);
         server.signal("TERM");
         let status = server
             .wait_exit(Duration::from_secs(15))

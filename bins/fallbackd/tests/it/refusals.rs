@@ -1,7 +1,5 @@
 //! Each refusal with its status, and nothing leaked.
 
-use fallback_token::{Form, Key, Token};
-
 use crate::{Server, bearer, curl, download_token, tus_create, upload_token};
 
 #[test]
@@ -25,33 +23,16 @@ fn refusals_have_the_right_status() {
         curl(&args, None)
     };
 
-    // No token.
-    assert_eq!(get(None, &file).status, 401);
+    // The token matrix (none, garbage, another key, expired, wrong direction, outside
+    // the token) is tested in-process (crates/fallback-server/tests/it/auth.rs); here,
+    // once through the daemon, and then what needs real request lines.
     let no = get(None, &file);
+    assert_eq!(no.status, 401);
     assert!(no.header("www-authenticate").unwrap().starts_with("Bearer"));
-    // Garbage, and a token made with another secret.
-    assert_eq!(get(Some("fbt1_AAAA"), &file).status, 401);
-    let foreign = Key::derive("some-other-secret-0123456789", Form::Signed).unwrap();
-    let t = Token::download("alice", &["/pub"]).issue(&foreign).unwrap();
-    assert_eq!(get(Some(&t), &file).status, 401);
-    // Expired.
-    let old = Token::download("alice", &["/pub"])
-        .issued_at(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000))
-        .issue(&crate::key())
-        .unwrap();
-    assert_eq!(get(Some(&old), &file).status, 401);
-    // Upload token used to download.
-    assert_eq!(get(Some(&upload_token("alice", "/pub")), &file).status, 403);
-    // Outside the token: 403 whether or not the file exists.
     assert_eq!(
         get(Some(&down), &format!("{base}/files/private.txt")).status,
         403
     );
-    assert_eq!(
-        get(Some(&down), &format!("{base}/files/nothing-here.txt")).status,
-        403
-    );
-    assert_eq!(get(Some(&down), &format!("{base}/files/pub2")).status, 403);
     // Traversal, plain and encoded, and double-encoded.
     let all = download_token("alice", &["/"]);
     for evil in [

@@ -181,12 +181,7 @@ fn sigkill_mid_upload_then_restart_and_resume() {
     let head = patch_head(&server, &format!("/aspera/http/uploads/{id}"), len, &up);
     let (_, sock) = raw(server.http, &head, &data, 20 << 20);
     // Killed while the bytes are being written: some have reached the part file.
-    let part = server
-        .docroot()
-        .join(format!(".fallback/uploads/{id}.part"));
-    fallback_testkit::wait_until("bytes reach the part file", || {
-        std::fs::metadata(&part).is_ok_and(|m| m.len() > 0)
-    });
+    fallback_testkit::wait_for_part_bytes(&server.docroot(), &id);
     let final_path = server.docroot().join("in/crash.bin");
     assert!(!final_path.exists());
     server.kill9();

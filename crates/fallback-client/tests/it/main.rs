@@ -104,10 +104,7 @@ impl Served {
         let dir = tempfile::tempdir().unwrap();
         let docroot = dir.path().join("data");
         std::fs::create_dir_all(&docroot).unwrap();
-        let conf = fallback_conf::Config::parse(&fallback_testkit::config_text(&docroot))
-            .unwrap()
-            .into_checked()
-            .unwrap();
+        let conf = fallback_testkit::config(&docroot);
         let state =
             fallback_server::AppState::new(conf, fallback_server::Options::default()).unwrap();
         let script = Arc::new(Mutex::new(Script::default()));

@@ -11,7 +11,7 @@ mod nest;
 mod ranges;
 mod tus;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use axum::Router;
 use axum::body::Body;
@@ -45,10 +45,7 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let docroot = dir.path().join("data");
         std::fs::create_dir_all(&docroot).unwrap();
-        let conf = fallback_conf::Config::parse(&fallback_testkit::config_text(&docroot))
-            .unwrap()
-            .into_checked()
-            .unwrap();
+        let conf = fallback_testkit::config(&docroot);
         let state = AppState::new(conf, options).unwrap();
         Fixture { dir, state }
     }
@@ -114,9 +111,4 @@ pub fn req(method: &str, uri: &str, token: Option<&str>) -> axum::http::request:
         Some(t) => b.header("authorization", format!("Bearer {t}")),
         None => b,
     }
-}
-
-/// The npm clients (tus-js-client), installed by `cargo xtask ci` with `npm ci`.
-pub fn js_clients() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bins/fallbackd/tests/clients")
 }

@@ -2,13 +2,11 @@
 //! `Location`, `Upload-Concat`, the slash redirect, listing links) leads back through
 //! the mount point. tus-js-client, which follows `Location` as given, proves it.
 
-use std::process::Command;
-
 use axum::Router;
 use axum::body::Body;
 use axum::http::StatusCode;
 
-use crate::{Fixture, download_token, js_clients, make_file, req, send, sha256_file, upload_token};
+use crate::{Fixture, download_token, make_file, req, send, sha256_file, upload_token};
 
 /// An app with its own route at `/` and the service nested at two depths.
 fn app(f: &Fixture) -> Router {
@@ -21,26 +19,14 @@ fn app(f: &Fixture) -> Router {
 /// Runs tus-js-client's `parallelUploads` (partial uploads, then a final
 /// concatenation that names the partials by the URLs the server gave).
 fn tus_js_parallel(endpoint: &str, token: &str, file: &std::path::Path, name: &str) -> String {
-    let dir = js_clients();
-    assert!(
-        dir.join("node_modules/tus-js-client").exists(),
-        "tus-js-client is not installed: run `npm ci` in {} (cargo xtask ci does)",
-        dir.display()
-    );
-    let out = Command::new("node")
-        .current_dir(&dir)
-        .args(["tus.mjs", "parallel", endpoint, token])
-        .arg(file)
-        .args([name, "2"])
-        .output()
-        .expect("node must be installed (apt-get install nodejs npm)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "tus-js-client at {endpoint}: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let v = fallback_testkit::tus_js(&[
+        "parallel",
+        endpoint,
+        token,
+        file.to_str().unwrap(),
+        name,
+        "2",
+    ]);
     v["url"].as_str().unwrap().to_owned()
 }
 

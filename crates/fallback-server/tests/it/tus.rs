@@ -182,52 +182,43 @@ async fn creation_with_upload_and_a_whole_file_digest() {
     let f = Fixture::new();
     let app = f.router();
     let token = upload_token("alice", "/");
-    let good = hex_sha256(b"abc");
-    let made = send(
-        &app,
-        req("POST", "/uploads", Some(&token))
-            .header("tus-resumable", "1.0.0")
-            .header("upload-length", "3")
-            .header(
-                "upload-metadata",
-                format!(
-                    "filename {},sha256 {}",
-                    b64(b"abc.txt"),
-                    b64(good.as_bytes())
-                ),
-            )
-            .header("content-type", "application/offset+octet-stream")
-            .body(Body::from("abc"))
-            .unwrap(),
-    )
-    .await;
+    let made = create_digested(&app, &token, "abc.txt", &hex_sha256(b"abc"), b"abc").await;
     assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
     assert_eq!(made.header("upload-offset"), Some("3"));
     assert_eq!(std::fs::read(f.docroot().join("abc.txt")).unwrap(), b"abc");
 
     // A whole-file digest that does not match: 460 at the last byte, no file.
-    let wrong = hex_sha256(b"abd");
-    let made = send(
-        &app,
-        req("POST", "/uploads", Some(&token))
-            .header("tus-resumable", "1.0.0")
-            .header("upload-length", "3")
-            .header(
-                "upload-metadata",
-                format!(
-                    "filename {},sha256 {}",
-                    b64(b"bad.txt"),
-                    b64(wrong.as_bytes())
-                ),
-            )
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let made = create_digested(&app, &token, "bad.txt", &hex_sha256(b"abd"), b"").await;
     let url = made.header("location").unwrap().to_owned();
     let last = patch(&app, &url, &token, 0, b"abc").await;
     assert_eq!(last.status.as_u16(), 460, "{last:?}");
     assert!(!f.docroot().join("bad.txt").exists());
+}
+
+/// `POST /uploads` of a 3-byte file named `name` with metadata `sha256`, and `first`
+/// as the first chunk (creation-with-upload) when not empty.
+async fn create_digested(
+    app: &Router,
+    token: &str,
+    name: &str,
+    sha256: &str,
+    first: &'static [u8],
+) -> Answer {
+    let mut r = req("POST", "/uploads", Some(token))
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", "3")
+        .header(
+            "upload-metadata",
+            format!(
+                "filename {},sha256 {}",
+                b64(name.as_bytes()),
+                b64(sha256.as_bytes())
+            ),
+        );
+    if !first.is_empty() {
+        r = r.header("content-type", "application/offset+octet-stream");
+    }
+    send(app, r.body(Body::from(first)).unwrap()).await
 }
 
 fn hex_sha256(b: &[u8]) -> String {
