@@ -321,6 +321,23 @@ impl Config {
     /// The effective settings of user `user`, member of `groups` (names; groups not
     /// defined in the file are skipped). A docroot with `$(home)` needs the account's
     /// home directory: see [`Config::account`].
+    ///
+    /// ```
+    /// use fallback_conf::{Config, Origin};
+    /// let conf = Config::parse(r#"<CONF>
+    ///   <default><file_system><access><paths><path><absolute>/srv/$(name)</absolute>
+    ///   </path></paths></access></file_system></default>
+    ///   <aaa><realms><realm><groups><group><name>partners</name>
+    ///     <file_system><access><paths><path><absolute>/srv/partners</absolute>
+    ///     </path></paths></access></file_system></group></groups></realm></realms></aaa>
+    /// </CONF>"#)?;
+    /// let alice = conf.user("alice", &[]);
+    /// assert_eq!(alice.docroot_for(None), Some(std::path::Path::new("/srv/alice")));
+    /// let bob = conf.user("bob", &["partners"]);
+    /// assert_eq!(bob.docroot_for(None), Some(std::path::Path::new("/srv/partners")));
+    /// assert!(matches!(bob.docroot.origin, Origin::Group { .. }));
+    /// # Ok::<(), fallback_conf::Error>(())
+    /// ```
     pub fn user(&self, user: &str, groups: &[&str]) -> UserSettings {
         self.user_at(user, groups, None)
     }

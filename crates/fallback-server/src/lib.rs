@@ -270,7 +270,19 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// State for a (checked) configuration.
+    /// State for a (checked) configuration: its token keys derived once, docroots
+    /// opened on first use and shared by every request.
+    ///
+    /// ```
+    /// let conf = fallback_conf::Config::parse(r#"<CONF>
+    ///   <http_server><enable_http>true</enable_http><http_port>8080</http_port></http_server>
+    ///   <default><file_system><access><paths><path><absolute>/srv/data</absolute>
+    ///   </path></paths></access></file_system></default></CONF>"#)?.into_checked()?;
+    /// let options = fallback_server::Options::from_config(&conf);
+    /// let state = fallback_server::AppState::new(conf, options)?;
+    /// assert!(state.keys().is_none()); // no token key in this file
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(conf: Config, options: Options) -> Result<Self, Error> {
         Ok(AppState {
             inner: Arc::new(Inner::build(conf, options)?),
@@ -486,7 +498,25 @@ fn routes(prefix: &str) -> Router<AppState> {
         )
 }
 
-/// The service's router: every route at `/`, `/aspera/http` and `/aspera/https`.
+/// The service's router: every route at `/`, `/aspera/http` and `/aspera/https`,
+/// under whatever prefix an app nests it at.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use tower::ServiceExt as _;
+/// let conf = fallback_conf::Config::parse(r#"<CONF>
+///   <http_server><enable_http>true</enable_http></http_server>
+///   <default><file_system><access><paths><path><absolute>/srv/data</absolute>
+///   </path></paths></access></file_system></default></CONF>"#)?.into_checked()?;
+/// let state = fallback_server::AppState::new(conf, Default::default())?;
+/// let app = axum::Router::new().nest("/transfers", fallback_server::router(state));
+/// let req = axum::http::Request::get("/transfers/health")
+///     .header("host", "localhost")
+///     .body(axum::body::Body::empty())?;
+/// assert_eq!(app.oneshot(req).await?.status(), 200);
+/// # Ok(()) }
+/// ```
 pub fn router(state: AppState) -> Router {
     let cors = cors::layer(&state.options().cors_origins);
     let r = Router::new()

@@ -188,6 +188,19 @@ impl Key {
     /// The key of a user's effective settings: their `encryption_key`, sealed with
     /// `encryption_type` when the file sets one (the built-in default alone gives signed
     /// tokens). [`Error::NoKey`] when no secret applies to the user.
+    ///
+    /// ```
+    /// let conf = fallback_conf::Config::parse(r#"<CONF><aaa><realms><realm><users>
+    ///   <user><name>alice</name><authorization><token>
+    ///     <encryption_key>alices-secret-of-twenty-chars</encryption_key>
+    ///   </token></authorization></user></users></realm></realms></aaa></CONF>"#)?;
+    /// assert!(fallback_token::Key::from_settings(&conf.user("alice", &[])).is_ok());
+    /// assert!(matches!(
+    ///     fallback_token::Key::from_settings(&conf.user("bob", &[])),
+    ///     Err(fallback_token::Error::NoKey(user)) if user == "bob"
+    /// ));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_settings(settings: &UserSettings) -> Result<Self, Error> {
         let secret = settings
             .token_key

@@ -178,12 +178,32 @@ pub struct Token;
 
 impl Token {
     /// An upload token: `user` may write under directory `dest`.
+    ///
+    /// ```
+    /// use fallback_token::{Form, Key, Token};
+    /// let key = Key::derive("a-secret-of-at-least-twenty-chars", Form::Signed)?;
+    /// let token = Token::upload("alice", "/incoming")
+    ///     .valid_for(std::time::Duration::from_secs(900))
+    ///     .issue(&key)?;
+    /// assert!(token.starts_with("fbt1_"));
+    /// # Ok::<(), fallback_token::Error>(())
+    /// ```
     pub fn upload(user: &str, dest: &str) -> TokenBuilder {
         TokenBuilder::new(user, Direction::Upload, vec![dest.to_owned()])
     }
 
     /// A download token: `user` may read each of `paths` (files, or directories and
     /// everything under them).
+    ///
+    /// ```
+    /// use fallback_token::{Access, Form, Key, KeyRing, Token};
+    /// let key = Key::derive("a-secret-of-at-least-twenty-chars", Form::Signed)?;
+    /// let token = Token::download("alice", &["/reports"]).issue(&key)?;
+    /// let ring = KeyRing::from(key);
+    /// assert!(ring.verify(&token, &Access::download("alice", "/reports/q3.pdf")).is_ok());
+    /// assert!(ring.verify(&token, &Access::download("alice", "/reports2/x")).is_err());
+    /// # Ok::<(), fallback_token::Error>(())
+    /// ```
     pub fn download<S: AsRef<str>>(user: &str, paths: &[S]) -> TokenBuilder {
         TokenBuilder::new(
             user,

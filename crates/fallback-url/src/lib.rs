@@ -473,6 +473,22 @@ impl FaspUrlBuilder {
     /// `httpport=<HttpsFallbackPort>`, others `enc=none` and
     /// `httpport=<HttpFallbackPort>`; `fallback=yes` when `HttpFallback="yes"`, and no
     /// fallback parameters at all otherwise. The SSH port is `<WEB SshPort>`.
+    ///
+    /// ```
+    /// let conf = fallback_conf::Config::parse(r#"<CONF>
+    ///   <WEB HttpFallback="yes" HttpFallbackPort="8080" HttpsFallbackPort="8443"/>
+    /// </CONF>"#)?;
+    /// let url = fallback_url::FaspUrl::builder("files.example.com")
+    ///     .user("alice")
+    ///     .path("/reports/q3.pdf")
+    ///     .token("fbt1_example")
+    ///     .fallback_for(&conf.user("alice", &[]), &conf.web().expect("a <WEB> element"))
+    ///     .build();
+    /// assert_eq!(url.params.fallback, Some(true));
+    /// assert_eq!(url.params.httpport, Some(8080));
+    /// assert!(url.to_string().starts_with("fasp://alice@files.example.com:33001/reports/q3.pdf?"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn fallback_for(mut self, user: &UserSettings, web: &WebSettings) -> Self {
         let enc = user
             .required_cipher()
