@@ -43,10 +43,13 @@ pub(crate) struct TransferArgs {
     /// else unlimited).
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     limit_rate: Option<u64>,
-    /// Print one JSON object per event on standard output.
+    /// Print one JSON object per event on standard output (the decision lines stay on
+    /// standard error).
     #[arg(long)]
     json: bool,
-    /// Print nothing but errors and the final summary.
+    /// Print nothing but errors and the final summary: no decision or retry lines.
+    /// Without -q they go to standard error, one line each, also when it is a log file
+    /// or a pipe (progress bars only on a terminal).
     #[arg(long, short = 'q')]
     quiet: bool,
 }
@@ -121,10 +124,41 @@ fn options(a: &TransferArgs) -> Options {
     }
 }
 
-/// Renders events: progress bars on a terminal, JSON lines with --json, else quiet.
+/// One line on standard error for what a log must show whatever the output is (a
+/// file, cron, CI): the decisions, retries and failures. `None` for the rest.
+fn log_line(e: &Event) -> Option<String> {
+    match e {
+        Event::Decision { message } => Some(format!("fallback: {message}")),
+        Event::Retry {
+            path,
+            attempt,
+            delay_ms,
+            error,
+        } => Some(format!(
+            "fallback: {path}: attempt {attempt} failed ({error}); retrying in {}.{} s",
+            delay_ms / 1000,
+            (delay_ms % 1000) / 100
+        )),
+        Event::FileFailed { path, error } => Some(format!("fallback: failed: {path}: {error}")),
+        _ => None,
+    }
+}
+
+/// Renders events: progress bars on a terminal; otherwise (a log file, a pipe, cron)
+/// one line per decision, retry and failure on standard error, and with --json one JSON
+/// object per event on standard output as well. -q: failures only.
 fn renderer(a: &TransferArgs) -> Events {
+    let quiet = a.quiet;
+    let lines = move |e: &Event| {
+        if let Some(line) = log_line(e)
+            && (!quiet || matches!(e, Event::FileFailed { .. }))
+        {
+            eprintln!("{line}");
+        }
+    };
     if a.json {
-        return Arc::new(|e: &Event| {
+        return Arc::new(move |e: &Event| {
+            lines(e);
             if let Ok(line) = serde_json::to_string(e) {
                 let _ = crate::write_stdout(&format!("{line}\n"));
             }
@@ -132,11 +166,7 @@ fn renderer(a: &TransferArgs) -> Events {
     }
     let tty = std::io::stderr().is_terminal();
     if a.quiet || !tty {
-        return Arc::new(|e: &Event| {
-            if let Event::FileFailed { path, error } = e {
-                eprintln!("failed: {path}: {error}");
-            }
-        });
+        return Arc::new(lines);
     }
     let mp = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
     let style = ProgressStyle::with_template(

@@ -339,6 +339,43 @@ fn the_fallback_decision() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no token"));
 }
 
+/// Not at a terminal (a log file, cron, CI): each decision is a line on standard
+/// error, as the article's troubleshooting step 3 expects to find in client logs; -q
+/// keeps them out. (Standard error is a pipe here, never a terminal.)
+#[test]
+fn decisions_are_logged_on_stderr_without_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let state = dir.path().join("state");
+    let f = dir.path().join("x.txt");
+    std::fs::write(&f, b"x").unwrap();
+    let up = url(&server, "/in", &upload_token("alice", "/in"), "");
+    let out = cli(&["upload", &up, f.to_str().unwrap()], &state);
+    assert_succeeded(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "fallback: FASP SSH port 1 on 127.0.0.1 is not reachable",
+        "fallback: the URL says fallback=yes: using HTTP fallback",
+        "fallback: enc=none: plain HTTP, port",
+        "fallback base http://127.0.0.1:",
+    ] {
+        assert!(err.contains(want), "{want:?} not in stderr:\n{err}");
+    }
+    // One line each, nothing but lines.
+    assert!(err.lines().all(|l| l.starts_with("fallback: ")), "{err}");
+    // With --json too (stdout is the JSON; the log stays on stderr).
+    let out = cli(&["upload", &up, f.to_str().unwrap(), "--json"], &state);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("using HTTP fallback"));
+    // -q: nothing but failures.
+    let out = cli(&["upload", &up, f.to_str().unwrap(), "-q"], &state);
+    assert_succeeded(&out);
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("fallback: "),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn doctor(url: &str, extra: &[&str]) -> (i32, String) {
     let out = Command::new(fallback_bin())
         .args(["doctor", url])
