@@ -77,7 +77,7 @@ impl Session {
             _ => {
                 return Err(Error::Url(
                     "the URL has no token: HTTP fallback requires a transfer token \
-                     (add token=... to the URL; without it the server answers 401/403)"
+                     (add token=... to the URL; without it the server answers 401)"
                         .to_owned(),
                 ));
             }

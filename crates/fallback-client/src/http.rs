@@ -47,10 +47,29 @@ pub(crate) async fn check(resp: Response) -> Result<Response> {
         return Ok(resp);
     }
     let text = resp.text().await.unwrap_or_default();
+    let said = text.lines().next().unwrap_or("").trim();
     Err(Error::Http {
         status: status.as_u16(),
-        message: text.lines().next().unwrap_or("").trim().to_owned(),
+        message: if said.is_empty() {
+            unexplained(status).to_owned()
+        } else {
+            said.to_owned()
+        },
     })
+}
+
+/// What a refusal means when the server sent no words (an answer to HEAD has no body).
+fn unexplained(status: reqwest::StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => {
+            "missing or invalid token: it expired, or was made with another key or for another user"
+        }
+        403 => {
+            "not allowed: the path is outside the token, the token is for the other direction, or the user's settings refuse it"
+        }
+        404 => "not found",
+        _ => status.canonical_reason().unwrap_or("no reason given"),
+    }
 }
 
 /// Unreserved characters stay; everything else in a path segment is %XX.

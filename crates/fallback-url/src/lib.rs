@@ -311,7 +311,7 @@ impl FaspUrl {
         let mut out = Vec::new();
         match self.params.token.as_deref() {
             None => out
-                .push("no token: HTTP fallback requires a transfer token (the server answers 403)"),
+                .push("no token: HTTP fallback requires a transfer token (without one the server answers 401)"),
             Some("") => out.push("the token is empty"),
             Some(_) => {}
         }

@@ -125,6 +125,9 @@ async fn a_refusal_is_final_and_explained() {
         Err(e) => e.to_string(),
     };
     assert!(err.contains("403"), "{err}");
+    // With its reason, whether the refused request had a body (GET) or not (HEAD).
+    let reason = err.split("403: ").nth(1).unwrap_or_default();
+    assert!(reason.len() > 10, "no reason given: {err:?}");
     assert_eq!(retries(&log), 0);
     assert!(!out.join("f.bin").exists());
 }
