@@ -15,7 +15,7 @@ use crate::exit;
 pub(crate) enum UrlCommand {
     /// Build a FASP URL, as a Connect Server dir-listing or a custom web app would.
     ///
-    /// With --config and --web, enc and httpport follow the dir-listing rule: a user
+    /// With --config, enc and httpport follow the dir-listing rule (--no-web: not): a user
     /// whose transfers must be encrypted gets enc=<cipher> and <WEB HttpsFallbackPort>,
     /// others enc=none and <WEB HttpFallbackPort>; fallback=yes when <WEB
     /// HttpFallback="yes">; the SSH port is <WEB SshPort>. Explicit --enc, --httpport
@@ -24,7 +24,7 @@ pub(crate) enum UrlCommand {
     ///
     /// Example:
     ///   fallback url build --host files.example.com --user alice --path /projects \
-    ///       --config aspera.conf --web --issue-token download --ttl 1h
+    ///       --config aspera.conf --issue-token download --ttl 1h
     Build(BuildArgs),
     /// Explain a FASP URL parameter by parameter, and say what HTTP fallback lacks.
     ///
@@ -55,18 +55,25 @@ pub(crate) struct BuildArgs {
     /// Transfer token to put in the URL.
     #[arg(long, conflicts_with = "issue_token")]
     token: Option<String>,
-    /// SSH port (default 33001, or <WEB SshPort> with --web).
+    /// SSH port (default 33001, or <WEB SshPort> with --config).
     #[arg(long)]
     ssh_port: Option<u16>,
-    /// aspera.conf with the user's settings (for --web and --issue-token).
+    /// aspera.conf with the user's settings: the dir-listing rule with its <WEB>
+    /// element, and the key for --issue-token. The user's groups and home come from
+    /// the system (as fallbackd finds them) unless --group is given.
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
     /// A group of the user; repeatable.
     #[arg(long, short = 'g', value_name = "GROUP")]
     group: Vec<String>,
-    /// Apply the dir-listing rule with the file's <WEB> element.
-    #[arg(long, requires = "config")]
+    /// Require the dir-listing rule: an error when --config has no <WEB> element
+    /// (the rule applies with --config by default; this makes its absence fatal).
+    #[arg(long, requires = "config", conflicts_with = "no_web")]
     web: bool,
+    /// Do not apply the dir-listing rule even with --config (only --enc, --httpport and
+    /// --fallback set those parameters).
+    #[arg(long)]
+    no_web: bool,
     /// Issue a token for --path with the user's key from --config.
     #[arg(long, value_enum, requires_all = ["config", "user"])]
     issue_token: Option<TokenDirection>,
@@ -147,21 +154,29 @@ fn build(a: &BuildArgs, out: &mut String) -> anyhow::Result<u8> {
         .as_deref()
         .map(crate::token::load_config)
         .transpose()?;
-    let groups: Vec<&str> = a.group.iter().map(String::as_str).collect();
-    let settings = conf
-        .as_ref()
-        .map(|c| c.user(a.user.as_deref().unwrap_or_default(), &groups));
-    if a.web {
-        let (Some(c), Some(s), Some(file)) = (&conf, &settings, &a.config) else {
-            bail!("--web needs --config");
-        };
-        let Some(web) = c.web() else {
-            bail!(
+    // As fallbackd will see the user: groups and home from the system, unless --group.
+    let settings = conf.as_ref().map(|c| {
+        let mut account = fallback_conf::Account::lookup(a.user.as_deref().unwrap_or_default());
+        if !a.group.is_empty() {
+            account.groups.clone_from(&a.group);
+        }
+        c.account(&account)
+    });
+    if let (Some(c), Some(s), Some(file)) = (&conf, &settings, &a.config)
+        && !a.no_web
+    {
+        match c.web() {
+            Some(web) => b = b.fallback_for(s, &web),
+            None if a.web => bail!(
                 "{} has no <WEB> element; give --enc, --httpport and --fallback yourself",
                 file.display()
-            );
-        };
-        b = b.fallback_for(s, &web);
+            ),
+            None => eprintln!(
+                "fallback: {} has no <WEB> element: the dir-listing rule does not apply \
+                 (give --enc, --httpport and --fallback)",
+                file.display()
+            ),
+        }
     }
     if let Some(p) = a.ssh_port {
         b = b.ssh_port(p);

@@ -70,6 +70,30 @@ fn build_applies_the_dir_listing_rule() {
     );
 }
 
+/// --config alone applies the rule (it used to need --web as well); --no-web opts out.
+#[test]
+fn build_with_a_config_applies_the_rule_by_default() {
+    let conf = fixture("multi-user.conf");
+    let conf = conf.to_str().unwrap();
+    let base = [
+        "--host",
+        "h.example.com",
+        "-u",
+        "bob",
+        "-p",
+        "/d",
+        "-c",
+        conf,
+    ];
+    assert_eq!(
+        build(&base),
+        "fasp://bob@h.example.com:33001/d?httpport=8443&fallback=yes&enc=aes128"
+    );
+    let mut off = base.to_vec();
+    off.push("--no-web");
+    assert_eq!(build(&off), "fasp://bob@h.example.com:33001/d");
+}
+
 #[test]
 fn build_can_issue_the_token_for_the_path() {
     let conf = fixture("multi-user.conf");
