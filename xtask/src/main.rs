@@ -262,7 +262,7 @@ const DEPENDENCY_RULES: &[(&str, &[&str], &[&str])] = &[
     ),
     (
         "fallback-client",
-        &["fallback-conf", "fallback-url"],
+        &["fallback-conf", "fallback-token", "fallback-url"],
         &["clap", "anyhow", "axum"],
     ),
     (

@@ -82,6 +82,17 @@ impl Session {
                 ));
             }
         };
+        if let (Ok(claims), Some(named)) = (
+            fallback_token::inspect_unverified(&token),
+            url.user.as_deref(),
+        ) && claims.user != named
+        {
+            say(format!(
+                "warning: the token is for user {:?}, not {named:?} as the URL says: over \
+                 HTTP the server acts as {:?}",
+                claims.user, claims.user
+            ));
+        }
         match probe(&url.host, url.ssh_port(), opts.ssh_probe_timeout).await {
             Ok(()) => say(format!(
                 "FASP SSH port {} on {} is reachable, but this client does not speak FASP",

@@ -119,9 +119,40 @@ pub async fn doctor(url: &str, config: Option<&Config>, opts: &Options) -> Vec<C
     out
 }
 
+/// A signed token names its user in the clear: over HTTP the server acts as that user,
+/// whatever user the URL names, so a different one is a link that moves someone
+/// else's files. (A sealed token cannot be read here; the server checks it.)
+fn token_user_mismatch(url: &FaspUrl, token: &str) -> Option<Check> {
+    let claims = fallback_token::inspect_unverified(token).ok()?;
+    let url_user = url.user.as_deref()?;
+    if claims.user == url_user {
+        return Some(check(
+            "token user",
+            Verdict::Pass,
+            format!("the token is for {url_user}, the user the URL names"),
+            None,
+        ));
+    }
+    Some(check(
+        "token user",
+        Verdict::Fail,
+        format!(
+            "the token is for user {:?} but the URL names {url_user:?}: over HTTP the \
+             server acts as the token's user, so this link would move {:?}'s files",
+            claims.user, claims.user
+        ),
+        Some("issue the token for the user the URL names (or fix the URL's user)"),
+    ))
+}
+
 fn url_checks(url: &FaspUrl, out: &mut Vec<Check>) {
     match url.params.token.as_deref() {
-        Some(t) if !t.is_empty() => out.push(check("token", Verdict::Pass, "present", None)),
+        Some(t) if !t.is_empty() => {
+            out.push(check("token", Verdict::Pass, "present", None));
+            if let Some(c) = token_user_mismatch(url, t) {
+                out.push(c);
+            }
+        }
         _ => out.push(check(
             "token",
             Verdict::Fail,

@@ -430,6 +430,20 @@ fn doctor_names_each_broken_setup() {
         "{text}"
     );
 
+    assert!(
+        text.contains("[ok  ] token user: the token is for alice"),
+        "{text}"
+    );
+    // The URL names bob, the token alice: the server would act as alice.
+    let (code, text) = doctor(&healthy.replace("fasp://alice@", "fasp://bob@"), &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(
+            "[FAIL] token user: the token is for user \"alice\" but the URL names \"bob\""
+        ),
+        "{text}"
+    );
+
     let (code, text) = doctor(&url(&server, "/pub", "fbt1_AAAA", ""), &[]);
     assert_eq!(code, 1);
     assert!(text.contains("[FAIL] token: refused (401"), "{text}");
