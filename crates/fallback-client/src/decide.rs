@@ -30,7 +30,29 @@ impl std::fmt::Debug for Session {
 }
 
 /// Whether a TCP port answers within `timeout`: `Ok(())`, or why not in words.
-pub(crate) async fn probe(host: &str, port: u16, timeout: Duration) -> Result<(), String> {
+/// Why a TCP port did not answer: the difference tells a server that is down from a
+/// firewall that drops packets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Unreachable {
+    /// Something answered "no": nothing listens there (a RST).
+    Refused,
+    /// Nothing answered within the time: packets are dropped on the way.
+    Dropped(Duration),
+    /// Anything else (no such host, no route).
+    Other(String),
+}
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unreachable::Refused => f.write_str("connection refused"),
+            Unreachable::Dropped(t) => write!(f, "no answer within {} s", t.as_secs()),
+            Unreachable::Other(why) => f.write_str(why),
+        }
+    }
+}
+
+pub(crate) async fn probe(host: &str, port: u16, timeout: Duration) -> Result<(), Unreachable> {
     let target = format!("{host}:{port}");
     let addrs: Vec<_> = tokio::task::spawn_blocking({
         let t = if host.contains(':') {
@@ -41,18 +63,18 @@ pub(crate) async fn probe(host: &str, port: u16, timeout: Duration) -> Result<()
         move || t.to_socket_addrs().map(Iterator::collect::<Vec<_>>)
     })
     .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    .map_err(|e| Unreachable::Other(e.to_string()))?
+    .map_err(|e| Unreachable::Other(format!("cannot resolve {host}: {e}")))?;
     let Some(addr) = addrs.first() else {
-        return Err(format!("{host} has no address"));
+        return Err(Unreachable::Other(format!("{host} has no address")));
     };
     match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            Err("connection refused".to_owned())
+            Err(Unreachable::Refused)
         }
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
+        Ok(Err(e)) => Err(Unreachable::Other(e.to_string())),
+        Err(_) => Err(Unreachable::Dropped(timeout)),
     }
 }
 

@@ -9,7 +9,7 @@ use fallback_conf::{Code, Config};
 use fallback_url::FaspUrl;
 use serde::Serialize;
 
-use crate::decide::probe;
+use crate::decide::{Unreachable, probe};
 use crate::http::{build_client, encode_path, network};
 use crate::{Error, Options};
 
@@ -92,15 +92,27 @@ pub async fn doctor(url: &str, config: Option<&Config>, opts: &Options) -> Vec<C
     }
     let port = url.http_port();
     if let Err(why) = probe(&url.host, port, opts.connect_timeout).await {
+        let fix = match why {
+            Unreachable::Refused => {
+                "nothing listens there: start fallbackd (enable_http/enable_https in \
+                 <http_server>), and check that httpport names the port it (or the proxy) \
+                 listens on"
+            }
+            Unreachable::Dropped(_) => {
+                "packets to that port are dropped on the way (a firewall, here or at the \
+                 server): open the port, or serve fallback through the web server on 443 \
+                 (proxy mode) and put that port in httpport"
+            }
+            Unreachable::Other(_) => {
+                "check the host name and the network route to it, then that fallbackd \
+                 listens on httpport"
+            }
+        };
         out.push(check(
             "fallback port",
             Verdict::Fail,
             format!("{}:{port} does not answer ({why})", url.host),
-            Some(
-                "start fallbackd (enable_http/enable_https in <http_server>), open the port in \
-                 the firewall, and check that httpport names the port it (or the proxy) \
-                 listens on",
-            ),
+            Some(fix),
         ));
         config_checks(&url, config, &mut out);
         return out;

@@ -229,4 +229,5 @@ fn recorder() -> (Events, Arc<Mutex<Vec<Event>>>) {
 }
 
 mod decide;
+mod doctor;
 mod transfer;
