@@ -294,9 +294,10 @@ async fn tls_checks(url: &FaspUrl, opts: &Options, out: &mut Vec<Check>) {
         )),
         Ok(der) => {
             use sha2::Digest as _;
-            let fp: Vec<String> = sha2::Sha256::digest(&der)
-                .iter()
-                .map(|b| format!("{b:02X}"))
+            let hex = hex::encode_upper(sha2::Sha256::digest(&der));
+            let fp: Vec<&str> = (0..hex.len())
+                .step_by(2)
+                .filter_map(|i| hex.get(i..i + 2))
                 .collect();
             let mut detail = format!("certificate SHA-256 {}", fp.join(":"));
             if let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der) {
@@ -346,15 +347,20 @@ async fn tls_checks(url: &FaspUrl, opts: &Options, out: &mut Vec<Check>) {
         )),
         Err(e) => {
             let msg = network(&e).to_string();
-            let fix = if msg.contains("UnknownIssuer")
-                || msg.contains("unknown issuer")
-                || msg.contains("self")
-            {
-                "the certificate is self-signed or from a private CA: install a certificate from a public CA in cert_file/key_file, or give clients the CA with --cacert"
-            } else if msg.contains("NotValidForName") || msg.contains("name") {
-                "the certificate does not name this host: reissue it for the host in the URL"
+            // The certificate's own problem first (rustls's words), then the fix.
+            let fix = if msg.contains("NotValidForName") || msg.contains("not valid for name") {
+                "the certificate does not name this host: reissue it for the host in the URL \
+                 (a DNS name or an IP address in subjectAltName)"
             } else if msg.contains("Expired") || msg.contains("expired") {
                 "the certificate has expired: renew it"
+            } else if msg.contains("CaUsedAsEndEntity") {
+                "the server presents a self-signed CA certificate (openssl req -x509 makes \
+                 one): give clients exactly that file with --cacert, or issue the server a \
+                 certificate from a CA (public, or your own given with --cacert)"
+            } else if msg.contains("UnknownIssuer") || msg.contains("unknown issuer") {
+                "the certificate is from a private CA or self-signed: give clients the CA \
+                 (or the certificate) with --cacert, or install one from a public CA in \
+                 cert_file/key_file"
             } else {
                 "check cert_file/key_file on the server"
             };

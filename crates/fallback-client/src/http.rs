@@ -9,35 +9,43 @@ pub(crate) fn build_client(opts: &Options) -> Result<reqwest::Client> {
         .connect_timeout(opts.connect_timeout)
         .tcp_nodelay(true)
         .user_agent(concat!("fallback/", env!("CARGO_PKG_VERSION")));
-    if let Some(ca) = &opts.cacert {
-        let pem = std::fs::read(ca).map_err(Error::io(ca))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| Error::Tls(format!("{}: {e}", ca.display())))?;
-        if certs.is_empty() {
-            return Err(Error::Tls(format!(
-                "{}: no certificate in it",
-                ca.display()
-            )));
-        }
-        b = b.tls_certs_merge(certs);
-    }
     if opts.insecure {
         b = b.tls_danger_accept_invalid_certs(true);
+    } else if let Some(ca) = &opts.cacert {
+        b = b.tls_backend_preconfigured(crate::trust::client_config(ca)?);
     }
     b.build()
         .map_err(|e| Error::Tls(format!("cannot build the HTTP client: {e}")))
 }
 
-/// The whole chain of a reqwest error, in words.
+/// The whole chain of a reqwest error, in words: a TLS refusal (the certificate, the
+/// handshake) is [`Error::Tls`], which trying again cannot fix; the rest is
+/// [`Error::Network`].
 pub(crate) fn network(e: &reqwest::Error) -> Error {
     let mut msg = e.to_string();
+    let mut tls = false;
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
         msg.push_str(": ");
         msg.push_str(&s.to_string());
+        let inner = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|i| i as &(dyn std::error::Error + 'static));
+        // By type where the chain keeps it, else by rustls's own words (the connector
+        // may rebox the error).
+        tls |= s.is::<rustls::Error>()
+            || inner.is_some_and(<dyn std::error::Error>::is::<rustls::Error>)
+            || s.to_string().starts_with("invalid peer certificate");
         src = s.source();
     }
-    Error::Network(msg)
+    if tls {
+        Error::Tls(format!(
+            "{msg} (trust the server's CA or its self-signed certificate with --cacert FILE)"
+        ))
+    } else {
+        Error::Network(msg)
+    }
 }
 
 /// `Ok(resp)` for a success status, else the status and the server's message.

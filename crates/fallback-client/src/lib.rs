@@ -18,6 +18,7 @@ mod doctor;
 mod download;
 mod http;
 mod state;
+mod trust;
 mod upload;
 
 use std::path::PathBuf;

@@ -376,6 +376,66 @@ fn decisions_are_logged_on_stderr_without_a_terminal() {
     );
 }
 
+/// A certificate made the usual way (`openssl req -x509`: self-signed, `CA:TRUE`) is
+/// trusted with `--cacert` naming it, as curl does, and refused without.
+#[test]
+fn a_self_signed_server_certificate_is_trusted_with_cacert() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).unwrap();
+    let (cert_pem, key_pem) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_pem, cert.pem()).unwrap();
+    std::fs::write(&key_pem, key.serialize_pem()).unwrap();
+    let server = Server::start_custom(
+        dir.path(),
+        0,
+        0,
+        &format!(
+            "<cert_file>{}</cert_file><key_file>{}</key_file>",
+            cert_pem.display(),
+            key_pem.display()
+        ),
+        &[],
+    );
+    std::fs::create_dir_all(server.docroot().join("pub")).unwrap();
+    std::fs::write(server.docroot().join("pub/f.txt"), b"over tls").unwrap();
+    let token = download_token("alice", &["/pub"]);
+    let link = format!(
+        "fasp://alice@127.0.0.1:1/pub/f.txt?token={token}&httpport={}&fallback=yes&enc=aes128",
+        server.https.port()
+    );
+    let state = dir.path().join("state");
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let refused = cli(&["download", &link, out_dir.to_str().unwrap()], &state);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("certificate"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(!out_dir.join("f.txt").exists());
+    let trusted = cli(
+        &[
+            "download",
+            &link,
+            out_dir.to_str().unwrap(),
+            "--cacert",
+            cert_pem.to_str().unwrap(),
+        ],
+        &state,
+    );
+    assert_succeeded(&trusted);
+    assert_eq!(std::fs::read(out_dir.join("f.txt")).unwrap(), b"over tls");
+    // doctor agrees.
+    let (code, text) = doctor(&link, &["--cacert", cert_pem.to_str().unwrap()]);
+    assert!(text.contains("[ok  ] TLS trust"), "{code} {text}");
+}
+
 fn doctor(url: &str, extra: &[&str]) -> (i32, String) {
     let out = Command::new(fallback_bin())
         .args(["doctor", url])
