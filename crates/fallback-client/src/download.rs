@@ -223,6 +223,10 @@ impl Session {
             size: head.size,
             resumed_from: have,
         });
+        // The digest is computed as the bytes arrive, on a blocking thread fed from the
+        // receive loop (a resumed part's own bytes first, read once): no second read of
+        // the file once it is whole.
+        let mut streamed: Option<tokio::task::JoinHandle<Result<String>>> = None;
         if head.size == 0 {
             std::fs::File::create(part).map_err(Error::io(part))?;
         } else if have < head.size {
@@ -243,11 +247,15 @@ impl Session {
                 .map_err(Error::io(part))?;
             let mut done = if resumed { have } else { 0 };
             let start = done;
+            let (feed, hashed) = hash_stream(part, start);
+            streamed = Some(hashed);
             let pacer = crate::Pacer::new(self.rate_limit());
             let mut stream = resp.bytes_stream();
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| crate::http::network(&e))?;
                 file.write_all(&chunk).map_err(Error::io(part))?;
+                // The hasher ended only if it failed: its error is reported below.
+                let _ = feed.send(chunk.clone()).await;
                 done += chunk.len() as u64;
                 *received += chunk.len() as u64;
                 pacer.pace(done - start).await;
@@ -265,10 +273,17 @@ impl Session {
                 )));
             }
         }
-        let p = part.to_owned();
-        let actual = tokio::task::spawn_blocking(move || sha256_file(&p))
-            .await
-            .map_err(|e| Error::Protocol(e.to_string()))??;
+        let actual = match streamed {
+            // The feed was dropped with the receive loop: the hasher finishes.
+            Some(hashed) => hashed.await.map_err(|e| Error::Protocol(e.to_string()))??,
+            // Nothing was received (an empty file, or a part already whole).
+            None => {
+                let p = part.to_owned();
+                tokio::task::spawn_blocking(move || sha256_file(&p))
+                    .await
+                    .map_err(|e| Error::Protocol(e.to_string()))??
+            }
+        };
         if let Some(exp) = &expected
             && *exp != actual
         {
@@ -303,6 +318,40 @@ pub(crate) struct Head {
     pub(crate) size: u64,
     pub(crate) etag: Option<String>,
     pub(crate) sha256: Option<String>,
+}
+
+/// A SHA-256 computed on a blocking thread: the first `prefix` bytes of `part` (what
+/// an earlier attempt stored), then every chunk sent to the returned feed. The digest
+/// (hex) comes when the feed is dropped.
+fn hash_stream(
+    part: &Path,
+    prefix: u64,
+) -> (
+    tokio::sync::mpsc::Sender<bytes::Bytes>,
+    tokio::task::JoinHandle<Result<String>>,
+) {
+    let (feed, mut chunks) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+    let part = part.to_owned();
+    let hashed = tokio::task::spawn_blocking(move || {
+        let mut h = Sha256::new();
+        if prefix > 0 {
+            let f = std::fs::File::open(&part).map_err(Error::io(&part))?;
+            let mut stored = std::io::Read::take(f, prefix);
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = stored.read(&mut buf).map_err(Error::io(&part))?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+            }
+        }
+        while let Some(chunk) = chunks.blocking_recv() {
+            h.update(&chunk);
+        }
+        Ok(hex(&h.finalize()))
+    });
+    (feed, hashed)
 }
 
 fn sha256_file(path: &Path) -> Result<String> {

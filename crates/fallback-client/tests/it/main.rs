@@ -44,6 +44,8 @@ struct Served {
     /// Bytes the next connection may carry from the client before the relay cuts it
     /// (0: no cut).
     cut: Arc<std::sync::atomic::AtomicUsize>,
+    /// The same, for bytes from the server.
+    cut_down: Arc<std::sync::atomic::AtomicUsize>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -55,47 +57,55 @@ impl Drop for Served {
     }
 }
 
-/// Relays connections to `upstream`; the first connection accepted after `cut` is set
-/// is closed (both ways) once it carried that many bytes from the client.
+/// Relays connections to `upstream`; the first connection accepted after a cut is set
+/// is closed (both ways) once it carried that many bytes from the client (`cut`) or
+/// from the server (`cut_down`).
 async fn relay(
     listener: tokio::net::TcpListener,
     upstream: SocketAddr,
     cut: Arc<std::sync::atomic::AtomicUsize>,
+    cut_down: Arc<std::sync::atomic::AtomicUsize>,
 ) {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use std::sync::atomic::Ordering::SeqCst;
     while let Ok((mut client, _)) = listener.accept().await {
-        let budget = cut.swap(0, std::sync::atomic::Ordering::SeqCst);
+        let (up_budget, down_budget) = (cut.swap(0, SeqCst), cut_down.swap(0, SeqCst));
         tokio::spawn(async move {
             let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
                 return;
             };
-            if budget == 0 {
+            if up_budget == 0 && down_budget == 0 {
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                 return;
             }
             let (mut cr, mut cw) = client.split();
             let (mut sr, mut sw) = server.split();
-            let up = async {
-                let mut left = budget;
-                let mut buf = vec![0u8; 64 << 10];
-                while left > 0 {
-                    let n = match cr.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n.min(left),
-                    };
-                    if sw.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                    left -= n;
-                }
-            };
-            let down = tokio::io::copy(&mut sr, &mut cw);
-            // The cut: when the budget is spent, both directions end.
+            // The cut: when either budget is spent, both directions end.
             tokio::select! {
-                () = up => {}
-                _ = down => {}
+                () = pass(&mut cr, &mut sw, up_budget) => {}
+                () = pass(&mut sr, &mut cw, down_budget) => {}
             }
         });
+    }
+}
+
+/// Copies `from` to `to`, at most `budget` bytes (0: no limit).
+async fn pass(
+    from: &mut (impl tokio::io::AsyncRead + Unpin),
+    to: &mut (impl tokio::io::AsyncWrite + Unpin),
+    budget: usize,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut left = if budget == 0 { usize::MAX } else { budget };
+    let mut buf = vec![0u8; 64 << 10];
+    while left > 0 {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n.min(left),
+        };
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        left -= n;
     }
 }
 
@@ -126,12 +136,19 @@ impl Served {
         let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = front.local_addr().unwrap();
         let cut = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let relay = tokio::spawn(relay(front, upstream, Arc::clone(&cut)));
+        let cut_down = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let relay = tokio::spawn(relay(
+            front,
+            upstream,
+            Arc::clone(&cut),
+            Arc::clone(&cut_down),
+        ));
         Served {
             dir,
             addr,
             script,
             cut,
+            cut_down,
             tasks: vec![server, relay],
         }
     }
@@ -152,6 +169,12 @@ impl Served {
     /// Cuts the next connection after it carried `bytes` from the client.
     fn cut_next_connection_after(&self, bytes: usize) {
         self.cut.store(bytes, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Cuts the next connection after it carried `bytes` from the server.
+    fn cut_next_connection_after_download(&self, bytes: usize) {
+        self.cut_down
+            .store(bytes, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn seen(&self, method: &str) -> usize {

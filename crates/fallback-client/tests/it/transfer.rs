@@ -131,3 +131,55 @@ async fn a_refusal_is_final_and_explained() {
     assert_eq!(retries(&log), 0);
     assert!(!out.join("f.bin").exists());
 }
+
+/// A download cut mid-file resumes from its part; a byte flipped in that part between
+/// the attempts (the disk, or another program) is caught by the digest computed as the
+/// bytes arrive (the part's own bytes hashed first), and the file is fetched again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_download_still_verifies_the_bytes_it_kept() {
+    let s = Served::start().await;
+    let src = uploaded(&s, 8 << 20, 7).await;
+    let token = download_token("alice", &["/f.bin"]);
+    let out = s.dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let part = out.join("f.bin.fallback-part");
+    // At the first retry (the cut), corrupt one stored byte.
+    let flipped = Arc::new(Mutex::new(false));
+    let (events, log) = recorder();
+    let (p, f) = (part.clone(), Arc::clone(&flipped));
+    let events: Events = Arc::new(move |e: &Event| {
+        if matches!(e, Event::Retry { .. }) && !*f.lock().unwrap() {
+            let mut bytes = std::fs::read(&p).unwrap();
+            assert!(bytes.len() > 1000, "nothing kept before the cut");
+            bytes[1000] ^= 0x01;
+            std::fs::write(&p, bytes).unwrap();
+            *f.lock().unwrap() = true;
+        }
+        events(e);
+    });
+    let session = Session::open(
+        &s.url("/f.bin", &token, "&fallback=yes"),
+        options(s.dir.path()),
+        events,
+    )
+    .await
+    .unwrap();
+    s.cut_next_connection_after_download(3 << 20);
+    let summary = session.download(&out).await.unwrap();
+    assert!(summary.failed.is_empty(), "{summary:?}");
+    assert!(*flipped.lock().unwrap(), "the download was never cut");
+    assert_eq!(sha256_file(&out.join("f.bin")), sha256_file(&src));
+    let log = log.lock().unwrap();
+    // It resumed (from the kept part), the digest caught the flipped byte, and the
+    // file was fetched again.
+    assert!(
+        log.iter()
+            .any(|e| matches!(e, Event::FileStart { resumed_from, .. } if *resumed_from > 0)),
+        "{log:?}"
+    );
+    assert!(
+        log.iter()
+            .any(|e| matches!(e, Event::Retry { error, .. } if error.contains("SHA-256 mismatch"))),
+        "{log:?}"
+    );
+}
