@@ -308,15 +308,11 @@ impl Identity {
 
     /// Whether the docroot restrictions let this user transfer the file at `path`.
     pub(crate) fn restriction_allows(&self, path: &RelPath) -> bool {
-        let rules = &self.settings.restrictions.value;
-        rules.is_empty()
-            || crate::restrict::allows(
-                rules,
-                &self
-                    .storage
-                    .docroot()
-                    .join(path.to_string().trim_start_matches('/')),
-            )
+        crate::restrict::allows_in(
+            &self.settings.restrictions.value,
+            self.storage.docroot(),
+            path,
+        )
     }
 
     /// Refuses a file the docroot restrictions do not allow this user to transfer.

@@ -574,13 +574,12 @@ fn restrict_entries(
     dir: &RelPath,
     entries: &mut Vec<fallback_engine::ManifestEntry>,
 ) {
-    if id.settings.restrictions.value.is_empty() {
-        return;
-    }
-    entries.retain(|e| {
-        e.kind != EntryKind::File
-            || RelPath::parse(&e.path).is_ok_and(|p| id.restriction_allows(&dir.join(&p)))
-    });
+    crate::restrict::retain_allowed(
+        &id.settings.restrictions.value,
+        id.storage.docroot(),
+        dir,
+        entries,
+    );
 }
 
 async fn manifest(

@@ -88,7 +88,7 @@ impl AppState {
                 path: path.to_string(),
                 why: e.to_string(),
             })?;
-        let entries = listed.map_err(|e| match e {
+        let mut entries = listed.map_err(|e| match e {
             fallback_engine::Error::NotFound
             | fallback_engine::Error::WrongKind(_)
             | fallback_engine::Error::Escapes
@@ -99,22 +99,9 @@ impl AppState {
                 why: e.to_string(),
             },
         })?;
-        let rules = &settings.restrictions.value;
+        crate::restrict::retain_allowed(&settings.restrictions.value, root, &path, &mut entries);
         let mut out: Vec<DirEntry> = entries
             .into_iter()
-            .filter(|e| {
-                e.kind == EntryKind::Dir
-                    || rules.is_empty()
-                    || crate::restrict::allows(
-                        rules,
-                        &root.join(
-                            RelPath::parse(&e.path)
-                                .map(|p| path.join(&p).to_string())
-                                .unwrap_or_default()
-                                .trim_start_matches('/'),
-                        ),
-                    )
-            })
             .map(|e| DirEntry {
                 is_dir: e.kind == EntryKind::Dir,
                 size: e.size,

@@ -7,6 +7,33 @@
 
 use std::path::Path;
 
+/// Whether the file at docroot-relative `path` may be transferred under `rules`.
+pub(crate) fn allows_in(rules: &[String], docroot: &Path, path: &fallback_engine::RelPath) -> bool {
+    rules.is_empty()
+        || allows(
+            rules,
+            &docroot.join(path.to_string().trim_start_matches('/')),
+        )
+}
+
+/// Leaves out of the listing `entries` of folder `dir` the files `rules` refuse (a
+/// listing shows only what may be fetched); folders stay.
+pub(crate) fn retain_allowed(
+    rules: &[String],
+    docroot: &Path,
+    dir: &fallback_engine::RelPath,
+    entries: &mut Vec<fallback_engine::ManifestEntry>,
+) {
+    if rules.is_empty() {
+        return;
+    }
+    entries.retain(|e| {
+        e.kind != fallback_engine::EntryKind::File
+            || fallback_engine::RelPath::parse(&e.path)
+                .is_ok_and(|p| allows_in(rules, docroot, &dir.join(&p)))
+    });
+}
+
 /// Whether the file at absolute path `abs` may be transferred under `rules`.
 pub(crate) fn allows(rules: &[String], abs: &Path) -> bool {
     if rules.is_empty() {
