@@ -1,5 +1,5 @@
 //! The header values the protocol reads (Range, Upload-Metadata, Upload-Checksum,
-//! lengths, digests, entity tags, Host, Transfer-Encoding): never a panic, and what they accept is sound. The first byte
+//! lengths, digests (hex, base64, RFC 9530 dictionaries), entity tags, Host, Transfer-Encoding): never a panic, and what they accept is sound. The first byte
 //! picks the parser; the second and third give a file size for ranges.
 #![no_main]
 
@@ -41,6 +41,7 @@ fuzz_target!(|data: &[u8]| {
         }
         4 => {
             let _ = headers::sha256_digest(text);
+            let _ = headers::sha256_member(text);
         }
         5 => {
             if headers::valid_host(text.as_bytes()) {

@@ -724,6 +724,7 @@ impl Storage {
             start: actual,
             whole,
             chunk: chunk.map(ChunkHasher::new),
+            expected_whole: None,
             buf: Vec::with_capacity(1 << 20),
         })
     }
@@ -958,10 +959,23 @@ pub struct UploadWriter<'a> {
     start: u64,
     whole: Sha256,
     chunk: Option<ChunkHasher>,
+    /// The whole upload's SHA-256 as this append's sender gave it (RFC 9530
+    /// `Repr-Digest`), checked if this append completes the upload.
+    expected_whole: Option<[u8; 32]>,
     buf: Vec<u8>,
 }
 
 impl UploadWriter<'_> {
+    /// Expects the whole upload (every byte from offset 0, not only this append's) to
+    /// have this SHA-256 if this append completes it; if it does not, the upload and
+    /// its bytes are removed ([`Error::ChecksumMismatch`]) and nothing is published.
+    /// For a sender that hashes while it sends and knows the digest only at its last
+    /// request (RFC 9530 `Repr-Digest` on the last PATCH). An append that leaves the
+    /// upload unfinished does not check it.
+    pub fn expect_sha256(&mut self, digest: [u8; 32]) {
+        self.expected_whole = Some(digest);
+    }
+
     /// The upload being written.
     pub fn info(&self) -> &UploadInfo {
         &self.info
@@ -1074,12 +1088,21 @@ impl UploadWriter<'_> {
             self.discard()?;
             return Err(Error::ChecksumMismatch);
         }
-        self.sync()?;
         let offset = self.info.offset;
         let done = match self.info.length {
             Some(l) => offset == l,
             None => body_complete,
         };
+        if done
+            && let Some(expected) = self.expected_whole
+            && <[u8; 32]>::from(self.whole.clone().finalize()) != expected
+        {
+            // The bytes stored are not the file the sender has: none of them can be
+            // trusted, so none are kept.
+            self.storage.remove_upload(&self.info.id)?;
+            return Err(Error::ChecksumMismatch);
+        }
+        self.sync()?;
         if done && self.info.concat != Concat::Partial {
             let completed = self.storage.finalize(
                 &self.info.id,

@@ -47,6 +47,10 @@ pub enum HeaderError {
     /// A SHA-256 that is neither 64 hex digits nor base64 of 32 bytes.
     #[error("sha256: {0}")]
     Sha256(&'static str),
+    /// `Repr-Digest` / `Content-Digest` that is not an RFC 9530 dictionary, or whose
+    /// `sha-256` member is not a 32-byte byte sequence.
+    #[error("{0}: write `sha-256=:<base64 of 32 bytes>:` (RFC 9530)")]
+    Digest(&'static str),
 }
 
 /// An unsigned decimal header value (`Content-Length`, `Upload-Length`,
@@ -297,9 +301,71 @@ pub fn sha256_digest(v: &str) -> Result<[u8; 32], HeaderError> {
         .map_err(|_| HeaderError::Sha256("not 32 bytes"))
 }
 
+/// The `sha-256` member of an RFC 9530 `Repr-Digest` or `Content-Digest` value (a
+/// structured-field dictionary, RFC 8941: `sha-256=:<base64>:, sha-512=:…:`), or `None`
+/// when the sender gave other algorithms only (a recipient may ignore those). Members
+/// may carry parameters; a repeated key counts as its last value (RFC 8941 §4.2.2).
+///
+/// # Errors
+/// A value that is not such a dictionary, or a `sha-256` that is not 32 bytes.
+pub fn sha256_member(v: &str) -> Result<Option<[u8; 32]>, HeaderError> {
+    const WHAT: &str = "digest";
+    let bad = || HeaderError::Digest(WHAT);
+    let mut found = None;
+    if v.trim_matches([' ', '\t']).is_empty() {
+        return Err(bad());
+    }
+    // Base64 byte sequences hold no comma, so members split on commas.
+    for member in v.split(',') {
+        let member = member.trim_matches([' ', '\t']);
+        let (key, rest) = member.split_once('=').ok_or_else(bad)?;
+        let key_ok = key
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b == b'*')
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.*".contains(&b));
+        let value = rest.strip_prefix(':').ok_or_else(bad)?;
+        let (b64, params) = value.split_once(':').ok_or_else(bad)?;
+        if !key_ok || !(params.is_empty() || params.starts_with(';')) {
+            return Err(bad());
+        }
+        let bytes = STANDARD.decode(b64).map_err(|_| bad())?;
+        if key == "sha-256" {
+            found = Some(bytes.try_into().map_err(|_| bad())?);
+        }
+    }
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digest_dictionaries() {
+        let d = STANDARD.encode([7u8; 32]);
+        let other = STANDARD.encode([1u8; 64]);
+        assert_eq!(sha256_member(&format!("sha-256=:{d}:")), Ok(Some([7; 32])));
+        assert_eq!(
+            sha256_member(&format!("sha-512=:{other}:,  sha-256=:{d}:;x=1")),
+            Ok(Some([7; 32]))
+        );
+        assert_eq!(sha256_member(&format!("sha-512=:{other}:")), Ok(None));
+        for bad in [
+            "",
+            "sha-256",
+            "sha-256=abc",
+            "sha-256=:AAAA:",
+            "sha-256=:not base64:",
+            "SHA-256=:AAAA:",
+            "sha-256=:AAAA",
+            "sha-256=:AAAA:x",
+        ] {
+            assert!(sha256_member(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn ranges() {

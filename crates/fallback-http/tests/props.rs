@@ -2,11 +2,32 @@
 //! round trips.
 
 use base64::Engine as _;
-use fallback_http::{Unsatisfiable, byte_range, parse_u64, upload_metadata};
+use fallback_http::{Unsatisfiable, byte_range, parse_u64, sha256_member, upload_metadata};
 use proptest::prelude::*;
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// A `sha-256` member among others, in any order and spacing, is found exactly;
+    /// any text is answered without a panic.
+    #[test]
+    fn digest_dictionaries_round_trip(
+        digest in proptest::array::uniform32(any::<u8>()),
+        others in proptest::collection::vec(("[a-z][a-z0-9-]{0,8}", proptest::collection::vec(any::<u8>(), 0..64)), 0..4),
+        before in 0usize..4,
+        junk in "\\PC{0,60}",
+    ) {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut members: Vec<String> = others
+            .iter()
+            .filter(|(k, _)| k != "sha-256")
+            .map(|(k, v)| format!("{k}=:{}:", b64.encode(v)))
+            .collect();
+        let at = before.min(members.len());
+        members.insert(at, format!("sha-256=:{}:", b64.encode(digest)));
+        prop_assert_eq!(sha256_member(&members.join(" ,  ")), Ok(Some(digest)));
+        let _ = sha256_member(&junk);
+    }
 
     /// Any text: an answer, never a panic, and a served range lies in the file.
     #[test]

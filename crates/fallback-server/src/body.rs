@@ -132,6 +132,8 @@ pub(crate) enum Start {
         user: String,
         offset: u64,
         chunk: Option<fallback_engine::ChunkChecksum>,
+        /// The whole upload's SHA-256 (`Repr-Digest`), checked if this completes it.
+        whole: Option<[u8; 32]>,
         /// The token's end: re-checked before completing.
         valid_until: Option<crate::auth::Deadline>,
     },
@@ -140,6 +142,9 @@ pub(crate) enum Start {
         user: String,
         dest: RelPath,
         length: Option<u64>,
+        /// The file's SHA-256 (`Repr-Digest` or `Content-Digest`), checked before it
+        /// is published.
+        expected: Option<[u8; 32]>,
         valid_until: Option<crate::auth::Deadline>,
         /// `If-None-Match: *`, or `overwrite` `deny`.
         no_replace: bool,
@@ -170,16 +175,24 @@ fn open(storage: &Storage, start: Start) -> Result<UploadWriter<'_>, ApiError> {
             user,
             offset,
             chunk,
+            whole,
             ..
-        } => storage.writer(&id, &user, offset, chunk)?,
+        } => {
+            let mut w = storage.writer(&id, &user, offset, chunk)?;
+            if let Some(d) = whole {
+                w.expect_sha256(d);
+            }
+            w
+        }
         Start::Put {
             user,
             dest,
             length,
+            expected,
             no_replace,
             modes,
             ..
-        } => storage.put(&user, &dest, length, None, no_replace, modes)?,
+        } => storage.put(&user, &dest, length, expected, no_replace, modes)?,
     })
 }
 

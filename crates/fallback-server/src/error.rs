@@ -25,8 +25,9 @@ pub(crate) enum ApiError {
     Locked,
     /// Body larger than allowed or than the upload.
     TooLarge(String),
-    /// tus PATCH without `application/offset+octet-stream`.
-    UnsupportedMediaType,
+    /// tus PATCH without `application/offset+octet-stream`, or a body with a content
+    /// coding (the message says which).
+    UnsupportedMediaType(String),
     /// `Tus-Resumable` missing or another version.
     TusVersion,
     /// `If-None-Match: *` and the destination exists.
@@ -59,7 +60,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Locked => StatusCode::LOCKED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TusVersion | ApiError::Exists | ApiError::PreconditionFailed(_) => {
                 StatusCode::PRECONDITION_FAILED
             }
@@ -81,6 +82,7 @@ impl ApiError {
             | ApiError::Conflict(m)
             | ApiError::TooLarge(m)
             | ApiError::NotImplemented(m)
+            | ApiError::UnsupportedMediaType(m)
             | ApiError::MethodNotAllowed(m) => m.clone(),
             ApiError::Unauthorized { .. } => "missing or invalid token".to_owned(),
             ApiError::Forbidden { public, .. } => public.clone(),
@@ -89,9 +91,6 @@ impl ApiError {
                 format!("offset mismatch: the upload is at {actual}")
             }
             ApiError::Locked => "the upload is being written by another request".to_owned(),
-            ApiError::UnsupportedMediaType => {
-                "Content-Type must be application/offset+octet-stream".to_owned()
-            }
             ApiError::TusVersion => "Tus-Resumable 1.0.0 is required".to_owned(),
             ApiError::Exists => {
                 "the destination exists and If-None-Match: * forbids replacing it".to_owned()

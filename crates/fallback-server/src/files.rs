@@ -670,6 +670,7 @@ pub(crate) async fn put_file(
     id.upload_root()?;
     id.permit(Direction::Upload, &path)?;
     id.check_restrictions(&path)?;
+    crate::wire::identity_body(&parts.headers)?;
     if parts.headers.contains_key(header::CONTENT_RANGE) {
         // RFC 9110 §14.5: a server that does not do partial PUT must refuse one, or it
         // would store the tail as the whole file (curl -C N -T).
@@ -699,6 +700,7 @@ pub(crate) async fn put_file(
             user: id.user.clone(),
             dest: path.clone(),
             length,
+            expected: put_digest(&parts.headers)?,
             valid_until: id.deadline(state.options()),
             no_replace: crate::precond::upload(&id, &parts.headers, &path)?,
             modes: id.modes(),
@@ -718,6 +720,20 @@ pub(crate) async fn put_file(
     let mut resp = (StatusCode::CREATED, format!("stored {} bytes\n", done.size)).into_response();
     crate::wire::insert_digest(resp.headers_mut(), &done.sha256);
     Ok(resp)
+}
+
+/// The SHA-256 a PUT announces for its file: `Repr-Digest`, or `Content-Digest` (the
+/// same thing for a body without a content coding, which is all a PUT here takes).
+/// Both given and different: refused, as one of them is wrong.
+fn put_digest(h: &axum::http::HeaderMap) -> Result<Option<[u8; 32]>, ApiError> {
+    let repr = crate::wire::sha256_field(h, "repr-digest")?;
+    let content = crate::wire::sha256_field(h, "content-digest")?;
+    match (repr, content) {
+        (Some(a), Some(b)) if a != b => Err(ApiError::BadRequest(
+            "Repr-Digest and Content-Digest differ".to_owned(),
+        )),
+        (a, b) => Ok(a.or(b)),
+    }
 }
 
 #[cfg(test)]

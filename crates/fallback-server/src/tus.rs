@@ -58,11 +58,20 @@ fn metadata(h: &HeaderMap) -> Result<Vec<(String, String)>, ApiError> {
     fallback_http::upload_metadata(v).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
-/// `Upload-Checksum: <sha1|md5|sha256> <base64>`.
+/// `Upload-Checksum: <sha1|md5|sha256> <base64>`, or RFC 9530 `Content-Digest` with
+/// `sha-256` (the digest of this request's bytes, which is what a PATCH's content is).
+/// Both at once: refused, as the server checks one.
 fn chunk_checksum(h: &HeaderMap) -> Result<Option<ChunkChecksum>, ApiError> {
+    crate::wire::identity_body(h)?;
+    let content = crate::wire::sha256_field(h, "content-digest")?;
     let Some(v) = h.get("upload-checksum") else {
-        return Ok(None);
+        return Ok(content.map(ChunkChecksum::Sha256));
     };
+    if content.is_some() {
+        return Err(ApiError::BadRequest(
+            "send Upload-Checksum or Content-Digest, not both".to_owned(),
+        ));
+    }
     let parsed = fallback_http::upload_checksum(v.to_str().unwrap_or_default())
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     Ok(Some(match parsed {
@@ -72,14 +81,22 @@ fn chunk_checksum(h: &HeaderMap) -> Result<Option<ChunkChecksum>, ApiError> {
     }))
 }
 
-/// The expected SHA-256 of the whole file from metadata `sha256` (hex or base64).
-fn expected_digest(meta: &[(String, String)]) -> Result<Option<[u8; 32]>, ApiError> {
+/// The expected SHA-256 of the whole file, from metadata `sha256` (hex or base64) or
+/// from the creation request's RFC 9530 `Repr-Digest` (which describes the whole
+/// upload); both given and different: refused.
+fn expected_digest(meta: &[(String, String)], h: &HeaderMap) -> Result<Option<[u8; 32]>, ApiError> {
+    let repr = crate::wire::sha256_field(h, "repr-digest")?;
     let Some((_, v)) = meta.iter().find(|(k, _)| k == "sha256") else {
-        return Ok(None);
+        return Ok(repr);
     };
-    fallback_http::sha256_digest(v)
-        .map(Some)
-        .map_err(|e| ApiError::BadRequest(format!("metadata {e}")))
+    let m = fallback_http::sha256_digest(v)
+        .map_err(|e| ApiError::BadRequest(format!("metadata {e}")))?;
+    if repr.is_some_and(|r| r != m) {
+        return Err(ApiError::BadRequest(
+            "Repr-Digest and metadata sha256 differ".to_owned(),
+        ));
+    }
+    Ok(Some(m))
 }
 
 /// What `Upload-Concat` asks for.
@@ -234,7 +251,7 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
         let dest = destination(&id, &meta)?;
         id.permit(Direction::Upload, &dest)?;
         id.check_restrictions(&dest)?;
-        let expected = expected_digest(&meta)?;
+        let expected = expected_digest(&meta, &parts.headers)?;
         let new = NewUpload {
             user: id.user.clone(),
             dest: dest.clone(),
@@ -265,6 +282,8 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
                 user: id.user.clone(),
                 offset: 0,
                 chunk: chunk_checksum(&parts.headers)?,
+                // Repr-Digest on a creation is the upload's expected digest, kept.
+                whole: None,
                 valid_until: id.deadline(state.options()),
             },
             body,
@@ -328,7 +347,7 @@ async fn create_final(
         dest: dest.clone(),
         // The size limit holds for the whole file too.
         length: Some(state.options().max_upload_size),
-        expected_sha256: expected_digest(&meta)?,
+        expected_sha256: expected_digest(&meta, &parts.headers)?,
         metadata: meta,
         no_replace: crate::precond::upload(id, &parts.headers, &dest)?,
         modes: id.modes(),
@@ -476,7 +495,9 @@ pub(crate) async fn patch(
         let (who, info) = owned_upload(&state, &parts, &id, false).await?;
         let ct = parts.headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes);
         if ct != Some(OFFSET_OCTET_STREAM.as_bytes()) {
-            return Err(ApiError::UnsupportedMediaType);
+            return Err(ApiError::UnsupportedMediaType(
+                "Content-Type must be application/offset+octet-stream".to_owned(),
+            ));
         }
         let offset = parts
             .headers
@@ -535,6 +556,7 @@ pub(crate) async fn patch(
                 user: who.user.clone(),
                 offset,
                 chunk: chunk_checksum(&parts.headers)?,
+                whole: crate::wire::sha256_field(&parts.headers, "repr-digest")?,
                 valid_until: who.deadline(state.options()),
             },
             body,

@@ -31,6 +31,44 @@ pub(crate) fn insert_digest(h: &mut HeaderMap, sha256: &[u8; 32]) {
     }
 }
 
+/// The SHA-256 in an RFC 9530 digest field (`Repr-Digest` or `Content-Digest`), its
+/// lines joined as one dictionary (RFC 9110 §5.3); `None` when absent or when it names
+/// other algorithms only. A malformed value is a 400.
+pub(crate) fn sha256_field(
+    h: &HeaderMap,
+    name: &str,
+) -> Result<Option<[u8; 32]>, crate::error::ApiError> {
+    let mut lines = Vec::new();
+    for v in h.get_all(name) {
+        lines.push(
+            v.to_str()
+                .map_err(|_| crate::error::ApiError::BadRequest(format!("{name} is not ASCII")))?,
+        );
+    }
+    if lines.is_empty() {
+        return Ok(None);
+    }
+    fallback_http::sha256_member(&lines.join(","))
+        .map_err(|e| crate::error::ApiError::BadRequest(format!("{name}: {e}")))
+}
+
+/// Refuses a request body with a content coding (RFC 9110 §8.4: 415): its bytes are
+/// stored as they come, so a gzip body would be stored gzipped under the file's name.
+pub(crate) fn identity_body(h: &HeaderMap) -> Result<(), crate::error::ApiError> {
+    for v in h.get_all(axum::http::header::CONTENT_ENCODING) {
+        let codings = v.to_str().unwrap_or("?");
+        if codings
+            .split(',')
+            .any(|c| !c.trim().is_empty() && !c.trim().eq_ignore_ascii_case("identity"))
+        {
+            return Err(crate::error::ApiError::UnsupportedMediaType(format!(
+                "Content-Encoding {codings} is not accepted: send the file's bytes as they are"
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, SystemTime};

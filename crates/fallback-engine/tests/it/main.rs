@@ -147,6 +147,40 @@ fn whole_file_digest_is_checked_before_the_rename() {
     assert!(!dir.path().join("f").exists());
 }
 
+/// A sender that hashes as it sends gives the digest with its last append: a wrong one
+/// leaves nothing (no file, no upload, no staged bytes), the right one publishes. An
+/// append that does not complete the upload does not check it.
+#[test]
+fn digest_given_with_the_last_append_is_checked_before_the_rename() {
+    let (dir, s) = storage();
+    for (digest, publishes) in [
+        (Sha256::digest(b"abXd"), false),
+        (Sha256::digest(b"abcd"), true),
+    ] {
+        let info = s.create_upload(new("/f", 4)).unwrap();
+        let mut w = s.writer(&info.id, "alice", 0, None).unwrap();
+        w.expect_sha256([9u8; 32]);
+        w.write(b"ab").unwrap();
+        assert_eq!(w.finish(false).unwrap().offset, 2);
+        let mut w = s.writer(&info.id, "alice", 2, None).unwrap();
+        w.expect_sha256(digest.into());
+        w.write(b"cd").unwrap();
+        let r = w.finish(false);
+        if publishes {
+            assert_eq!(
+                r.unwrap().completed.unwrap().sha256,
+                <[u8; 32]>::from(digest)
+            );
+            assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"abcd");
+        } else {
+            assert!(matches!(r, Err(Error::ChecksumMismatch)), "{r:?}");
+            assert!(matches!(s.upload(&info.id), Err(Error::UnknownUpload)));
+            assert!(!dir.path().join("f").exists());
+            assert_eq!(s.upload_count().unwrap(), 0);
+        }
+    }
+}
+
 #[test]
 fn writing_past_the_length_is_refused() {
     let (_d, s) = storage();

@@ -195,6 +195,198 @@ async fn creation_with_upload_and_a_whole_file_digest() {
     assert!(!f.docroot().join("bad.txt").exists());
 }
 
+/// A PATCH with extra headers.
+async fn patch_with(
+    app: &Router,
+    url: &str,
+    token: &str,
+    offset: u64,
+    body: &[u8],
+    extra: &[(&str, String)],
+) -> Answer {
+    let mut r = req("PATCH", url, Some(token))
+        .header("tus-resumable", "1.0.0")
+        .header("content-type", "application/offset+octet-stream")
+        .header("upload-offset", offset.to_string());
+    for (k, v) in extra {
+        r = r.header(*k, v);
+    }
+    send(app, r.body(Body::from(body.to_vec())).unwrap()).await
+}
+
+fn rfc9530(b: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha-256=:{}:", b64(&sha2::Sha256::digest(b)))
+}
+
+/// RFC 9530 digests: `Repr-Digest` on the PATCH that completes an upload is the whole
+/// file's digest (a client that hashes while sending knows it only then): a wrong one
+/// removes the upload and publishes nothing; on a PATCH that does not complete, it is
+/// not checked. `Content-Digest` on a PATCH is that chunk's digest, like
+/// Upload-Checksum. On a creation, `Repr-Digest` is the expected digest, kept.
+#[tokio::test]
+async fn rfc_9530_digests_on_patch_and_creation() {
+    let f = Fixture::new();
+    let app = f.router();
+    let token = upload_token("alice", "/");
+    let repr = |b: &[u8]| vec![("repr-digest", rfc9530(b))];
+
+    // Right digest on the last PATCH (a wrong one on an earlier PATCH is not checked).
+    let url = create(&app, &token, "good.bin", 6)
+        .await
+        .header("location")
+        .unwrap()
+        .to_owned();
+    let first = patch_with(&app, &url, &token, 0, b"abc", &repr(b"nonsense")).await;
+    assert_eq!(first.status, StatusCode::NO_CONTENT, "{first:?}");
+    let last = patch_with(&app, &url, &token, 3, b"def", &repr(b"abcdef")).await;
+    assert_eq!(last.status, StatusCode::NO_CONTENT, "{last:?}");
+    assert_eq!(
+        last.header("repr-digest"),
+        Some(rfc9530(b"abcdef").as_str())
+    );
+    assert_eq!(
+        std::fs::read(f.docroot().join("good.bin")).unwrap(),
+        b"abcdef"
+    );
+
+    // Wrong digest on the last PATCH: 460, the upload is gone, no file.
+    let url = create(&app, &token, "bad.bin", 6)
+        .await
+        .header("location")
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        patch(&app, &url, &token, 0, b"abc").await.status,
+        StatusCode::NO_CONTENT
+    );
+    let last = patch_with(&app, &url, &token, 3, b"deX", &repr(b"abcdef")).await;
+    assert_eq!(last.status.as_u16(), 460, "{last:?}");
+    assert!(!f.docroot().join("bad.bin").exists());
+    assert_eq!(head(&app, &url, &token).await.status, StatusCode::NOT_FOUND);
+
+    // Content-Digest is the chunk's: a wrong one keeps nothing of the chunk.
+    let url = create(&app, &token, "chunk.bin", 6)
+        .await
+        .header("location")
+        .unwrap()
+        .to_owned();
+    let bad = patch_with(
+        &app,
+        &url,
+        &token,
+        0,
+        b"abc",
+        &[("content-digest", rfc9530(b"abd"))],
+    )
+    .await;
+    assert_eq!(bad.status.as_u16(), 460, "{bad:?}");
+    assert_eq!(
+        head(&app, &url, &token).await.header("upload-offset"),
+        Some("0")
+    );
+    let good = patch_with(
+        &app,
+        &url,
+        &token,
+        0,
+        b"abc",
+        &[("content-digest", rfc9530(b"abc"))],
+    )
+    .await;
+    assert_eq!(good.header("upload-offset"), Some("3"), "{good:?}");
+    let both = patch_with(
+        &app,
+        &url,
+        &token,
+        3,
+        b"def",
+        &[
+            ("content-digest", rfc9530(b"def")),
+            ("upload-checksum", format!("sha256 {}", b64(&[0u8; 32]))),
+        ],
+    )
+    .await;
+    assert_eq!(both.status, StatusCode::BAD_REQUEST, "{both:?}");
+
+    // Malformed digests and content codings are refused before any byte is kept.
+    for (k, v, status) in [
+        ("repr-digest", "sha-256=abc".to_owned(), 400),
+        ("content-digest", "sha-256=:AAAA:".to_owned(), 400),
+        ("content-encoding", "gzip".to_owned(), 415),
+    ] {
+        let got = patch_with(&app, &url, &token, 3, b"def", &[(k, v.clone())]).await;
+        assert_eq!(got.status.as_u16(), status, "{k}: {v}: {got:?}");
+        assert_eq!(
+            head(&app, &url, &token).await.header("upload-offset"),
+            Some("3")
+        );
+    }
+
+    // Repr-Digest on the creation is the expected digest of the whole upload.
+    let made = send(
+        &app,
+        req("POST", "/uploads", Some(&token))
+            .header("tus-resumable", "1.0.0")
+            .header("upload-length", "3")
+            .header(
+                "upload-metadata",
+                format!("filename {}", b64(b"created.bin")),
+            )
+            .header("repr-digest", rfc9530(b"xyz"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let url = made.header("location").unwrap().to_owned();
+    assert_eq!(
+        patch(&app, &url, &token, 0, b"xyZ").await.status.as_u16(),
+        460
+    );
+    assert!(!f.docroot().join("created.bin").exists());
+}
+
+/// A PUT's `Repr-Digest` or `Content-Digest` is checked before the file appears; a body
+/// with a content coding is refused (it would be stored coded).
+#[tokio::test]
+async fn put_checks_rfc_9530_digests() {
+    let f = Fixture::new();
+    let app = f.router();
+    let token = upload_token("alice", "/");
+    let put = |name: &str, body: &'static [u8], extra: Vec<(&'static str, String)>| {
+        let mut r = req("PUT", &format!("/files/{name}"), Some(&token));
+        for (k, v) in extra {
+            r = r.header(k, v);
+        }
+        send(&app, r.body(Body::from(body)).unwrap())
+    };
+    for h in ["repr-digest", "content-digest"] {
+        let got = put("wrong.bin", b"abc", vec![(h, rfc9530(b"abd"))]).await;
+        assert_eq!(got.status.as_u16(), 460, "{h}: {got:?}");
+        assert!(!f.docroot().join("wrong.bin").exists());
+        let got = put("right.bin", b"abc", vec![(h, rfc9530(b"abc"))]).await;
+        assert_eq!(got.status, StatusCode::CREATED, "{h}: {got:?}");
+    }
+    let got = put(
+        "both.bin",
+        b"abc",
+        vec![
+            ("repr-digest", rfc9530(b"abc")),
+            ("content-digest", rfc9530(b"abd")),
+        ],
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::BAD_REQUEST, "{got:?}");
+    let got = put(
+        "gz.bin",
+        b"abc",
+        vec![("content-encoding", "gzip".to_owned())],
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{got:?}");
+    assert!(!f.docroot().join("gz.bin").exists() && !f.docroot().join("both.bin").exists());
+}
+
 /// `POST /uploads` of a 3-byte file named `name` with metadata `sha256`, and `first`
 /// as the first chunk (creation-with-upload) when not empty.
 async fn create_digested(
