@@ -1,13 +1,13 @@
 //! Downloads: a file or a whole tree, resumed with Range, verified before it gets its
 //! final name.
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
 
 use futures_util::StreamExt as _;
 use serde::Deserialize;
-use sha2::{Digest as _, Sha256};
 
+use crate::digest::{Hasher, file_sha256};
 use crate::http::check;
 use crate::state::{self, DownloadState};
 use crate::upload::parse_repr_digest;
@@ -226,7 +226,7 @@ impl Session {
         // The digest is computed as the bytes arrive, on a blocking thread fed from the
         // receive loop (a resumed part's own bytes first, read once): no second read of
         // the file once it is whole.
-        let mut streamed: Option<tokio::task::JoinHandle<Result<String>>> = None;
+        let mut streamed: Option<Hasher> = None;
         if head.size == 0 {
             std::fs::File::create(part).map_err(Error::io(part))?;
         } else if have < head.size {
@@ -247,15 +247,14 @@ impl Session {
                 .map_err(Error::io(part))?;
             let mut done = if resumed { have } else { 0 };
             let start = done;
-            let (feed, hashed) = hash_stream(part, start);
-            streamed = Some(hashed);
+            // Network chunks are small: a long queue keeps the receive loop from waiting.
+            let hasher = Hasher::start(part, start, 256);
             let pacer = crate::Pacer::new(self.rate_limit());
             let mut stream = resp.bytes_stream();
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| crate::http::network(&e))?;
                 file.write_all(&chunk).map_err(Error::io(part))?;
-                // The hasher ended only if it failed: its error is reported below.
-                let _ = feed.send(chunk.clone()).await;
+                hasher.feed(chunk.clone()).await;
                 done += chunk.len() as u64;
                 *received += chunk.len() as u64;
                 pacer.pace(done - start).await;
@@ -265,6 +264,7 @@ impl Session {
                     size: head.size,
                 });
             }
+            streamed = Some(hasher);
             file.sync_all().map_err(Error::io(part))?;
             if done != head.size {
                 return Err(Error::Network(format!(
@@ -273,17 +273,11 @@ impl Session {
                 )));
             }
         }
-        let actual = match streamed {
-            // The feed was dropped with the receive loop: the hasher finishes.
-            Some(hashed) => hashed.await.map_err(|e| Error::Protocol(e.to_string()))??,
+        let actual = hex(&match streamed {
+            Some(hasher) => hasher.finish().await?,
             // Nothing was received (an empty file, or a part already whole).
-            None => {
-                let p = part.to_owned();
-                tokio::task::spawn_blocking(move || sha256_file(&p))
-                    .await
-                    .map_err(|e| Error::Protocol(e.to_string()))??
-            }
-        };
+            None => file_sha256(part).await?,
+        });
         if let Some(exp) = &expected
             && *exp != actual
         {
@@ -318,51 +312,4 @@ pub(crate) struct Head {
     pub(crate) size: u64,
     pub(crate) etag: Option<String>,
     pub(crate) sha256: Option<String>,
-}
-
-/// A SHA-256 computed on a blocking thread: the first `prefix` bytes of `part` (what
-/// an earlier attempt stored), then every chunk sent to the returned feed. The digest
-/// (hex) comes when the feed is dropped.
-fn hash_stream(
-    part: &Path,
-    prefix: u64,
-) -> (
-    tokio::sync::mpsc::Sender<bytes::Bytes>,
-    tokio::task::JoinHandle<Result<String>>,
-) {
-    let (feed, mut chunks) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
-    let part = part.to_owned();
-    let hashed = tokio::task::spawn_blocking(move || {
-        let mut h = Sha256::new();
-        if prefix > 0 {
-            let f = std::fs::File::open(&part).map_err(Error::io(&part))?;
-            let mut stored = std::io::Read::take(f, prefix);
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = stored.read(&mut buf).map_err(Error::io(&part))?;
-                if n == 0 {
-                    break;
-                }
-                h.update(&buf[..n]);
-            }
-        }
-        while let Some(chunk) = chunks.blocking_recv() {
-            h.update(&chunk);
-        }
-        Ok(hex(&h.finalize()))
-    });
-    (feed, hashed)
-}
-
-fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).map_err(Error::io(path))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(Error::io(path))?;
-        if n == 0 {
-            return Ok(hex(&h.finalize()));
-        }
-        h.update(&buf[..n]);
-    }
 }

@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 mod decide;
+mod digest;
 mod doctor;
 mod download;
 mod http;

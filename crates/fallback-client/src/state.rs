@@ -12,8 +12,6 @@ use crate::{Error, Result, hex};
 pub(crate) struct UploadState {
     /// The tus upload URL.
     pub(crate) upload_url: String,
-    /// SHA-256 of the source, computed before the upload was created.
-    pub(crate) sha256: String,
 }
 
 /// What a partial download is a part of, so a restarted client resumes it only if the

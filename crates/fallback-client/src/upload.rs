@@ -1,16 +1,15 @@
 //! Uploads: files and trees through tus, resumable across retries and restarts.
 
-use std::io::Read as _;
+use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
-
 use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
-use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 
+use crate::digest::{Hasher, file_sha256};
 use crate::http::check;
 use crate::state::{self, UploadState};
 use crate::{Error, Event, Result, Session, Summary, hex};
@@ -76,19 +75,6 @@ pub(crate) fn collect(sources: &[PathBuf]) -> Result<Vec<Job>> {
     Ok(jobs)
 }
 
-fn sha256_of(path: &Path) -> Result<[u8; 32]> {
-    let mut f = std::fs::File::open(path).map_err(Error::io(path))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(Error::io(path))?;
-        if n == 0 {
-            return Ok(h.finalize().into());
-        }
-        h.update(&buf[..n]);
-    }
-}
-
 impl Session {
     /// Uploads files and directory trees into the URL's path (the upload token's
     /// directory, or beneath it). Returns what was done; files that failed are listed
@@ -121,8 +107,29 @@ impl Session {
 
     /// Uploads one file; returns the bytes this run sent.
     async fn upload_one(&self, job: &Job) -> Result<u64> {
-        let meta = std::fs::metadata(&job.local).map_err(Error::io(&job.local))?;
         let dest = self.remote_dest(&job.rel);
+        if job.size <= SMALL {
+            let mut attempt = 1;
+            let sha256 = loop {
+                match self.upload_small(job, &dest).await {
+                    Ok(d) => break d,
+                    Err(e) => {
+                        if !self.backoff(&job.rel, attempt, &e).await {
+                            return Err(e);
+                        }
+                        attempt += 1;
+                    }
+                }
+            };
+            self.emit(&Event::FileDone {
+                path: job.rel.clone(),
+                size: job.size,
+                transferred: job.size,
+                sha256,
+            });
+            return Ok(job.size);
+        }
+        let meta = std::fs::metadata(&job.local).map_err(Error::io(&job.local))?;
         let state_dir = self
             .opts
             .state_dir
@@ -132,7 +139,7 @@ impl Session {
         let mut known: Option<UploadState> = state::read(&state_file);
         let mut first_offset: Option<u64> = None;
         let mut attempt = 1;
-        let (st, announced) = loop {
+        let sha256 = loop {
             let r = self
                 .upload_attempt(job, &dest, &state_file, &mut known, &mut first_offset)
                 .await;
@@ -146,25 +153,65 @@ impl Session {
                 }
             }
         };
-        if let Some(announced) = announced
-            && announced != st.sha256
-        {
-            return Err(Error::DigestMismatch(job.rel.clone()));
-        }
         state::remove(&state_file);
         let transferred = job.size - first_offset.unwrap_or(0).min(job.size);
         self.emit(&Event::FileDone {
             path: job.rel.clone(),
             size: job.size,
             transferred,
-            sha256: st.sha256.clone(),
+            sha256,
         });
         Ok(transferred)
     }
 
-    /// One attempt: create the upload if there is none yet (hashing the file first, so
-    /// the server checks the whole file before it becomes visible), ask for its offset,
-    /// send the rest.
+    /// A small file in one request: read and hashed first, then sent with its creation
+    /// (tus creation-with-upload) with its digest, which the server checks before the
+    /// file appears. A server that kept fewer bytes than sent gets the rest by PATCH.
+    async fn upload_small(&self, job: &Job, dest: &str) -> Result<String> {
+        let path = job.local.clone();
+        let data = tokio::task::spawn_blocking(move || std::fs::read(&path))
+            .await
+            .map_err(|e| Error::Protocol(e.to_string()))?
+            .map_err(Error::io(&job.local))?;
+        let data = Bytes::from(data);
+        let digest: [u8; 32] = Sha256::digest(&data).into();
+        let size = data.len() as u64;
+        self.emit(&Event::FileStart {
+            path: job.rel.clone(),
+            size,
+            resumed_from: 0,
+        });
+        let resp = self
+            .send(
+                self.creation(dest, size, Some(&digest))
+                    .header("Repr-Digest", repr_digest(&digest))
+                    .header("Content-Type", OFFSET_OCTET_STREAM)
+                    .body(data.clone()),
+            )
+            .await?;
+        let resp = check(resp).await.map_err(|e| mismatch(e, &job.rel))?;
+        let (offset, announced) = offset_and_digest(&resp)?;
+        let announced = if offset < size {
+            let url = self.location(&resp)?;
+            let at = usize::try_from(offset).unwrap_or(0);
+            self.patch_bytes(job, &url, offset, data.slice(at..), &digest)
+                .await?
+        } else {
+            announced
+        };
+        self.emit(&Event::Progress {
+            path: job.rel.clone(),
+            done: size,
+            size,
+        });
+        verified(&job.rel, &digest, announced)
+    }
+
+    /// One attempt at a larger file: create the upload if there is none yet, else ask
+    /// for its offset; send the rest while hashing it (and, on a resume, the bytes
+    /// already sent, read again locally), all but the last bytes in one PATCH; then the
+    /// last bytes in a PATCH that carries the whole file's digest (`Repr-Digest`), which
+    /// the server checks before the file appears. Returns the digest (hex).
     async fn upload_attempt(
         &self,
         job: &Job,
@@ -172,42 +219,32 @@ impl Session {
         state_file: &Path,
         known: &mut Option<UploadState>,
         first_offset: &mut Option<u64>,
-    ) -> Result<(UploadState, Option<String>)> {
-        let st = if let Some(st) = known.clone() {
-            st
-        } else {
-            let path = job.local.clone();
-            let digest = tokio::task::spawn_blocking(move || sha256_of(&path))
-                .await
-                .map_err(|e| Error::Protocol(e.to_string()))??;
-            let url = self.create(dest, job.size, &digest).await?;
-            let st = UploadState {
-                upload_url: url,
-                sha256: hex(&digest),
-            };
-            if job.size == 0 {
-                // An empty file is complete at creation.
-                first_offset.get_or_insert(0);
-                return Ok((st, None));
+    ) -> Result<String> {
+        let (st, offset, done_digest) = if let Some(st) = known.clone() {
+            match self.offset(&st.upload_url).await {
+                Ok((o, d)) => (st, o, d),
+                Err(Error::Http {
+                    status: 404 | 410, ..
+                }) => {
+                    // Expired or removed on the server: start over.
+                    state::remove(state_file);
+                    *known = None;
+                    return Err(Error::Http {
+                        status: 503,
+                        message: "the upload is gone on the server; starting over".to_owned(),
+                    });
+                }
+                Err(e) => return Err(e),
             }
+        } else {
+            let resp = self.send(self.creation(dest, job.size, None)).await?;
+            let resp = check(resp).await?;
+            let st = UploadState {
+                upload_url: self.location(&resp)?,
+            };
             state::write(state_file, &st)?;
             *known = Some(st.clone());
-            st
-        };
-        let offset = match self.offset(&st.upload_url).await {
-            Ok(o) => o,
-            Err(Error::Http {
-                status: 404 | 410, ..
-            }) => {
-                // Expired or removed on the server: start over.
-                state::remove(state_file);
-                *known = None;
-                return Err(Error::Http {
-                    status: 503,
-                    message: "the upload is gone on the server; starting over".to_owned(),
-                });
-            }
-            Err(e) => return Err(e),
+            (st, 0, None)
         };
         first_offset.get_or_insert(offset);
         self.emit(&Event::FileStart {
@@ -215,37 +252,73 @@ impl Session {
             size: job.size,
             resumed_from: offset,
         });
-        let done = if offset < job.size {
-            self.patch(job, &st.upload_url, offset).await?
-        } else {
-            None
+        if offset >= job.size {
+            // Complete already (an earlier attempt's answer was lost): the server's
+            // digest must be this file's.
+            let digest = file_sha256(&job.local).await?;
+            return verified(&job.rel, &digest, done_digest);
+        }
+        let hasher = Hasher::start(&job.local, offset, 8);
+        let split = job.size - TAIL.min(job.size - offset);
+        if split > offset {
+            let at = self
+                .patch_stream(job, &st.upload_url, offset, split, &hasher)
+                .await?;
+            if at != split {
+                return Err(Error::Http {
+                    status: 503,
+                    message: format!("the server stored {at} of {} bytes", job.size),
+                });
+            }
+        }
+        let tail = read_at(&job.local, split, job.size - split).await?;
+        hasher.feed(tail.clone()).await;
+        let digest = hasher.finish().await?;
+        let announced = match self
+            .patch_bytes(job, &st.upload_url, split, tail, &digest)
+            .await
+        {
+            Err(Error::DigestMismatch(p)) => {
+                // The server removed the upload: the next attempt starts afresh.
+                state::remove(state_file);
+                *known = None;
+                return Err(Error::DigestMismatch(p));
+            }
+            other => other?,
         };
-        Ok((st, done))
+        verified(&job.rel, &digest, announced)
     }
 
-    async fn create(&self, dest: &str, size: u64, digest: &[u8; 32]) -> Result<String> {
-        let meta = format!(
-            "dest {},filename {},sha256 {}",
+    /// `POST /uploads` for `dest`: the request, to which a body may be added.
+    fn creation(
+        &self,
+        dest: &str,
+        size: u64,
+        digest: Option<&[u8; 32]>,
+    ) -> reqwest::RequestBuilder {
+        let mut meta = format!(
+            "dest {},filename {}",
             STANDARD.encode(dest),
             STANDARD.encode(dest.rsplit('/').next().unwrap_or(dest)),
-            STANDARD.encode(hex(digest))
         );
-        let resp = self
-            .send(
-                self.http
-                    .post(format!("{}/uploads", self.base))
-                    .header("Tus-Resumable", "1.0.0")
-                    .header("Upload-Length", size)
-                    .header("Upload-Metadata", meta),
-            )
-            .await?;
-        let resp = check(resp).await?;
+        if let Some(d) = digest {
+            meta.push_str(",sha256 ");
+            meta.push_str(&STANDARD.encode(hex(d)));
+        }
+        self.http
+            .post(format!("{}/uploads", self.base))
+            .header("Tus-Resumable", "1.0.0")
+            .header("Upload-Length", size)
+            .header("Upload-Metadata", meta)
+    }
+
+    /// The upload URL of a creation answer (`Location`, a path on the same origin).
+    fn location(&self, resp: &reqwest::Response) -> Result<String> {
         let loc = resp
             .headers()
             .get(reqwest::header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| Error::Protocol("no Location in the creation answer".to_owned()))?;
-        // Location is a path on the same origin.
         let origin = self
             .base
             .split("/aspera/")
@@ -259,104 +332,240 @@ impl Session {
         })
     }
 
-    async fn offset(&self, upload_url: &str) -> Result<u64> {
+    /// `HEAD` of an upload: its offset, and its digest when it is complete.
+    async fn offset(&self, upload_url: &str) -> Result<(u64, Option<String>)> {
         let resp = self
             .send(self.http.head(upload_url).header("Tus-Resumable", "1.0.0"))
             .await?;
-        let resp = check(resp).await?;
-        resp.headers()
-            .get("upload-offset")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| Error::Protocol("no Upload-Offset".to_owned()))
+        offset_and_digest(&check(resp).await?)
     }
 
-    /// Sends the file from `offset` to the end in one PATCH; returns the server's
-    /// digest (hex) when this completed the upload.
-    async fn patch(&self, job: &Job, upload_url: &str, offset: u64) -> Result<Option<String>> {
-        let mut file = tokio::fs::File::open(&job.local)
-            .await
-            .map_err(Error::io(&job.local))?;
-        file.seek(std::io::SeekFrom::Start(offset))
-            .await
-            .map_err(Error::io(&job.local))?;
-        let len = job.size - offset;
+    fn patch_request(&self, upload_url: &str, offset: u64, len: u64) -> reqwest::RequestBuilder {
+        self.http
+            .patch(upload_url)
+            .header("Tus-Resumable", "1.0.0")
+            .header("Content-Type", OFFSET_OCTET_STREAM)
+            .header("Upload-Offset", offset)
+            .header("Content-Length", len)
+    }
+
+    /// Sends bytes `offset..end` of the file in one PATCH, read on a blocking thread
+    /// and fed to `hasher` as they go; returns the new offset.
+    async fn patch_stream(
+        &self,
+        job: &Job,
+        upload_url: &str,
+        offset: u64,
+        end: u64,
+        hasher: &Hasher,
+    ) -> Result<u64> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+        {
+            // It stops at the end, or once the body is dropped (the request ended).
+            let path = job.local.clone();
+            let feed = hasher.feeder();
+            tokio::task::spawn_blocking(move || read_range(&path, offset, end, &tx, &feed));
+        }
         let events = self.events.clone();
         let rel = job.rel.clone();
         let size = job.size;
         let pacer = Arc::new(crate::Pacer::new(self.rate_limit()));
-        let stream = futures_util::stream::unfold(
-            (file, offset, vec![0u8; 1 << 20]),
-            move |(mut f, done, mut buf)| {
-                let events = events.clone();
-                let rel = rel.clone();
-                let pacer = pacer.clone();
-                async move {
-                    if done >= size {
-                        return None;
-                    }
-                    match f.read(&mut buf).await {
-                        Ok(0) => Some((
-                            Err(std::io::Error::new(
-                                std::io::ErrorKind::UnexpectedEof,
-                                "the file shrank while being sent",
-                            )),
-                            (f, size, buf),
-                        )),
-                        Ok(n) => {
-                            let chunk = Bytes::copy_from_slice(&buf[..n]);
-                            let done = done + n as u64;
-                            pacer.pace(done - offset).await;
-                            events(&Event::Progress {
-                                path: rel.clone(),
-                                done,
-                                size,
-                            });
-                            Some((Ok(chunk), (f, done, buf)))
-                        }
-                        Err(e) => Some((Err(e), (f, size, buf))),
-                    }
-                }
-            },
-        );
+        let body = futures_util::stream::unfold((rx, offset), move |(mut rx, done)| {
+            let events = events.clone();
+            let rel = rel.clone();
+            let pacer = pacer.clone();
+            async move {
+                let chunk = rx.recv().await?;
+                let done = done + chunk.as_ref().map_or(0, |c| c.len() as u64);
+                pacer.pace(done - offset).await;
+                events(&Event::Progress {
+                    path: rel,
+                    done,
+                    size,
+                });
+                Some((chunk, (rx, done)))
+            }
+        });
         let resp = self
             .send(
-                self.http
-                    .patch(upload_url)
-                    .header("Tus-Resumable", "1.0.0")
-                    .header("Content-Type", "application/offset+octet-stream")
-                    .header("Upload-Offset", offset)
-                    .header("Content-Length", len)
-                    .body(reqwest::Body::wrap_stream(stream)),
+                self.patch_request(upload_url, offset, end - offset)
+                    .body(reqwest::Body::wrap_stream(body)),
             )
             .await?;
-        let resp = match check(resp).await {
-            // Someone else moved the offset (an earlier attempt's bytes landed): resync.
-            Err(Error::Http { status: 409, .. }) => {
-                return Err(Error::Http {
-                    status: 503,
-                    message: "offset moved; resynchronising".to_owned(),
-                });
-            }
-            other => other?,
-        };
-        let new_offset: u64 = resp
-            .headers()
-            .get("upload-offset")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| Error::Protocol("no Upload-Offset".to_owned()))?;
-        if new_offset < job.size {
+        let (at, _) = patched(resp).await?;
+        Ok(at)
+    }
+
+    /// Sends `data` at `offset` in one PATCH that carries the whole file's digest,
+    /// checked by the server if this completes the upload; returns the server's digest.
+    async fn patch_bytes(
+        &self,
+        job: &Job,
+        upload_url: &str,
+        offset: u64,
+        data: Bytes,
+        digest: &[u8; 32],
+    ) -> Result<Option<String>> {
+        let end = offset + data.len() as u64;
+        let resp = self
+            .send(
+                self.patch_request(upload_url, offset, data.len() as u64)
+                    .header("Repr-Digest", repr_digest(digest))
+                    .body(data),
+            )
+            .await?;
+        let (at, announced) = patched(resp).await.map_err(|e| mismatch(e, &job.rel))?;
+        if at < job.size || at != end {
             return Err(Error::Http {
                 status: 503,
-                message: format!("the server stored {new_offset} of {} bytes", job.size),
+                message: format!("the server stored {at} of {} bytes", job.size),
             });
         }
-        Ok(resp
-            .headers()
-            .get("repr-digest")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_repr_digest))
+        self.emit(&Event::Progress {
+            path: job.rel.clone(),
+            done: at,
+            size: job.size,
+        });
+        Ok(announced)
+    }
+}
+
+/// Files up to this size go in one request (read whole, hashed, then sent with their
+/// creation): most of a tree of small files costs one round trip per file.
+const SMALL: u64 = 1 << 20;
+/// The last bytes of a larger file go in a PATCH of their own, with the whole file's
+/// digest, known by then.
+const TAIL: u64 = 64 << 10;
+/// Bytes per read when sending.
+const CHUNK: u64 = 1 << 20;
+const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
+
+/// `sha-256=:<base64>:` (RFC 9530).
+fn repr_digest(d: &[u8; 32]) -> String {
+    format!("sha-256=:{}:", STANDARD.encode(d))
+}
+
+/// A 460 (the server's digest check failed: it kept nothing) is a digest mismatch,
+/// which a new attempt may cure.
+fn mismatch(e: Error, rel: &str) -> Error {
+    match e {
+        Error::Http { status: 460, .. } => Error::DigestMismatch(rel.to_owned()),
+        e => e,
+    }
+}
+
+/// The server's digest, when it gave one, must be ours; returns ours (hex).
+fn verified(rel: &str, ours: &[u8; 32], announced: Option<String>) -> Result<String> {
+    let ours = hex(ours);
+    match announced {
+        Some(a) if a != ours => Err(Error::DigestMismatch(rel.to_owned())),
+        _ => Ok(ours),
+    }
+}
+
+/// `Upload-Offset` and, when present, `Repr-Digest` (hex) of a tus answer.
+fn offset_and_digest(resp: &reqwest::Response) -> Result<(u64, Option<String>)> {
+    let h = resp.headers();
+    let offset = h
+        .get("upload-offset")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| Error::Protocol("no Upload-Offset".to_owned()))?;
+    let digest = h
+        .get("repr-digest")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_repr_digest);
+    Ok((offset, digest))
+}
+
+/// A PATCH answer: the new offset and the digest, or why not.
+async fn patched(resp: reqwest::Response) -> Result<(u64, Option<String>)> {
+    match check(resp).await {
+        // Someone else moved the offset (an earlier attempt's bytes landed): resync.
+        Err(Error::Http { status: 409, .. }) => Err(Error::Http {
+            status: 503,
+            message: "offset moved; resynchronising".to_owned(),
+        }),
+        Err(e) => Err(e),
+        Ok(resp) => offset_and_digest(&resp),
+    }
+}
+
+/// Reads `len` bytes of `path` at `at`.
+async fn read_at(path: &Path, at: u64, len: u64) -> Result<Bytes> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut f = std::fs::File::open(&path).map_err(Error::io(&path))?;
+        f.seek(SeekFrom::Start(at)).map_err(Error::io(&path))?;
+        let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        f.take(len)
+            .read_to_end(&mut buf)
+            .map_err(Error::io(&path))?;
+        if (buf.len() as u64) < len {
+            return Err(shrank(&path));
+        }
+        Ok(Bytes::from(buf))
+    })
+    .await
+    .map_err(|e| Error::Protocol(e.to_string()))?
+}
+
+fn shrank(path: &Path) -> Error {
+    Error::Io {
+        path: path.to_owned(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the file shrank while being sent",
+        ),
+    }
+}
+
+/// Reads `from..to` of `path` in chunks, each sent to the body and to the hasher;
+/// stops when either is gone. A read error goes to the body, which fails the request.
+fn read_range(
+    path: &Path,
+    from: u64,
+    to: u64,
+    body: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    feed: &tokio::sync::mpsc::Sender<Bytes>,
+) {
+    let opened = std::fs::File::open(path).and_then(|mut f| {
+        f.seek(SeekFrom::Start(from))?;
+        Ok(f)
+    });
+    let mut f = match opened {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = body.blocking_send(Err(e));
+            return;
+        }
+    };
+    let mut at = from;
+    while at < to {
+        let want = CHUNK.min(to - at);
+        let mut buf = Vec::with_capacity(usize::try_from(want).unwrap_or(0));
+        match (&mut f).take(want).read_to_end(&mut buf) {
+            Ok(0) => {
+                let _ = body.blocking_send(Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the file shrank while being sent",
+                )));
+                return;
+            }
+            Ok(n) => {
+                at += n as u64;
+                let chunk = Bytes::from(buf);
+                if feed.blocking_send(chunk.clone()).is_err()
+                    || body.blocking_send(Ok(chunk)).is_err()
+                {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = body.blocking_send(Err(e));
+                return;
+            }
+        }
     }
 }
 

@@ -19,12 +19,29 @@ use fallback_client::{Error, Event, Events, Options, Retry, Session};
 use fallback_testkit::{download_token, make_file, sha256_file, upload_token};
 
 /// What the layer in front of the router does to one request: pass it, answer 503, or
-/// pass it with its response body's first byte flipped.
+/// pass it with its response body's (or its request body's) first byte flipped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fault {
     Pass,
     Unavailable,
     FlipFirstByte,
+    FlipFirstRequestByte,
+}
+
+/// `body` with its first byte flipped.
+fn flipped(body: Body) -> Body {
+    use futures_util::StreamExt as _;
+    let mut first = true;
+    Body::from_stream(body.into_data_stream().map(move |chunk| {
+        let chunk = chunk?;
+        if first && !chunk.is_empty() {
+            first = false;
+            let mut v = chunk.to_vec();
+            v[0] ^= 0xff;
+            return Ok::<_, axum::Error>(axum::body::Bytes::from(v));
+        }
+        Ok(chunk)
+    }))
 }
 
 /// Decides a fault per request (method, path) and records what passed.
@@ -209,21 +226,12 @@ async fn layer(script: &Mutex<Script>, req: Request, next: Next) -> Response {
         Fault::Pass => next.run(req).await,
         Fault::Unavailable => StatusCode::SERVICE_UNAVAILABLE.into_response(),
         Fault::FlipFirstByte => {
-            use futures_util::StreamExt as _;
-            let resp = next.run(req).await;
-            let (parts, body) = resp.into_parts();
-            let mut first = true;
-            let stream = body.into_data_stream().map(move |chunk| {
-                let chunk = chunk?;
-                if first && !chunk.is_empty() {
-                    first = false;
-                    let mut v = chunk.to_vec();
-                    v[0] ^= 0xff;
-                    return Ok::<_, axum::Error>(axum::body::Bytes::from(v));
-                }
-                Ok(chunk)
-            });
-            Response::from_parts(parts, Body::from_stream(stream))
+            let (parts, body) = next.run(req).await.into_parts();
+            Response::from_parts(parts, flipped(body))
+        }
+        Fault::FlipFirstRequestByte => {
+            let (parts, body) = req.into_parts();
+            next.run(Request::from_parts(parts, flipped(body))).await
         }
     }
 }

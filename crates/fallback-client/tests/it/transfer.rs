@@ -52,6 +52,55 @@ async fn an_upload_cut_mid_body_resumes_from_the_servers_offset() {
     assert!(summary.transferred < size + (3 << 20), "{summary:?}");
 }
 
+/// The client hashes while it sends and gives the digest with the last bytes
+/// (`Repr-Digest`): bytes changed on the way (the first byte of the first PATCH, or of
+/// a small file's one request) make the server refuse the file, which never appears at
+/// its name, and the client starts the upload again; changed on every attempt, the
+/// upload fails for good, still with nothing at the name and nothing left staged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_whose_bytes_change_on_the_way_never_appears() {
+    let s = Served::start().await;
+    let token = upload_token("alice", "/");
+    let big = s.dir.path().join("big.bin");
+    make_file(&big, 3 << 20, 8);
+    let small = s.dir.path().join("small.bin");
+    make_file(&small, 4096, 9);
+    let staged = || {
+        std::fs::read_dir(s.docroot().join(".fallback/uploads")).map_or(0, |d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| !e.file_name().to_string_lossy().ends_with(".done"))
+            })
+            .count()
+        })
+    };
+
+    // Every attempt corrupted.
+    s.on("PATCH", "/uploads/", &[Fault::FlipFirstRequestByte; 16]);
+    s.on("POST", "/uploads", &[Fault::FlipFirstRequestByte; 16]);
+    let (first, _) = session(&s, "/", &token).await;
+    let summary = first.upload(&[big.clone(), small.clone()]).await.unwrap();
+    assert_eq!(summary.failed.len(), 2, "{summary:?}");
+    for (_, why) in &summary.failed {
+        assert!(why.contains("SHA-256 mismatch"), "{summary:?}");
+    }
+    assert!(!s.docroot().join("big.bin").exists());
+    assert!(!s.docroot().join("small.bin").exists());
+    assert_eq!(staged(), 0, "an upload refused for its digest is removed");
+
+    // Only the first attempt corrupted: the second lands, whole.
+    s.script.lock().unwrap().rules.clear();
+    for (src, method) in [(&big, "PATCH"), (&small, "POST")] {
+        s.on(method, "/uploads", &[Fault::FlipFirstRequestByte]);
+        let (again, log) = session(&s, "/", &token).await;
+        let summary = again.upload(std::slice::from_ref(src)).await.unwrap();
+        assert!(summary.failed.is_empty(), "{summary:?}");
+        let name = src.file_name().unwrap();
+        assert_eq!(sha256_file(&s.docroot().join(name)), sha256_file(src));
+        assert_eq!(retries(&log), 1, "{:?}", log.lock().unwrap());
+    }
+}
+
 /// Puts a file of `len` bytes at docroot `/f.bin` through the service, so the server
 /// knows its SHA-256 (`Repr-Digest`).
 async fn uploaded(s: &Served, len: u64, seed: u64) -> PathBuf {
