@@ -3,27 +3,60 @@
 
 use std::io::Read as _;
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::{Error, Result};
 
-/// A digest in the making: [`Hasher::feed`] takes the chunks in file order, and
-/// [`Hasher::finish`] gives the SHA-256 once the feed is dropped.
+/// Bytes that may wait for the hasher; past them the sender waits (memory stays flat
+/// whatever the file's size or the network's chunking).
+const QUEUE_BYTES: usize = 8 << 20;
+/// The budget's unit.
+const UNIT: usize = 64 << 10;
+
+/// A digest in the making: chunks fed in file order (by [`Hasher::feed`] or a
+/// [`Feed`] on another thread), the SHA-256 from [`Hasher::finish`].
 pub(crate) struct Hasher {
-    feed: mpsc::Sender<Bytes>,
+    feed: Feed,
     hashed: JoinHandle<Result<[u8; 32]>>,
+}
+
+/// Sends chunks to a [`Hasher`], waiting while [`QUEUE_BYTES`] are queued.
+#[derive(Clone)]
+pub(crate) struct Feed {
+    tx: mpsc::UnboundedSender<(Bytes, OwnedSemaphorePermit)>,
+    budget: Arc<Semaphore>,
+}
+
+impl Feed {
+    /// Queues `chunk`; false once the hasher is gone (it failed: `finish` says why).
+    pub(crate) async fn send(&self, chunk: Bytes) -> bool {
+        let total = QUEUE_BYTES / UNIT;
+        let units = chunk.len().div_ceil(UNIT).clamp(1, total);
+        let Ok(permit) = Arc::clone(&self.budget)
+            .acquire_many_owned(u32::try_from(units).unwrap_or(1))
+            .await
+        else {
+            return false;
+        };
+        self.tx.send((chunk, permit)).is_ok()
+    }
+
+    /// [`Feed::send`] from a blocking thread.
+    pub(crate) fn blocking_send(&self, chunk: Bytes) -> bool {
+        tokio::runtime::Handle::current().block_on(self.send(chunk))
+    }
 }
 
 impl Hasher {
     /// Starts hashing: first the first `prefix` bytes of `file` (what an earlier attempt
-    /// already moved), read on the hashing thread, then every chunk fed. At most
-    /// `queue` chunks wait in between; a full queue holds the sender back.
-    pub(crate) fn start(file: &Path, prefix: u64, queue: usize) -> Hasher {
-        let (feed, mut chunks) = mpsc::channel::<Bytes>(queue.max(1));
+    /// already moved), read on the hashing thread, then every chunk fed.
+    pub(crate) fn start(file: &Path, prefix: u64) -> Hasher {
+        let (tx, mut chunks) = mpsc::unbounded_channel::<(Bytes, OwnedSemaphorePermit)>();
         let file = file.to_owned();
         let hashed = tokio::task::spawn_blocking(move || {
             let mut h = Sha256::new();
@@ -40,22 +73,27 @@ impl Hasher {
                     });
                 }
             }
-            while let Some(chunk) = chunks.blocking_recv() {
+            // Each chunk's permit goes back once it is hashed.
+            while let Some((chunk, _permit)) = chunks.blocking_recv() {
                 h.update(&chunk);
             }
             Ok(h.finalize().into())
         });
-        Hasher { feed, hashed }
+        let budget = Arc::new(Semaphore::new(QUEUE_BYTES / UNIT));
+        Hasher {
+            feed: Feed { tx, budget },
+            hashed,
+        }
     }
 
     /// A handle that feeds this hasher (for a reader on another thread).
-    pub(crate) fn feeder(&self) -> mpsc::Sender<Bytes> {
+    pub(crate) fn feeder(&self) -> Feed {
         self.feed.clone()
     }
 
     /// Adds `chunk`. If the hasher already failed, its error comes from `finish`.
     pub(crate) async fn feed(&self, chunk: Bytes) {
-        let _ = self.feed.send(chunk).await;
+        self.feed.send(chunk).await;
     }
 
     /// The SHA-256 of everything hashed, once every feeder is dropped.

@@ -247,24 +247,30 @@ impl Session {
                 .map_err(Error::io(part))?;
             let mut done = if resumed { have } else { 0 };
             let start = done;
-            // Network chunks are small: a long queue keeps the receive loop from waiting.
-            let hasher = Hasher::start(part, start, 256);
+            let hasher = Hasher::start(part, start);
             let pacer = crate::Pacer::new(self.rate_limit());
+            let mut flusher = Flusher::new(&file, part)?;
             let mut stream = resp.bytes_stream();
+            let mut shown = done;
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| crate::http::network(&e))?;
                 file.write_all(&chunk).map_err(Error::io(part))?;
                 hasher.feed(chunk.clone()).await;
                 done += chunk.len() as u64;
                 *received += chunk.len() as u64;
+                flusher.wrote(done);
                 pacer.pace(done - start).await;
-                self.emit(&Event::Progress {
-                    path: job.rel.clone(),
-                    done,
-                    size: head.size,
-                });
+                if done - shown >= PROGRESS_EVERY || done == head.size {
+                    shown = done;
+                    self.emit(&Event::Progress {
+                        path: job.rel.clone(),
+                        done,
+                        size: head.size,
+                    });
+                }
             }
             streamed = Some(hasher);
+            flusher.finish().await?;
             file.sync_all().map_err(Error::io(part))?;
             if done != head.size {
                 return Err(Error::Network(format!(
@@ -302,6 +308,69 @@ impl Session {
             sha256: actual,
         });
         Ok(())
+    }
+}
+
+/// Bytes between two progress events.
+const PROGRESS_EVERY: u64 = 1 << 20;
+
+/// Starts write-back while a download arrives: every [`Flusher::EVERY`] bytes an
+/// fdatasync on a blocking thread (one at a time), so the bytes go to disk as they come
+/// and the fsync before the rename finds little left to write. The descriptor is shared
+/// with the writer, so an error one of these syncs sees is kept and reported: the
+/// kernel reports it once per open file.
+struct Flusher {
+    file: std::fs::File,
+    path: PathBuf,
+    next: u64,
+    running: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    failed: Option<std::io::Error>,
+}
+
+impl Flusher {
+    const EVERY: u64 = 64 << 20;
+
+    fn new(file: &std::fs::File, path: &Path) -> Result<Flusher> {
+        Ok(Flusher {
+            file: file.try_clone().map_err(Error::io(path))?,
+            path: path.to_owned(),
+            next: Self::EVERY,
+            running: None,
+            failed: None,
+        })
+    }
+
+    fn wrote(&mut self, total: u64) {
+        if total < self.next || self.running.as_ref().is_some_and(|r| !r.is_finished()) {
+            return;
+        }
+        self.next = total + Self::EVERY;
+        if let Some(done) = self.running.take() {
+            // Finished: its result is ready without waiting.
+            let r = futures_util::FutureExt::now_or_never(done);
+            if let Some(Ok(Err(e))) = r {
+                self.failed.get_or_insert(e);
+            }
+        }
+        if let Ok(f) = self.file.try_clone() {
+            self.running = Some(tokio::task::spawn_blocking(move || f.sync_data()));
+        }
+    }
+
+    /// Waits for the sync in flight; the first error any of them met.
+    async fn finish(mut self) -> Result<()> {
+        if let Some(r) = self.running.take()
+            && let Ok(Err(e)) = r.await
+        {
+            self.failed.get_or_insert(e);
+        }
+        match self.failed {
+            Some(e) => Err(Error::Io {
+                path: self.path,
+                source: e,
+            }),
+            None => Ok(()),
+        }
     }
 }
 

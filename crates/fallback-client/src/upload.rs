@@ -258,7 +258,7 @@ impl Session {
             let digest = file_sha256(&job.local).await?;
             return verified(&job.rel, &digest, done_digest);
         }
-        let hasher = Hasher::start(&job.local, offset, 8);
+        let hasher = Hasher::start(&job.local, offset);
         let split = job.size - TAIL.min(job.size - offset);
         if split > offset {
             let at = self
@@ -527,7 +527,7 @@ fn read_range(
     from: u64,
     to: u64,
     body: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
-    feed: &tokio::sync::mpsc::Sender<Bytes>,
+    feed: &crate::digest::Feed,
 ) {
     let opened = std::fs::File::open(path).and_then(|mut f| {
         f.seek(SeekFrom::Start(from))?;
@@ -555,9 +555,7 @@ fn read_range(
             Ok(n) => {
                 at += n as u64;
                 let chunk = Bytes::from(buf);
-                if feed.blocking_send(chunk.clone()).is_err()
-                    || body.blocking_send(Ok(chunk)).is_err()
-                {
+                if !feed.blocking_send(chunk.clone()) || body.blocking_send(Ok(chunk)).is_err() {
                     return;
                 }
             }

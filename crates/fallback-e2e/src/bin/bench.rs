@@ -78,20 +78,101 @@ fn alternate(
     ours: &mut dyn FnMut() -> Result<f64, String>,
     theirs: &mut dyn FnMut() -> Result<f64, String>,
 ) -> Result<Comparison, String> {
+    alternate_by(
+        s.runs,
+        scenario,
+        peer,
+        ("GB/s", s.size as f64 / 1e9),
+        ours,
+        theirs,
+    )
+}
+
+/// Alternates `ours` and `theirs` `runs` times; rates = `amount` (in `unit` seconds)
+/// / seconds.
+fn alternate_by(
+    runs: usize,
+    scenario: &str,
+    peer: &str,
+    (unit, amount): (&'static str, f64),
+    ours: &mut dyn FnMut() -> Result<f64, String>,
+    theirs: &mut dyn FnMut() -> Result<f64, String>,
+) -> Result<Comparison, String> {
     let mut c = Comparison {
         scenario: scenario.to_owned(),
         peer: peer.to_owned(),
-        unit: "GB/s",
+        unit,
         ours: Vec::new(),
         theirs: Vec::new(),
     };
-    let gbs = |secs: f64| s.size as f64 / secs / 1e9;
     let failed = |e: String| format!("{scenario} vs {peer}: {e}");
-    for _ in 0..s.runs {
-        c.ours.push(gbs(ours().map_err(failed)?));
-        c.theirs.push(gbs(theirs().map_err(failed)?));
+    for _ in 0..runs {
+        c.ours.push(amount / ours().map_err(failed)?);
+        c.theirs.push(amount / theirs().map_err(failed)?);
     }
     Ok(c)
+}
+
+/// Runs the `fallback` CLI (release build) quietly, resume state in `state`; returns
+/// seconds, or its error lines.
+fn cli(args: &[&str], state: &Path) -> Result<f64, String> {
+    let start = Instant::now();
+    let out = Command::new(fallback_testkit::fallback_bin())
+        .args(args)
+        .arg("--quiet")
+        .arg("--state-dir")
+        .arg(state)
+        .output()
+        .map_err(|e| format!("fallback: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "fallback {}: {}",
+            args[0],
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// curl with a config file of many transfers, run in parallel (`--parallel`, its best
+/// for many small files); returns seconds.
+fn curl_parallel(config: &Path) -> Result<f64, String> {
+    let start = Instant::now();
+    let out = Command::new("curl")
+        .args(["-sS", "--fail", "--parallel", "--parallel-max", "16"])
+        .args(["--create-dirs", "-K"])
+        .arg(config)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// Files in the client's tree benchmark.
+const TREE_FILES: usize = 2000;
+
+/// A curl config of one transfer per line pair, from `line` for each relative path.
+fn curl_config(rels: &[String], line: impl Fn(&str) -> String) -> String {
+    rels.iter().fold(String::new(), |mut out, r| {
+        out.push_str(&line(r));
+        out
+    })
+}
+
+/// A tree of `files` files of 4 KiB under `root`, 100 per folder; returns the
+/// relative paths.
+fn make_tree(root: &Path, files: usize) -> Vec<String> {
+    (0..files)
+        .map(|i| {
+            let rel = format!("d{:02}/f{i:04}.bin", i / 100);
+            let p = root.join(&rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            make_file(&p, 4096, i as u64);
+            rel
+        })
+        .collect()
 }
 
 /// Requests per second of `wrk` against `url` with 64 connections.
@@ -495,7 +576,153 @@ fn main() {
         &mut || curl(&[&stat]),
     ));
 
-    // 6. Memory: one big upload to a fresh instance (peak RSS must not grow with the
+    // 6. The client, `fallback upload|download` (resumable, SHA-256 verified end to
+    //    end, fsynced), against curl on the same server: 1 GiB each way (256 MiB with
+    //    --quick), curl writing the same file or sending it as tus (POST with the
+    //    file's SHA-256, which the server checks, then one PATCH). Then a tree of 2,000
+    //    files of 4 KiB against curl --parallel to nginx (WebDAV PUT, static GET), which
+    //    neither verifies nor fsyncs.
+    let client_size = s.size.min(1 << 30);
+    let client_src = work.path().join("client-up.bin");
+    make_file(&client_src, client_size, 5);
+    let client_big = server.docroot().join("client.bin");
+    std::fs::copy(&client_src, &client_big).unwrap();
+    let client_digest = sha256_hex(&client_src);
+    let state = work.path().join("client-state");
+    let port = server.http.port();
+    let fasp = |path: &str, token: &str| {
+        format!(
+            "fasp://alice@127.0.0.1:1{path}?auth=no&token={token}&httpport={port}&fallback=yes&enc=none"
+        )
+    };
+    let client_amount = ("GB/s", client_size as f64 / 1e9);
+    let landed = work.path().join("client-down.bin");
+    let down_url = fasp("/client.bin", &down);
+    let curl_down = format!("http://{}/files/client.bin", server.http);
+    record(alternate_by(
+        s.runs,
+        "client download",
+        "curl -o, same server",
+        client_amount,
+        &mut || {
+            let _ = std::fs::remove_file(&landed);
+            cli(&["download", &down_url, landed.to_str().unwrap()], &state)
+        },
+        &mut || {
+            let _ = std::fs::remove_file(&landed);
+            let out = landed.to_str().unwrap().to_owned();
+            curl(&["-H", &auth_down, "-o", &out, &curl_down])
+        },
+    ));
+    let _ = std::fs::remove_file(&landed);
+    let mut j = 0;
+    let up_url = fasp("/up/client", &up);
+    let client_src_s = client_src.to_str().unwrap().to_owned();
+    record(alternate_by(
+        s.runs,
+        "client upload",
+        "curl tus, same server",
+        client_amount,
+        &mut || {
+            let _ = std::fs::remove_dir_all(server.docroot().join("up/client"));
+            cli(&["upload", &up_url, &client_src_s], &state)
+        },
+        &mut || {
+            j += 1;
+            let meta = format!(
+                "filename {},sha256 {}",
+                b64(&format!("curl-{j}.bin")),
+                b64(&client_digest)
+            );
+            tus_upload(
+                &format!("http://{}/uploads", server.http),
+                Some(&up),
+                &client_src,
+                client_size,
+                &meta,
+            )
+        },
+    ));
+    let _ = std::fs::remove_dir_all(server.docroot().join("up"));
+    let _ = std::fs::remove_file(&client_big);
+    let _ = std::fs::remove_file(&client_src);
+
+    let tree_src = work.path().join("tree");
+    let rels = make_tree(&tree_src, TREE_FILES);
+    let files = ("files/s", TREE_FILES as f64);
+    // Up: ours into /up/tree; curl PUTs each file to nginx's WebDAV folder.
+    let put_config = work.path().join("put.curl");
+    let dav_tree = proxy.static_dir.join("dav/tree");
+    std::fs::write(
+        &put_config,
+        curl_config(&rels, |r| {
+            format!(
+                "upload-file = \"{}\"\nurl = \"http://127.0.0.1:{}/dav/tree/{r}\"\noutput = /dev/null\n",
+                tree_src.join(r).display(),
+                proxy.http_port
+            )
+        }),
+    )
+    .unwrap();
+    let tree_up = fasp("/up", &up);
+    let tree_src_s = tree_src.to_str().unwrap().to_owned();
+    record(alternate_by(
+        s.runs,
+        "client tree upload",
+        "curl --parallel, nginx",
+        files,
+        &mut || {
+            let _ = std::fs::remove_dir_all(server.docroot().join("up"));
+            cli(&["upload", &tree_up, &tree_src_s], &state)
+        },
+        &mut || {
+            let _ = std::fs::remove_dir_all(&dav_tree);
+            curl_parallel(&put_config)
+        },
+    ));
+    // Down: the same tree served by both.
+    let served_tree = server.docroot().join("tree");
+    let static_tree = proxy.static_dir.join("tree");
+    for r in &rels {
+        for root in [&served_tree, &static_tree] {
+            let dst = root.join(r);
+            std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+            std::fs::copy(tree_src.join(r), &dst).unwrap();
+        }
+    }
+    let fetched = work.path().join("fetched");
+    let get_config = work.path().join("get.curl");
+    std::fs::write(
+        &get_config,
+        curl_config(&rels, |r| {
+            format!(
+                "url = \"http://127.0.0.1:{}/static/tree/{r}\"\noutput = \"{}\"\n",
+                proxy.http_port,
+                fetched.join(r).display()
+            )
+        }),
+    )
+    .unwrap();
+    let tree_down = fasp("/tree", &down);
+    let fetched_s = fetched.to_str().unwrap().to_owned();
+    record(alternate_by(
+        s.runs,
+        "client tree download",
+        "curl --parallel, nginx",
+        files,
+        &mut || {
+            let _ = std::fs::remove_dir_all(&fetched);
+            cli(&["download", &tree_down, &fetched_s], &state)
+        },
+        &mut || {
+            let _ = std::fs::remove_dir_all(&fetched);
+            curl_parallel(&get_config)
+        },
+    ));
+    let _ = std::fs::remove_dir_all(&fetched);
+    let _ = std::fs::remove_dir_all(server.docroot().join("up"));
+
+    // 7. Memory: one big upload to a fresh instance (peak RSS must not grow with the
     //    file: 10 GiB, or 1 GiB with --quick), then 1,000 idle connections.
     let big_upload: u64 = if quick { 1 << 30 } else { 10 << 30 };
     let fresh_dir = work.path().join("fresh");
@@ -518,7 +745,7 @@ fn main() {
     let _ = std::fs::remove_file(&big_src);
     let _ = std::fs::remove_dir_all(&fresh_dir);
 
-    // 7. Memory: 1,000 idle connections.
+    // 8. Memory: 1,000 idle connections.
     let conns: Vec<_> = (0..1000)
         .filter_map(|_| std::net::TcpStream::connect(server.http).ok())
         .collect();
