@@ -20,9 +20,14 @@ const UNIT: usize = 64 << 10;
 
 /// A digest in the making: chunks fed in file order (by [`Hasher::feed`] or a
 /// [`Feed`] on another thread), the SHA-256 from [`Hasher::finish`].
-pub(crate) struct Hasher {
-    feed: Feed,
-    hashed: JoinHandle<Result<[u8; 32]>>,
+pub(crate) enum Hasher {
+    /// On a blocking thread.
+    Beside {
+        feed: Feed,
+        hashed: JoinHandle<Result<[u8; 32]>>,
+    },
+    /// In the caller, for small files, where a thread costs more than the hashing.
+    Inline(Sha256),
 }
 
 /// Sends chunks to a [`Hasher`], waiting while [`QUEUE_BYTES`] are queued.
@@ -80,28 +85,46 @@ impl Hasher {
             Ok(h.finalize().into())
         });
         let budget = Arc::new(Semaphore::new(QUEUE_BYTES / UNIT));
-        Hasher {
+        Hasher::Beside {
             feed: Feed { tx, budget },
             hashed,
         }
     }
 
-    /// A handle that feeds this hasher (for a reader on another thread).
-    pub(crate) fn feeder(&self) -> Feed {
-        self.feed.clone()
+    /// Hashes in the caller, from the first byte: for a small file, fetched whole.
+    pub(crate) fn inline() -> Hasher {
+        Hasher::Inline(Sha256::new())
+    }
+
+    /// A handle that feeds this hasher from another thread (`None` when inline).
+    pub(crate) fn feeder(&self) -> Option<Feed> {
+        match self {
+            Hasher::Beside { feed, .. } => Some(feed.clone()),
+            Hasher::Inline(_) => None,
+        }
     }
 
     /// Adds `chunk`. If the hasher already failed, its error comes from `finish`.
-    pub(crate) async fn feed(&self, chunk: Bytes) {
-        self.feed.send(chunk).await;
+    pub(crate) async fn feed(&mut self, chunk: Bytes) {
+        match self {
+            Hasher::Beside { feed, .. } => {
+                feed.send(chunk).await;
+            }
+            Hasher::Inline(h) => h.update(&chunk),
+        }
     }
 
     /// The SHA-256 of everything hashed, once every feeder is dropped.
     pub(crate) async fn finish(self) -> Result<[u8; 32]> {
-        drop(self.feed);
-        self.hashed
-            .await
-            .map_err(|e| Error::Protocol(format!("hashing stopped: {e}")))?
+        match self {
+            Hasher::Beside { feed, hashed } => {
+                drop(feed);
+                hashed
+                    .await
+                    .map_err(|e| Error::Protocol(format!("hashing stopped: {e}")))?
+            }
+            Hasher::Inline(h) => Ok(h.finalize().into()),
+        }
     }
 }
 

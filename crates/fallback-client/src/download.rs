@@ -123,13 +123,20 @@ impl Session {
                 sha256: head.sha256,
             }]
         };
-        Ok(self
+        let dirs: std::collections::BTreeSet<PathBuf> = jobs
+            .iter()
+            .filter_map(|j| j.local.parent().map(Path::to_owned))
+            .collect();
+        let summary = self
             .run_jobs(
                 jobs,
                 |j: &Job| (j.rel.clone(), j.size),
                 |s, j| Box::pin(s.download_one(j)),
             )
-            .await)
+            .await;
+        let dirs = tokio::task::spawn_blocking(move || sync_dirs(&dirs));
+        dirs.await.map_err(|e| Error::Protocol(e.to_string()))??;
+        Ok(summary)
     }
 
     async fn retrying_head(&self, remote: &str) -> Result<Head> {
@@ -157,7 +164,6 @@ impl Session {
             size: get("content-length")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
-            etag: get("etag"),
             sha256: get("repr-digest").as_deref().and_then(parse_repr_digest),
         })
     }
@@ -188,6 +194,10 @@ impl Session {
         Ok(received)
     }
 
+    /// One attempt: a GET (ranged from the part's end, `If-Range` its ETag, when an
+    /// earlier attempt left a part of this very file), written to the part and hashed
+    /// as it arrives, fsynced, checked against the announced SHA-256, then renamed. No
+    /// HEAD first: the GET's own headers say what the file is.
     async fn download_attempt(
         &self,
         job: &Job,
@@ -195,95 +205,163 @@ impl Session {
         state_file: &Path,
         received: &mut u64,
     ) -> Result<()> {
-        let head = self.head(&job.remote).await?;
-        let etag = head.etag.clone().unwrap_or_default();
-        let expected = head.sha256.clone().or_else(|| job.sha256.clone());
         let url = self.files_url(&job.remote);
-        // Resume only a part of this very file (same ETag); otherwise start over.
-        let have = match (
+        // A small file is fetched whole each attempt: no resume state to keep, and it
+        // is hashed as it arrives without a thread of its own.
+        let small = job.size <= SMALL_FILE;
+        // Resume only a part of this URL whose ETag is known; otherwise start over.
+        let kept = match (
             state::read::<DownloadState>(state_file),
             std::fs::metadata(part),
         ) {
-            (Some(st), Ok(m)) if st.etag == etag && st.url == url && !etag.is_empty() => m.len(),
-            _ => {
-                let _ = std::fs::remove_file(part);
-                state::write(
-                    state_file,
-                    &DownloadState {
-                        url: url.clone(),
-                        etag: etag.clone(),
-                        size: head.size,
-                    },
-                )?;
-                0
+            (Some(st), Ok(m)) if !small && st.url == url && !st.etag.is_empty() && m.len() > 0 => {
+                Some((st.etag, m.len()))
             }
+            _ => None,
         };
+        let mut req = self.http.get(&url);
+        if let Some((etag, have)) = &kept {
+            req = req
+                .header("Range", format!("bytes={have}-"))
+                .header("If-Range", etag);
+        }
+        let resp = self.send(req).await?;
+        if resp.status() == reqwest::StatusCode::RANGE_NOT_SATISFIABLE
+            && let Some((_, have)) = &kept
+        {
+            // The part is whole already (its last answer was lost): verify it as is.
+            let total = resp
+                .headers()
+                .get(reqwest::header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("bytes */"))
+                .and_then(|v| v.parse::<u64>().ok());
+            if total == Some(*have) {
+                let expected = resp
+                    .headers()
+                    .get("repr-digest")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_repr_digest)
+                    .or_else(|| job.sha256.clone());
+                let actual = hex(&file_sha256(part).await?);
+                return self.publish(job, part, state_file, *have, expected, actual, *received);
+            }
+            // Longer than the file: not a part of it.
+            let _ = std::fs::remove_file(part);
+            state::remove(state_file);
+            return Err(Error::Http {
+                status: 503,
+                message: "the kept part is longer than the file; starting over".to_owned(),
+            });
+        }
+        let resp = check(resp).await?;
+        let resumed = resp.status() == reqwest::StatusCode::PARTIAL_CONTENT && kept.is_some();
+        let h = resp.headers();
+        let header = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let etag = header("etag").unwrap_or_default();
+        let expected = header("repr-digest")
+            .as_deref()
+            .and_then(parse_repr_digest)
+            .or_else(|| job.sha256.clone());
+        let have = if resumed {
+            kept.as_ref().map_or(0, |k| k.1)
+        } else {
+            0
+        };
+        let size = if resumed {
+            header("content-range")
+                .as_deref()
+                .and_then(|v| v.rsplit('/').next()?.parse().ok())
+        } else {
+            resp.content_length()
+        }
+        .ok_or_else(|| Error::Protocol("the server gave no length for the file".to_owned()))?;
+        if !resumed && !small {
+            // This answer starts the file: what a later attempt may resume.
+            state::write(
+                state_file,
+                &DownloadState {
+                    url: url.clone(),
+                    etag: etag.clone(),
+                    size,
+                },
+            )?;
+        }
         self.emit(&Event::FileStart {
             path: job.rel.clone(),
-            size: head.size,
+            size,
             resumed_from: have,
         });
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(resumed)
+            .write(true)
+            .truncate(!resumed)
+            .open(part)
+            .map_err(Error::io(part))?;
+        let mut done = have;
         // The digest is computed as the bytes arrive, on a blocking thread fed from the
         // receive loop (a resumed part's own bytes first, read once): no second read of
         // the file once it is whole.
-        let mut streamed: Option<Hasher> = None;
-        if head.size == 0 {
-            std::fs::File::create(part).map_err(Error::io(part))?;
-        } else if have < head.size {
-            let mut req = self.http.get(&url);
-            if have > 0 {
-                req = req
-                    .header("Range", format!("bytes={have}-"))
-                    .header("If-Range", &etag);
+        let mut hasher = if small && have == 0 {
+            Hasher::inline()
+        } else {
+            Hasher::start(part, have)
+        };
+        let pacer = crate::Pacer::new(self.rate_limit());
+        let mut flusher = if size > Flusher::EVERY {
+            Some(Flusher::new(&file, part)?)
+        } else {
+            None
+        };
+        let mut stream = resp.bytes_stream();
+        let mut shown = done;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| crate::http::network(&e))?;
+            file.write_all(&chunk).map_err(Error::io(part))?;
+            hasher.feed(chunk.clone()).await;
+            done += chunk.len() as u64;
+            *received += chunk.len() as u64;
+            if let Some(f) = &mut flusher {
+                f.wrote(done);
             }
-            let resp = check(self.send(req).await?).await?;
-            let resumed = resp.status() == reqwest::StatusCode::PARTIAL_CONTENT;
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(resumed)
-                .write(true)
-                .truncate(!resumed)
-                .open(part)
-                .map_err(Error::io(part))?;
-            let mut done = if resumed { have } else { 0 };
-            let start = done;
-            let hasher = Hasher::start(part, start);
-            let pacer = crate::Pacer::new(self.rate_limit());
-            let mut flusher = Flusher::new(&file, part)?;
-            let mut stream = resp.bytes_stream();
-            let mut shown = done;
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| crate::http::network(&e))?;
-                file.write_all(&chunk).map_err(Error::io(part))?;
-                hasher.feed(chunk.clone()).await;
-                done += chunk.len() as u64;
-                *received += chunk.len() as u64;
-                flusher.wrote(done);
-                pacer.pace(done - start).await;
-                if done - shown >= PROGRESS_EVERY || done == head.size {
-                    shown = done;
-                    self.emit(&Event::Progress {
-                        path: job.rel.clone(),
-                        done,
-                        size: head.size,
-                    });
-                }
-            }
-            streamed = Some(hasher);
-            flusher.finish().await?;
-            file.sync_all().map_err(Error::io(part))?;
-            if done != head.size {
-                return Err(Error::Network(format!(
-                    "{}: got {done} of {} bytes",
-                    job.rel, head.size
-                )));
+            pacer.pace(done - have).await;
+            if done - shown >= PROGRESS_EVERY || done == size {
+                shown = done;
+                self.emit(&Event::Progress {
+                    path: job.rel.clone(),
+                    done,
+                    size,
+                });
             }
         }
-        let actual = hex(&match streamed {
-            Some(hasher) => hasher.finish().await?,
-            // Nothing was received (an empty file, or a part already whole).
-            None => file_sha256(part).await?,
-        });
+        if let Some(f) = flusher {
+            f.finish().await?;
+        }
+        file.sync_all().map_err(Error::io(part))?;
+        if done != size {
+            return Err(Error::Network(format!(
+                "{}: got {done} of {size} bytes",
+                job.rel
+            )));
+        }
+        let actual = hex(&hasher.finish().await?);
+        self.publish(job, part, state_file, size, expected, actual, *received)
+    }
+
+    /// The part is whole and synced: checked against `expected`, renamed to its name.
+    /// The parent directory is synced once for the whole run ([`Session::download`]).
+    #[allow(clippy::too_many_arguments)]
+    fn publish(
+        &self,
+        job: &Job,
+        part: &Path,
+        state_file: &Path,
+        size: u64,
+        expected: Option<String>,
+        actual: String,
+        received: u64,
+    ) -> Result<()> {
         if let Some(exp) = &expected
             && *exp != actual
         {
@@ -295,21 +373,30 @@ impl Session {
             tracing::warn!(path = %job.rel, "the server announced no SHA-256: not verified end to end");
         }
         std::fs::rename(part, &job.local).map_err(Error::io(&job.local))?;
-        if let Some(dir) = job.local.parent()
-            && let Ok(d) = std::fs::File::open(dir)
-        {
-            let _ = d.sync_all();
-        }
         state::remove(state_file);
         self.emit(&Event::FileDone {
             path: job.rel.clone(),
-            size: head.size,
-            transferred: *received,
+            size,
+            transferred: received,
             sha256: actual,
         });
         Ok(())
     }
 }
+
+/// fsync of each directory files were renamed into, once each: the renames are
+/// durable when the run reports success.
+fn sync_dirs(dirs: &std::collections::BTreeSet<PathBuf>) -> Result<()> {
+    for d in dirs {
+        std::fs::File::open(d)
+            .and_then(|f| f.sync_all())
+            .map_err(Error::io(d))?;
+    }
+    Ok(())
+}
+
+/// Files up to this size are fetched whole on each attempt, hashed inline.
+const SMALL_FILE: u64 = 1 << 20;
 
 /// Bytes between two progress events.
 const PROGRESS_EVERY: u64 = 1 << 20;
@@ -379,6 +466,5 @@ impl Flusher {
 pub(crate) struct Head {
     pub(crate) is_dir: bool,
     pub(crate) size: u64,
-    pub(crate) etag: Option<String>,
     pub(crate) sha256: Option<String>,
 }

@@ -258,7 +258,7 @@ impl Session {
             let digest = file_sha256(&job.local).await?;
             return verified(&job.rel, &digest, done_digest);
         }
-        let hasher = Hasher::start(&job.local, offset);
+        let mut hasher = Hasher::start(&job.local, offset);
         let split = job.size - TAIL.min(job.size - offset);
         if split > offset {
             let at = self
@@ -363,7 +363,9 @@ impl Session {
         {
             // It stops at the end, or once the body is dropped (the request ended).
             let path = job.local.clone();
-            let feed = hasher.feeder();
+            let feed = hasher.feeder().ok_or_else(|| {
+                Error::Protocol("a streamed upload needs a hashing thread".to_owned())
+            })?;
             tokio::task::spawn_blocking(move || read_range(&path, offset, end, &tx, &feed));
         }
         let events = self.events.clone();
