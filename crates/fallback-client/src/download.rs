@@ -194,7 +194,7 @@ impl Session {
         Ok(received)
     }
 
-    /// One attempt: a GET (ranged from the part's end, `If-Range` its ETag, when an
+    /// One attempt: a GET (ranged from the part's end, `If-Range` its `ETag`, when an
     /// earlier attempt left a part of this very file), written to the part and hashed
     /// as it arrives, fsynced, checked against the announced SHA-256, then renamed. No
     /// HEAD first: the GET's own headers say what the file is.
@@ -244,7 +244,15 @@ impl Session {
                     .and_then(parse_repr_digest)
                     .or_else(|| job.sha256.clone());
                 let actual = hex(&file_sha256(part).await?);
-                return self.publish(job, part, state_file, *have, expected, actual, *received);
+                return self.publish(
+                    job,
+                    part,
+                    state_file,
+                    *have,
+                    expected.as_deref(),
+                    actual,
+                    *received,
+                );
             }
             // Longer than the file: not a part of it.
             let _ = std::fs::remove_file(part);
@@ -346,7 +354,15 @@ impl Session {
             )));
         }
         let actual = hex(&hasher.finish().await?);
-        self.publish(job, part, state_file, size, expected, actual, *received)
+        self.publish(
+            job,
+            part,
+            state_file,
+            size,
+            expected.as_deref(),
+            actual,
+            *received,
+        )
     }
 
     /// The part is whole and synced: checked against `expected`, renamed to its name.
@@ -358,12 +374,12 @@ impl Session {
         part: &Path,
         state_file: &Path,
         size: u64,
-        expected: Option<String>,
+        expected: Option<&str>,
         actual: String,
         received: u64,
     ) -> Result<()> {
-        if let Some(exp) = &expected
-            && *exp != actual
+        if let Some(exp) = expected
+            && exp != actual
         {
             let _ = std::fs::remove_file(part);
             state::remove(state_file);
