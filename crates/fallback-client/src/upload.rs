@@ -504,7 +504,10 @@ async fn read_at(path: &Path, at: u64, len: u64) -> Result<Bytes> {
             .read_to_end(&mut buf)
             .map_err(Error::io(&path))?;
         if (buf.len() as u64) < len {
-            return Err(shrank(&path));
+            return Err(Error::Io {
+                path,
+                source: shrank(),
+            });
         }
         Ok(Bytes::from(buf))
     })
@@ -512,14 +515,11 @@ async fn read_at(path: &Path, at: u64, len: u64) -> Result<Bytes> {
     .map_err(|e| Error::Protocol(e.to_string()))?
 }
 
-fn shrank(path: &Path) -> Error {
-    Error::Io {
-        path: path.to_owned(),
-        source: std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "the file shrank while being sent",
-        ),
-    }
+fn shrank() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "the file shrank while being sent",
+    )
 }
 
 /// Reads `from..to` of `path` in chunks, each sent to the body and to the hasher;
@@ -548,10 +548,7 @@ fn read_range(
         let mut buf = Vec::with_capacity(usize::try_from(want).unwrap_or(0));
         match (&mut f).take(want).read_to_end(&mut buf) {
             Ok(0) => {
-                let _ = body.blocking_send(Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the file shrank while being sent",
-                )));
+                let _ = body.blocking_send(Err(shrank()));
                 return;
             }
             Ok(n) => {
