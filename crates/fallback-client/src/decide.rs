@@ -202,10 +202,11 @@ impl Session {
     }
 
     /// Runs a transfer plan: announces it, moves each file with `each` (at most
-    /// `parallel` at once) and totals the outcomes. `label` gives a job's path and size.
+    /// `in_flight` at once) and totals the outcomes. `label` gives a job's path and size.
     pub(crate) async fn run_jobs<J>(
         &self,
         jobs: Vec<J>,
+        in_flight: usize,
         label: impl Fn(&J) -> (String, u64),
         each: impl for<'a> Fn(&'a Self, &'a J) -> BoxFuture<'a, Result<u64>>,
     ) -> crate::Summary {
@@ -219,7 +220,7 @@ impl Session {
                 let r = each(self, &job).await;
                 (job, r)
             })
-            .buffer_unordered(self.opts.parallel.max(1))
+            .buffer_unordered(in_flight.max(1))
             .collect()
             .await;
         self.summarize(results.into_iter().map(|(j, r)| {

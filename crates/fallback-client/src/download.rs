@@ -3,10 +3,13 @@
 
 use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use futures_util::StreamExt as _;
 use serde::Deserialize;
+use tokio::sync::Semaphore;
 
+use crate::commit::Committer;
 use crate::digest::{Hasher, file_sha256};
 use crate::http::check;
 use crate::state::{self, DownloadState};
@@ -127,11 +130,22 @@ impl Session {
             .iter()
             .filter_map(|j| j.local.parent().map(Path::to_owned))
             .collect();
+        // `parallel` requests at a time; a file whose bytes are in waits for its
+        // group commit without holding a request slot, so several times as many files
+        // are in flight.
+        let run = Run {
+            requests: Arc::new(Semaphore::new(self.opts.parallel.max(1))),
+            committer: Arc::new(Committer::default()),
+        };
         let summary = self
             .run_jobs(
                 jobs,
+                self.opts.parallel.max(1) * COMMIT_DEPTH,
                 |j: &Job| (j.rel.clone(), j.size),
-                |s, j| Box::pin(s.download_one(j)),
+                |s, j: &Job| {
+                    let run = run.clone();
+                    Box::pin(async move { s.download_one(j, &run).await })
+                },
             )
             .await;
         let dirs = tokio::task::spawn_blocking(move || sync_dirs(&dirs));
@@ -169,7 +183,7 @@ impl Session {
     }
 
     /// Downloads one file; returns the bytes this run received.
-    async fn download_one(&self, job: &Job) -> Result<u64> {
+    async fn download_one(&self, job: &Job, run: &Run) -> Result<u64> {
         if let Some(dir) = job.local.parent() {
             std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
         }
@@ -179,7 +193,7 @@ impl Session {
         let mut attempt = 1;
         loop {
             match self
-                .download_attempt(job, &part, &state_file, &mut received)
+                .download_attempt(job, run, &part, &state_file, &mut received)
                 .await
             {
                 Ok(()) => break,
@@ -201,6 +215,7 @@ impl Session {
     async fn download_attempt(
         &self,
         job: &Job,
+        run: &Run,
         part: &Path,
         state_file: &Path,
         received: &mut u64,
@@ -219,6 +234,11 @@ impl Session {
             }
             _ => None,
         };
+        let slot = run
+            .requests
+            .acquire()
+            .await
+            .map_err(|_| Error::Protocol("the run was stopped".to_owned()))?;
         let mut req = self.http.get(&url);
         if let Some((etag, have)) = &kept {
             req = req
@@ -243,16 +263,23 @@ impl Session {
                     .and_then(|v| v.to_str().ok())
                     .and_then(parse_repr_digest)
                     .or_else(|| job.sha256.clone());
+                drop(slot);
                 let actual = hex(&file_sha256(part).await?);
-                return self.publish(
-                    job,
-                    part,
-                    state_file,
-                    *have,
-                    expected.as_deref(),
-                    actual,
-                    *received,
-                );
+                // Not known to be synced: the attempt that wrote it may have been cut.
+                let file = std::fs::File::open(part).map_err(Error::io(part))?;
+                return self
+                    .publish(
+                        job,
+                        part,
+                        state_file,
+                        *have,
+                        expected.as_deref(),
+                        actual,
+                        *received,
+                        Durable::Commit(file),
+                        run,
+                    )
+                    .await;
             }
             // Longer than the file: not a part of it.
             let _ = std::fs::remove_file(part);
@@ -343,16 +370,27 @@ impl Session {
                 });
             }
         }
-        if let Some(f) = flusher {
-            f.finish().await?;
-        }
-        file.sync_all().map_err(Error::io(part))?;
+        drop(slot);
         if done != size {
             return Err(Error::Network(format!(
                 "{}: got {done} of {size} bytes",
                 job.rel
             )));
         }
+        let durable = if small {
+            // Synced with the other small files of its batch, after the digest check.
+            Durable::Commit(file)
+        } else {
+            if let Some(f) = flusher {
+                f.finish().await?;
+            }
+            let f = file;
+            tokio::task::spawn_blocking(move || f.sync_all())
+                .await
+                .map_err(|e| Error::Protocol(e.to_string()))?
+                .map_err(Error::io(part))?;
+            Durable::Already
+        };
         let actual = hex(&hasher.finish().await?);
         self.publish(
             job,
@@ -362,13 +400,17 @@ impl Session {
             expected.as_deref(),
             actual,
             *received,
+            durable,
+            run,
         )
+        .await
     }
 
-    /// The part is whole and synced: checked against `expected`, renamed to its name.
-    /// The parent directory is synced once for the whole run ([`Session::download`]).
+    /// The part is whole: checked against `expected`, made durable if it is not yet
+    /// (with its commit batch), renamed to its name. The parent directory is synced
+    /// once for the whole run ([`Session::download`]).
     #[allow(clippy::too_many_arguments)]
-    fn publish(
+    async fn publish(
         &self,
         job: &Job,
         part: &Path,
@@ -377,6 +419,8 @@ impl Session {
         expected: Option<&str>,
         actual: String,
         received: u64,
+        durable: Durable,
+        run: &Run,
     ) -> Result<()> {
         if let Some(exp) = expected
             && exp != actual
@@ -388,7 +432,16 @@ impl Session {
         if expected.is_none() {
             tracing::warn!(path = %job.rel, "the server announced no SHA-256: not verified end to end");
         }
-        std::fs::rename(part, &job.local).map_err(Error::io(&job.local))?;
+        match durable {
+            Durable::Already => {
+                std::fs::rename(part, &job.local).map_err(Error::io(&job.local))?;
+            }
+            Durable::Commit(file) => {
+                run.committer
+                    .commit(file, part.to_owned(), job.local.clone())
+                    .await?;
+            }
+        }
         state::remove(state_file);
         self.emit(&Event::FileDone {
             path: job.rel.clone(),
@@ -398,6 +451,25 @@ impl Session {
         });
         Ok(())
     }
+}
+
+/// What one download run shares: its request slots and its group commit.
+#[derive(Clone)]
+struct Run {
+    requests: Arc<Semaphore>,
+    committer: Arc<Committer>,
+}
+
+/// Files in flight per request slot: the ones past their request wait for their batch.
+const COMMIT_DEPTH: usize = 8;
+
+/// Whether a checked part still has to reach the disk before its rename.
+enum Durable {
+    /// Synced already (a large file, after its last byte).
+    Already,
+    /// Not synced (a small file, or a kept part verified as is): synced through this
+    /// handle with its batch.
+    Commit(std::fs::File),
 }
 
 /// fsync of each directory files were renamed into, once each: the renames are

@@ -13,6 +13,7 @@
 //! [`doctor`] runs the article's troubleshooting list against a URL.
 #![warn(missing_docs)]
 
+mod commit;
 mod decide;
 mod digest;
 mod doctor;

@@ -84,6 +84,7 @@ impl Session {
         Ok(self
             .run_jobs(
                 jobs,
+                self.opts.parallel,
                 |j: &Job| (j.rel.clone(), j.size),
                 |s, j| Box::pin(s.upload_one(j)),
             )

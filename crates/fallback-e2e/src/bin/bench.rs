@@ -3,8 +3,9 @@
 //! Prints a table of ratios (ours / peer, min-median-max) and writes
 //! `target/bench/results.json`.
 //!
-//! Arguments: `--quick` (256 MiB files, 3 runs, 3 s load tests) and `--check` (exit 1 if
-//! a scenario failed to run; never because of a ratio).
+//! Arguments: `--quick` (256 MiB files, 3 runs, 3 s load tests), `--check` (exit 1 if
+//! a scenario failed to run; never because of a ratio) and `--only LIST` (sections to
+//! run, comma-separated: download, upload, small, proxy, client, memory; all by default).
 
 // A measuring tool prints; a failure is a panic or an error line with the reason.
 #![allow(
@@ -338,6 +339,12 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
     let check = args.iter().any(|a| a == "--check");
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.split(',').map(str::to_owned).collect());
+    let want = |section: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == section));
     let s = if quick {
         Settings {
             size: 256 << 20,
@@ -395,186 +402,200 @@ fn main() {
         "http://127.0.0.1:{}/static/big.bin",
         proxy.http_port
     )]);
+    let dufs = if want("download") || want("upload") {
+        start_dufs(&server.docroot())
+    } else {
+        None
+    };
+    let mut rustus = None;
+    let mut upload_peak_kib = 0;
 
     // 1. HTTP download.
-    for (peer, url) in [
-        (
-            "nginx",
-            format!("http://127.0.0.1:{}/static/big.bin", proxy.http_port),
-        ),
-        (
-            "apache",
-            format!("http://127.0.0.1:{}/static/big.bin", apache.http_port),
-        ),
-    ] {
-        record(alternate(
-            &s,
-            "download HTTP",
-            peer,
-            &mut || curl(&["-H", &auth_down, &ours_http]),
-            &mut || curl(&[&url]),
-        ));
-    }
-    let dufs = start_dufs(&server.docroot());
-    if let Some((_, port)) = &dufs {
-        let url = format!("http://127.0.0.1:{port}/big.bin");
-        record(alternate(
-            &s,
-            "download HTTP",
-            "dufs",
-            &mut || curl(&["-H", &auth_down, &ours_http]),
-            &mut || curl(&[&url]),
-        ));
-    }
+    if want("download") {
+        for (peer, url) in [
+            (
+                "nginx",
+                format!("http://127.0.0.1:{}/static/big.bin", proxy.http_port),
+            ),
+            (
+                "apache",
+                format!("http://127.0.0.1:{}/static/big.bin", apache.http_port),
+            ),
+        ] {
+            record(alternate(
+                &s,
+                "download HTTP",
+                peer,
+                &mut || curl(&["-H", &auth_down, &ours_http]),
+                &mut || curl(&[&url]),
+            ));
+        }
+        if let Some((_, port)) = &dufs {
+            let url = format!("http://127.0.0.1:{port}/big.bin");
+            record(alternate(
+                &s,
+                "download HTTP",
+                "dufs",
+                &mut || curl(&["-H", &auth_down, &ours_http]),
+                &mut || curl(&[&url]),
+            ));
+        }
 
-    // 2. HTTPS download, TLS 1.3 AES-128-GCM on both sides.
-    let nginx_https = format!("https://127.0.0.1:{}/static/big.bin", proxy.https_port);
-    record(alternate(
-        &s,
-        "download HTTPS",
-        "nginx",
-        &mut || curl(&[&tls[..], &["-H", &auth_down, &ours_https]].concat()),
-        &mut || curl(&[&tls[..], &[nginx_https.as_str()]].concat()),
-    ));
+        // 2. HTTPS download, TLS 1.3 AES-128-GCM on both sides.
+        let nginx_https = format!("https://127.0.0.1:{}/static/big.bin", proxy.https_port);
+        record(alternate(
+            &s,
+            "download HTTPS",
+            "nginx",
+            &mut || curl(&[&tls[..], &["-H", &auth_down, &ours_https]].concat()),
+            &mut || curl(&[&tls[..], &[nginx_https.as_str()]].concat()),
+        ));
+    }
 
     // 3. Uploads: single PUT against nginx WebDAV and dufs; resumable tus with SHA-256
     //    against rustus.
-    let src = work.path().join("upload.bin");
-    make_file(&src, s.size, 3);
-    let src_s = src.to_str().unwrap().to_owned();
-    let mut n = 0;
-    let mut ours_put = || {
-        n += 1;
-        curl(&[
-            "-T",
-            &src_s,
-            "-H",
-            &auth_up,
-            &format!("http://{}/files/up/put-{n}.bin", server.http),
-        ])
-    };
-    let dav = format!("http://127.0.0.1:{}/dav/put.bin", proxy.http_port);
-    record(alternate(
-        &s,
-        "upload PUT",
-        "nginx WebDAV",
-        &mut ours_put,
-        &mut || curl(&["-T", &src_s, &dav]),
-    ));
-    if let Some((_, port)) = &dufs {
-        let url = format!("http://127.0.0.1:{port}/dufs-put.bin");
-        let mut m = 0;
-        let mut ours_put2 = || {
-            m += 1;
+    if want("upload") {
+        let src = work.path().join("upload.bin");
+        make_file(&src, s.size, 3);
+        let src_s = src.to_str().unwrap().to_owned();
+        let mut n = 0;
+        let mut ours_put = || {
+            n += 1;
             curl(&[
                 "-T",
                 &src_s,
                 "-H",
                 &auth_up,
-                &format!("http://{}/files/up/p2-{m}.bin", server.http),
+                &format!("http://{}/files/up/put-{n}.bin", server.http),
             ])
         };
+        let dav = format!("http://127.0.0.1:{}/dav/put.bin", proxy.http_port);
         record(alternate(
             &s,
             "upload PUT",
-            "dufs",
-            &mut ours_put2,
-            &mut || curl(&["-T", &src_s, &url]),
+            "nginx WebDAV",
+            &mut ours_put,
+            &mut || curl(&["-T", &src_s, &dav]),
         ));
-    }
-    let digest = sha256_hex(&src);
-    let rustus_dir = work.path().join("rustus");
-    let rustus = start_rustus(&rustus_dir);
-    let mut k = 0;
-    let mut ours_tus = || {
-        k += 1;
-        let meta = format!(
-            "filename {},sha256 {}",
-            b64(&format!("tus-{k}.bin")),
-            b64(&digest)
-        );
-        tus_upload(
-            &format!("http://{}/uploads", server.http),
-            Some(&up),
-            &src,
-            s.size,
-            &meta,
-        )
-    };
-    if let Some((_, port)) = &rustus {
-        let base = format!("http://127.0.0.1:{port}");
+        if let Some((_, port)) = &dufs {
+            let url = format!("http://127.0.0.1:{port}/dufs-put.bin");
+            let mut m = 0;
+            let mut ours_put2 = || {
+                m += 1;
+                curl(&[
+                    "-T",
+                    &src_s,
+                    "-H",
+                    &auth_up,
+                    &format!("http://{}/files/up/p2-{m}.bin", server.http),
+                ])
+            };
+            record(alternate(
+                &s,
+                "upload PUT",
+                "dufs",
+                &mut ours_put2,
+                &mut || curl(&["-T", &src_s, &url]),
+            ));
+        }
+        let digest = sha256_hex(&src);
+        let rustus_dir = work.path().join("rustus");
+        rustus = start_rustus(&rustus_dir);
+        let mut k = 0;
+        let mut ours_tus = || {
+            k += 1;
+            let meta = format!(
+                "filename {},sha256 {}",
+                b64(&format!("tus-{k}.bin")),
+                b64(&digest)
+            );
+            tus_upload(
+                &format!("http://{}/uploads", server.http),
+                Some(&up),
+                &src,
+                s.size,
+                &meta,
+            )
+        };
+        if let Some((_, port)) = &rustus {
+            let base = format!("http://127.0.0.1:{port}");
+            record(alternate(
+                &s,
+                "upload tus + SHA-256",
+                "rustus",
+                &mut ours_tus,
+                &mut || {
+                    tus_upload(
+                        &format!("{base}/files"),
+                        None,
+                        &src,
+                        s.size,
+                        &format!("filename {}", b64("r.bin")),
+                    )
+                    .inspect(|_| {
+                        let _ = std::fs::remove_dir_all(rustus_dir.join("data"));
+                        let _ = std::fs::create_dir_all(rustus_dir.join("data"));
+                    })
+                },
+            ));
+        }
+        // The target compares the resumable, verified upload with a plain PUT too.
         record(alternate(
             &s,
             "upload tus + SHA-256",
-            "rustus",
+            "nginx WebDAV PUT",
             &mut ours_tus,
-            &mut || {
-                tus_upload(
-                    &format!("{base}/files"),
-                    None,
-                    &src,
-                    s.size,
-                    &format!("filename {}", b64("r.bin")),
-                )
-                .inspect(|_| {
-                    let _ = std::fs::remove_dir_all(rustus_dir.join("data"));
-                    let _ = std::fs::create_dir_all(rustus_dir.join("data"));
-                })
-            },
+            &mut || curl(&["-T", &src_s, &dav]),
         ));
+        let _ = std::fs::remove_dir_all(server.docroot().join("up"));
+        upload_peak_kib = proc_kib(server.pid(), "VmHWM:");
     }
-    // The target compares the resumable, verified upload with a plain PUT too.
-    record(alternate(
-        &s,
-        "upload tus + SHA-256",
-        "nginx WebDAV PUT",
-        &mut ours_tus,
-        &mut || curl(&["-T", &src_s, &dav]),
-    ));
-    let _ = std::fs::remove_dir_all(server.docroot().join("up"));
-    let upload_peak_kib = proc_kib(server.pid(), "VmHWM:");
 
     // 4. Small GETs.
-    let small_ours = format!("http://{}/files/small.bin", server.http);
-    let small_nginx = format!("http://127.0.0.1:{}/static/small.bin", proxy.http_port);
-    let mut gets = Comparison {
-        scenario: "4 KiB GETs, 64 connections".to_owned(),
-        peer: "nginx".to_owned(),
-        unit: "req/s",
-        ours: Vec::new(),
-        theirs: Vec::new(),
-    };
-    let mut get_err = None;
-    for _ in 0..s.runs.min(3) {
-        match (
-            wrk(&small_ours, Some(&auth_down), s.load_secs),
-            wrk(&small_nginx, None, s.load_secs),
-        ) {
-            (Ok(o), Ok(t)) => {
-                gets.ours.push(o);
-                gets.theirs.push(t);
-            }
-            (Err(e), _) | (_, Err(e)) => {
-                get_err = Some(e);
-                break;
+    if want("small") {
+        let small_ours = format!("http://{}/files/small.bin", server.http);
+        let small_nginx = format!("http://127.0.0.1:{}/static/small.bin", proxy.http_port);
+        let mut gets = Comparison {
+            scenario: "4 KiB GETs, 64 connections".to_owned(),
+            peer: "nginx".to_owned(),
+            unit: "req/s",
+            ours: Vec::new(),
+            theirs: Vec::new(),
+        };
+        let mut get_err = None;
+        for _ in 0..s.runs.min(3) {
+            match (
+                wrk(&small_ours, Some(&auth_down), s.load_secs),
+                wrk(&small_nginx, None, s.load_secs),
+            ) {
+                (Ok(o), Ok(t)) => {
+                    gets.ours.push(o);
+                    gets.theirs.push(t);
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    get_err = Some(e);
+                    break;
+                }
             }
         }
+        record(get_err.map_or(Ok(gets), |e| Err(format!("4 KiB GETs vs nginx: {e}"))));
     }
-    record(get_err.map_or(Ok(gets), |e| Err(format!("4 KiB GETs vs nginx: {e}"))));
 
     // 5. Through Apache in proxy mode vs Apache serving the file itself.
-    let via = format!(
-        "http://127.0.0.1:{}/aspera/http/files/big.bin",
-        apache.http_port
-    );
-    let stat = format!("http://127.0.0.1:{}/static/big.bin", apache.http_port);
-    record(alternate(
-        &s,
-        "download via Apache proxy",
-        "Apache static",
-        &mut || curl(&["-H", &auth_down, &via]),
-        &mut || curl(&[&stat]),
-    ));
+    if want("proxy") {
+        let via = format!(
+            "http://127.0.0.1:{}/aspera/http/files/big.bin",
+            apache.http_port
+        );
+        let stat = format!("http://127.0.0.1:{}/static/big.bin", apache.http_port);
+        record(alternate(
+            &s,
+            "download via Apache proxy",
+            "Apache static",
+            &mut || curl(&["-H", &auth_down, &via]),
+            &mut || curl(&[&stat]),
+        ));
+    }
 
     // 6. The client, `fallback upload|download` (resumable, SHA-256 verified end to
     //    end, fsynced), against curl on the same server: 1 GiB each way (256 MiB with
@@ -582,78 +603,79 @@ fn main() {
     //    file's SHA-256, which the server checks, then one PATCH). Then a tree of 2,000
     //    files of 4 KiB against curl --parallel to nginx (WebDAV PUT, static GET), which
     //    neither verifies nor fsyncs.
-    let client_size = s.size.min(1 << 30);
-    let client_src = work.path().join("client-up.bin");
-    make_file(&client_src, client_size, 5);
-    let client_big = server.docroot().join("client.bin");
-    std::fs::copy(&client_src, &client_big).unwrap();
-    let client_digest = sha256_hex(&client_src);
-    let state = work.path().join("client-state");
-    let port = server.http.port();
-    let fasp = |path: &str, token: &str| {
-        format!(
-            "fasp://alice@127.0.0.1:1{path}?auth=no&token={token}&httpport={port}&fallback=yes&enc=none"
-        )
-    };
-    let client_amount = ("GB/s", client_size as f64 / 1e9);
-    let landed = work.path().join("client-down.bin");
-    let down_url = fasp("/client.bin", &down);
-    let curl_down = format!("http://{}/files/client.bin", server.http);
-    record(alternate_by(
-        s.runs,
-        "client download",
-        "curl -o, same server",
-        client_amount,
-        &mut || {
-            let _ = std::fs::remove_file(&landed);
-            cli(&["download", &down_url, landed.to_str().unwrap()], &state)
-        },
-        &mut || {
-            let _ = std::fs::remove_file(&landed);
-            let out = landed.to_str().unwrap().to_owned();
-            curl(&["-H", &auth_down, "-o", &out, &curl_down])
-        },
-    ));
-    let _ = std::fs::remove_file(&landed);
-    let mut j = 0;
-    let up_url = fasp("/up/client", &up);
-    let client_src_s = client_src.to_str().unwrap().to_owned();
-    record(alternate_by(
-        s.runs,
-        "client upload",
-        "curl tus, same server",
-        client_amount,
-        &mut || {
-            let _ = std::fs::remove_dir_all(server.docroot().join("up/client"));
-            cli(&["upload", &up_url, &client_src_s], &state)
-        },
-        &mut || {
-            j += 1;
-            let meta = format!(
-                "filename {},sha256 {}",
-                b64(&format!("curl-{j}.bin")),
-                b64(&client_digest)
-            );
-            tus_upload(
-                &format!("http://{}/uploads", server.http),
-                Some(&up),
-                &client_src,
-                client_size,
-                &meta,
+    if want("client") {
+        let client_size = s.size.min(1 << 30);
+        let client_src = work.path().join("client-up.bin");
+        make_file(&client_src, client_size, 5);
+        let client_big = server.docroot().join("client.bin");
+        std::fs::copy(&client_src, &client_big).unwrap();
+        let client_digest = sha256_hex(&client_src);
+        let state = work.path().join("client-state");
+        let port = server.http.port();
+        let fasp = |path: &str, token: &str| {
+            format!(
+                "fasp://alice@127.0.0.1:1{path}?auth=no&token={token}&httpport={port}&fallback=yes&enc=none"
             )
-        },
-    ));
-    let _ = std::fs::remove_dir_all(server.docroot().join("up"));
-    let _ = std::fs::remove_file(&client_big);
-    let _ = std::fs::remove_file(&client_src);
+        };
+        let client_amount = ("GB/s", client_size as f64 / 1e9);
+        let landed = work.path().join("client-down.bin");
+        let down_url = fasp("/client.bin", &down);
+        let curl_down = format!("http://{}/files/client.bin", server.http);
+        record(alternate_by(
+            s.runs,
+            "client download",
+            "curl -o, same server",
+            client_amount,
+            &mut || {
+                let _ = std::fs::remove_file(&landed);
+                cli(&["download", &down_url, landed.to_str().unwrap()], &state)
+            },
+            &mut || {
+                let _ = std::fs::remove_file(&landed);
+                let out = landed.to_str().unwrap().to_owned();
+                curl(&["-H", &auth_down, "-o", &out, &curl_down])
+            },
+        ));
+        let _ = std::fs::remove_file(&landed);
+        let mut j = 0;
+        let up_url = fasp("/up/client", &up);
+        let client_src_s = client_src.to_str().unwrap().to_owned();
+        record(alternate_by(
+            s.runs,
+            "client upload",
+            "curl tus, same server",
+            client_amount,
+            &mut || {
+                let _ = std::fs::remove_dir_all(server.docroot().join("up/client"));
+                cli(&["upload", &up_url, &client_src_s], &state)
+            },
+            &mut || {
+                j += 1;
+                let meta = format!(
+                    "filename {},sha256 {}",
+                    b64(&format!("curl-{j}.bin")),
+                    b64(&client_digest)
+                );
+                tus_upload(
+                    &format!("http://{}/uploads", server.http),
+                    Some(&up),
+                    &client_src,
+                    client_size,
+                    &meta,
+                )
+            },
+        ));
+        let _ = std::fs::remove_dir_all(server.docroot().join("up"));
+        let _ = std::fs::remove_file(&client_big);
+        let _ = std::fs::remove_file(&client_src);
 
-    let tree_src = work.path().join("tree");
-    let rels = make_tree(&tree_src, TREE_FILES);
-    let files = ("files/s", TREE_FILES as f64);
-    // Up: ours into /up/tree; curl PUTs each file to nginx's WebDAV folder.
-    let put_config = work.path().join("put.curl");
-    let dav_tree = proxy.static_dir.join("dav/tree");
-    std::fs::write(
+        let tree_src = work.path().join("tree");
+        let rels = make_tree(&tree_src, TREE_FILES);
+        let files = ("files/s", TREE_FILES as f64);
+        // Up: ours into /up/tree; curl PUTs each file to nginx's WebDAV folder.
+        let put_config = work.path().join("put.curl");
+        let dav_tree = proxy.static_dir.join("dav/tree");
+        std::fs::write(
         &put_config,
         curl_config(&rels, |r| {
             format!(
@@ -664,95 +686,99 @@ fn main() {
         }),
     )
     .unwrap();
-    let tree_up = fasp("/up", &up);
-    let tree_src_s = tree_src.to_str().unwrap().to_owned();
-    record(alternate_by(
-        s.runs,
-        "client tree upload",
-        "curl --parallel, nginx",
-        files,
-        &mut || {
-            let _ = std::fs::remove_dir_all(server.docroot().join("up"));
-            cli(&["upload", &tree_up, &tree_src_s], &state)
-        },
-        &mut || {
-            let _ = std::fs::remove_dir_all(&dav_tree);
-            curl_parallel(&put_config)
-        },
-    ));
-    // Down: the same tree served by both.
-    let served_tree = server.docroot().join("tree");
-    let static_tree = proxy.static_dir.join("tree");
-    for r in &rels {
-        for root in [&served_tree, &static_tree] {
-            let dst = root.join(r);
-            std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
-            std::fs::copy(tree_src.join(r), &dst).unwrap();
+        let tree_up = fasp("/up", &up);
+        let tree_src_s = tree_src.to_str().unwrap().to_owned();
+        record(alternate_by(
+            s.runs,
+            "client tree upload",
+            "curl --parallel, nginx",
+            files,
+            &mut || {
+                let _ = std::fs::remove_dir_all(server.docroot().join("up"));
+                cli(&["upload", &tree_up, &tree_src_s], &state)
+            },
+            &mut || {
+                let _ = std::fs::remove_dir_all(&dav_tree);
+                curl_parallel(&put_config)
+            },
+        ));
+        // Down: the same tree served by both.
+        let served_tree = server.docroot().join("tree");
+        let static_tree = proxy.static_dir.join("tree");
+        for r in &rels {
+            for root in [&served_tree, &static_tree] {
+                let dst = root.join(r);
+                std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+                std::fs::copy(tree_src.join(r), &dst).unwrap();
+            }
         }
+        let fetched = work.path().join("fetched");
+        let get_config = work.path().join("get.curl");
+        std::fs::write(
+            &get_config,
+            curl_config(&rels, |r| {
+                format!(
+                    "url = \"http://127.0.0.1:{}/static/tree/{r}\"\noutput = \"{}\"\n",
+                    proxy.http_port,
+                    fetched.join(r).display()
+                )
+            }),
+        )
+        .unwrap();
+        let tree_down = fasp("/tree", &down);
+        let fetched_s = fetched.to_str().unwrap().to_owned();
+        record(alternate_by(
+            s.runs,
+            "client tree download",
+            "curl --parallel, nginx",
+            files,
+            &mut || {
+                let _ = std::fs::remove_dir_all(&fetched);
+                cli(&["download", &tree_down, &fetched_s], &state)
+            },
+            &mut || {
+                let _ = std::fs::remove_dir_all(&fetched);
+                curl_parallel(&get_config)
+            },
+        ));
+        let _ = std::fs::remove_dir_all(&fetched);
+        let _ = std::fs::remove_dir_all(server.docroot().join("up"));
     }
-    let fetched = work.path().join("fetched");
-    let get_config = work.path().join("get.curl");
-    std::fs::write(
-        &get_config,
-        curl_config(&rels, |r| {
-            format!(
-                "url = \"http://127.0.0.1:{}/static/tree/{r}\"\noutput = \"{}\"\n",
-                proxy.http_port,
-                fetched.join(r).display()
-            )
-        }),
-    )
-    .unwrap();
-    let tree_down = fasp("/tree", &down);
-    let fetched_s = fetched.to_str().unwrap().to_owned();
-    record(alternate_by(
-        s.runs,
-        "client tree download",
-        "curl --parallel, nginx",
-        files,
-        &mut || {
-            let _ = std::fs::remove_dir_all(&fetched);
-            cli(&["download", &tree_down, &fetched_s], &state)
-        },
-        &mut || {
-            let _ = std::fs::remove_dir_all(&fetched);
-            curl_parallel(&get_config)
-        },
-    ));
-    let _ = std::fs::remove_dir_all(&fetched);
-    let _ = std::fs::remove_dir_all(server.docroot().join("up"));
 
     // 7. Memory: one big upload to a fresh instance (peak RSS must not grow with the
     //    file: 10 GiB, or 1 GiB with --quick), then 1,000 idle connections.
     let big_upload: u64 = if quick { 1 << 30 } else { 10 << 30 };
-    let fresh_dir = work.path().join("fresh");
-    let fresh = Server::start_logging_to_file(&fresh_dir);
-    let big_src = work.path().join("big-upload.bin");
-    make_file(&big_src, big_upload, 4);
-    let fresh_up = upload_token("alice", "/");
-    let big_put = curl(&[
-        "-T",
-        big_src.to_str().unwrap(),
-        "-H",
-        &format!("Authorization: Bearer {fresh_up}"),
-        &format!("http://{}/files/big-upload.bin", fresh.http),
-    ]);
-    let big_upload_peak_kib = proc_kib(fresh.pid(), "VmHWM:");
-    if let Err(e) = big_put {
-        failures.push(format!("big upload: {e}"));
-    }
-    drop(fresh);
-    let _ = std::fs::remove_file(&big_src);
-    let _ = std::fs::remove_dir_all(&fresh_dir);
+    let (mut big_upload_peak_kib, mut idle_rss_kib, mut idle_conns) = (0, 0, 0);
+    if want("memory") {
+        let fresh_dir = work.path().join("fresh");
+        let fresh = Server::start_logging_to_file(&fresh_dir);
+        let big_src = work.path().join("big-upload.bin");
+        make_file(&big_src, big_upload, 4);
+        let fresh_up = upload_token("alice", "/");
+        let big_put = curl(&[
+            "-T",
+            big_src.to_str().unwrap(),
+            "-H",
+            &format!("Authorization: Bearer {fresh_up}"),
+            &format!("http://{}/files/big-upload.bin", fresh.http),
+        ]);
+        big_upload_peak_kib = proc_kib(fresh.pid(), "VmHWM:");
+        if let Err(e) = big_put {
+            failures.push(format!("big upload: {e}"));
+        }
+        drop(fresh);
+        let _ = std::fs::remove_file(&big_src);
+        let _ = std::fs::remove_dir_all(&fresh_dir);
 
-    // 8. Memory: 1,000 idle connections.
-    let conns: Vec<_> = (0..1000)
-        .filter_map(|_| std::net::TcpStream::connect(server.http).ok())
-        .collect();
-    std::thread::sleep(Duration::from_secs(1));
-    let idle_rss_kib = proc_kib(server.pid(), "VmRSS:");
-    let idle_conns = conns.len();
-    drop(conns);
+        // 8. Memory: 1,000 idle connections.
+        let conns: Vec<_> = (0..1000)
+            .filter_map(|_| std::net::TcpStream::connect(server.http).ok())
+            .collect();
+        std::thread::sleep(Duration::from_secs(1));
+        idle_rss_kib = proc_kib(server.pid(), "VmRSS:");
+        idle_conns = conns.len();
+        drop(conns);
+    }
 
     // The table.
     println!(
