@@ -47,7 +47,10 @@ impl Committer {
     ) -> Result<()> {
         let (done, finished) = oneshot::channel();
         let lead = {
-            let mut q = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut q = self
+                .queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             q.waiting.push(Pending {
                 file,
                 part,
@@ -73,7 +76,10 @@ impl Committer {
     fn drain(&self) {
         loop {
             let batch = {
-                let mut q = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut q = self
+                    .queue
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if q.waiting.is_empty() {
                     q.draining = false;
                     return;

@@ -75,6 +75,12 @@ pub struct Storage {
     /// Running digests of uploads being written by this process, keyed by id, valid
     /// for the offset stored with them.
     pub(crate) digests: Mutex<HashMap<String, (u64, Sha256)>>,
+    /// Uploads in progress, id to user, as this process knows them: read from the
+    /// staging area when first needed, kept up to date by this process's creations
+    /// and completions, and read again exactly when a user reaches the limit or the
+    /// sweep runs (other instances sharing the docroot change it too). Saves listing
+    /// the staging area, finished uploads' records included, at every creation.
+    pub(crate) in_progress: Mutex<Option<HashMap<String, String>>>,
     pub(crate) upload_ttl: Duration,
     /// The fault seam (tests only).
     pub(crate) faults: Option<std::sync::Arc<dyn crate::Faults>>,
@@ -125,6 +131,7 @@ impl Storage {
             staging,
             reserved,
             digests: Mutex::new(HashMap::new()),
+            in_progress: Mutex::new(None),
             upload_ttl,
             faults: None,
         })

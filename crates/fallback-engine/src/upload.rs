@@ -1,5 +1,6 @@
 //! Uploads in progress: created, appended to, completed atomically, terminated.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 
@@ -358,6 +359,7 @@ impl Storage {
         self.staging
             .rename(id.state(), &self.staging, id.done())
             .map_err(Error::io)?;
+        self.track(id, None);
         if let Ok(mut d) = self.digests.lock() {
             d.remove(id.as_str());
         }
@@ -385,12 +387,53 @@ impl Storage {
         Ok(self.upload_ids()?.len())
     }
 
-    fn uploads_of(&self, user: &str) -> Result<usize> {
+    /// Uploads in progress in the staging area, id to user.
+    fn scan_in_progress(&self) -> Result<HashMap<String, String>> {
         Ok(self
             .upload_ids()?
-            .iter()
-            .filter(|id| self.read_state(id).is_ok_and(|s| s.user == user))
-            .count())
+            .into_iter()
+            .filter_map(|id| {
+                let user = self.read_state(&id).ok()?.user;
+                Some((id.as_str().to_owned(), user))
+            })
+            .collect())
+    }
+
+    /// How many uploads `user` has in progress: from what this process knows, and
+    /// counted exactly from the staging area before a refusal.
+    fn uploads_of(&self, user: &str) -> Result<usize> {
+        let mut known = self
+            .in_progress
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = |m: &HashMap<String, String>| m.values().filter(|u| *u == user).count();
+        if let Some(m) = known.as_ref()
+            && count(m) < MAX_UPLOADS_PER_USER
+        {
+            return Ok(count(m));
+        }
+        let exact = self.scan_in_progress()?;
+        let n = count(&exact);
+        *known = Some(exact);
+        Ok(n)
+    }
+
+    /// Keeps [`Storage::in_progress`] up to date (once it has been read).
+    fn track(&self, id: &UploadId, user: Option<&str>) {
+        let mut known = self
+            .in_progress
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(m) = known.as_mut() {
+            match user {
+                Some(u) => {
+                    m.insert(id.as_str().to_owned(), u.to_owned());
+                }
+                None => {
+                    m.remove(id.as_str());
+                }
+            }
+        }
     }
 
     /// Creates an upload: its state is durable before this returns.
@@ -466,7 +509,11 @@ impl Storage {
         };
         let json = serde_json::to_vec(&state).map_err(|e| Error::Io(std::io::Error::other(e)))?;
         // Data file first (empty), then the state, written aside and renamed in.
-        if let Err(e) = self.create_files(&id, &json) {
+        let created = self.create_files(&id, &json);
+        if created.is_ok() {
+            self.track(&id, Some(&state.user));
+        }
+        if let Err(e) = created {
             // Best effort: the sweep removes what this leaves (crash, full disk).
             for name in [id.part(), id.tmp_state()] {
                 let _ = self.staging.remove_file(name);
@@ -583,6 +630,7 @@ impl Storage {
                 Err(e) => return Err(Error::io(e)),
             }
         }
+        self.track(id, None);
         if let Ok(mut d) = self.digests.lock() {
             d.remove(id.as_str());
         }
@@ -608,6 +656,12 @@ impl Storage {
     /// between creating an upload's files) older than an hour; returns how many uploads.
     /// Only the staging area is ever touched.
     pub fn sweep_expired(&self) -> Result<usize> {
+        // Read again from the staging area at the next creation: other instances
+        // sharing it create and finish uploads too.
+        *self
+            .in_progress
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         let mut expired = self
             .upload_ids()?
             .iter()

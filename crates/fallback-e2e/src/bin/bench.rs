@@ -108,10 +108,18 @@ fn alternate_by(
     };
     let failed = |e: String| format!("{scenario} vs {peer}: {e}");
     for _ in 0..runs {
+        settle();
         c.ours.push(amount / ours().map_err(failed)?);
+        settle();
         c.theirs.push(amount / theirs().map_err(failed)?);
     }
     Ok(c)
+}
+
+/// Writes back every dirty page before a timed run (`sync`, untimed), so one side's
+/// unwritten bytes (curl and nginx do not fsync) do not slow the other side's disk.
+fn settle() {
+    let _ = Command::new("sync").status();
 }
 
 /// Runs the `fallback` CLI (release build) quietly, resume state in `state`; returns
@@ -602,7 +610,7 @@ fn main() {
     //    --quick), curl writing the same file or sending it as tus (POST with the
     //    file's SHA-256, which the server checks, then one PATCH). Then a tree of 2,000
     //    files of 4 KiB against curl --parallel to nginx (WebDAV PUT, static GET), which
-    //    neither verifies nor fsyncs.
+    //    neither verifies nor fsyncs; 16 transfers at a time on both sides.
     if want("client") {
         let client_size = s.size.min(1 << 30);
         let client_src = work.path().join("client-up.bin");
@@ -695,7 +703,10 @@ fn main() {
             files,
             &mut || {
                 let _ = std::fs::remove_dir_all(server.docroot().join("up"));
-                cli(&["upload", &tree_up, &tree_src_s], &state)
+                cli(
+                    &["upload", "--parallel", "16", &tree_up, &tree_src_s],
+                    &state,
+                )
             },
             &mut || {
                 let _ = std::fs::remove_dir_all(&dav_tree);
@@ -734,7 +745,10 @@ fn main() {
             files,
             &mut || {
                 let _ = std::fs::remove_dir_all(&fetched);
-                cli(&["download", &tree_down, &fetched_s], &state)
+                cli(
+                    &["download", "--parallel", "16", &tree_down, &fetched_s],
+                    &state,
+                )
             },
             &mut || {
                 let _ = std::fs::remove_dir_all(&fetched);

@@ -670,3 +670,53 @@ fn published_files_and_new_directories_get_the_exact_modes() {
     assert_eq!(mode("new/g.txt"), 0o400);
     assert_eq!(mode("new"), 0o700);
 }
+
+/// The per-user limit on uploads in progress holds across finished uploads (their
+/// records are not counted), terminations, and uploads another instance sharing the
+/// docroot created or finished: before a refusal the staging area is counted exactly.
+/// (What another instance creates after this one last read the staging area is seen
+/// at the next refusal or sweep.)
+#[test]
+fn uploads_in_progress_are_limited_per_user_exactly_at_the_limit() {
+    const LIMIT: usize = 1000;
+    let (dir, s) = storage();
+    // Another instance on the same docroot has some of alice's uploads in progress.
+    let other = Storage::open(dir.path(), Duration::from_hours(24)).unwrap();
+    let mut theirs = Vec::new();
+    for i in 0..10 {
+        theirs.push(other.create_upload(new(&format!("/o/{i}"), 5)).unwrap().id);
+    }
+    // Finished uploads leave records; they are not in progress.
+    for i in 0..3 {
+        let info = s.create_upload(new(&format!("/done/{i}"), 1)).unwrap();
+        let mut w = s.writer(&info.id, "alice", 0, None).unwrap();
+        w.write(b"x").unwrap();
+        assert!(w.finish(false).unwrap().completed.is_some());
+    }
+    let mut ours = Vec::new();
+    let refused = loop {
+        match s.create_upload(new(&format!("/a/{}", ours.len()), 5)) {
+            Ok(info) => ours.push(info.id),
+            Err(e) => break e,
+        }
+        assert!(ours.len() <= LIMIT, "the limit was not enforced");
+    };
+    assert!(matches!(refused, Error::Limit(_)), "{refused:?}");
+    assert_eq!(ours.len() + theirs.len(), LIMIT, "counted exactly");
+    // bob is not limited by alice's uploads.
+    let mut bob = new("/b/0", 5);
+    bob.user = "bob".into();
+    s.create_upload(bob).unwrap();
+    // One terminated here, one finished by the other instance: room for two.
+    s.terminate(&ours.pop().unwrap(), "alice").unwrap();
+    let id = theirs.pop().unwrap();
+    let mut w = other.writer(&id, "alice", 0, None).unwrap();
+    w.write(b"12345").unwrap();
+    assert!(w.finish(false).unwrap().completed.is_some());
+    s.create_upload(new("/a/again-1", 5)).unwrap();
+    s.create_upload(new("/a/again-2", 5)).unwrap();
+    assert!(matches!(
+        s.create_upload(new("/a/again-3", 5)),
+        Err(Error::Limit(_))
+    ));
+}
