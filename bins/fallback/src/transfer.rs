@@ -19,9 +19,15 @@ pub(crate) struct TransferArgs {
     /// Use HTTP fallback even if the URL does not say fallback=yes (like ascp -y F).
     #[arg(long)]
     force_http: bool,
-    /// Also trust the CA certificates in this PEM file (on top of the system roots).
+    /// Also trust the CA certificates in this PEM file (on top of the system roots), or
+    /// the server's own self-signed certificate, as curl does.
     #[arg(long, value_name = "FILE")]
     cacert: Option<PathBuf>,
+    /// Trust only a server whose public key has this SHA-256 (`sha256:BASE64`, as
+    /// `fallback doctor URL` prints it; repeat for a key rotation). The system roots
+    /// and --cacert are then not consulted: the key is the trust, as with SSH.
+    #[arg(long, value_name = "sha256:BASE64", value_parser = fallback_client::parse_pin)]
+    pin: Vec<fallback_client::Pin>,
     /// Accept any server certificate. DANGEROUS: anyone on the network path can read and
     /// change the transfer. For tests against self-signed servers only.
     #[arg(long)]
@@ -29,6 +35,11 @@ pub(crate) struct TransferArgs {
     /// Files in flight at once.
     #[arg(long, value_name = "N", default_value = "4")]
     parallel: usize,
+    /// Connections per large download, each fetching its own byte range (one TCP
+    /// stream is the bottleneck on long, fast paths). Default: 4 for files of 256 MiB
+    /// and more, 1 below; --streams 1 turns it off.
+    #[arg(long, value_name = "N")]
+    streams: Option<usize>,
     /// Attempts per file before giving up (network errors and 5xx are retried with
     /// exponential backoff and jitter; 4xx never).
     #[arg(long, value_name = "N", default_value = "10")]
@@ -87,6 +98,9 @@ pub(crate) struct DoctorArgs {
     /// Also trust the CA certificates in this PEM file.
     #[arg(long, value_name = "FILE")]
     cacert: Option<PathBuf>,
+    /// Check trust as a client given these pins would (`sha256:BASE64`).
+    #[arg(long, value_name = "sha256:BASE64", value_parser = fallback_client::parse_pin)]
+    pin: Vec<fallback_client::Pin>,
     /// Print the checks as JSON.
     #[arg(long)]
     json: bool,
@@ -111,8 +125,10 @@ fn options(a: &TransferArgs) -> Options {
     Options {
         force_http: a.force_http,
         cacert: a.cacert.clone(),
+        pins: a.pin.clone(),
         insecure: a.insecure,
         parallel: a.parallel.max(1),
+        streams: a.streams,
         retry: Retry {
             attempts: a.retries.max(1),
             max: Duration::from_secs(a.max_retry_delay.max(1)),
@@ -330,6 +346,7 @@ pub(crate) fn doctor(a: &DoctorArgs) -> anyhow::Result<u8> {
         .transpose()?;
     let opts = Options {
         cacert: a.cacert.clone(),
+        pins: a.pin.clone(),
         ssh_probe_timeout: Duration::from_secs(2),
         connect_timeout: Duration::from_secs(5),
         ..Options::default()

@@ -300,6 +300,9 @@ async fn tls_checks(url: &FaspUrl, opts: &Options, out: &mut Vec<Check>) {
                 .filter_map(|i| hex.get(i..i + 2))
                 .collect();
             let mut detail = format!("certificate SHA-256 {}", fp.join(":"));
+            if let Some(pin) = crate::trust::pin_of(&der) {
+                let _ = write!(detail, "; key pin {} (for --pin)", crate::trust::show_pin(&pin));
+            }
             if let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der) {
                 let names: Vec<String> = cert
                     .subject_alternative_name()
@@ -355,12 +358,13 @@ async fn tls_checks(url: &FaspUrl, opts: &Options, out: &mut Vec<Check>) {
                 "the certificate has expired: renew it"
             } else if msg.contains("CaUsedAsEndEntity") {
                 "the server presents a self-signed CA certificate (openssl req -x509 makes \
-                 one): give clients exactly that file with --cacert, or issue the server a \
-                 certificate from a CA (public, or your own given with --cacert)"
+                 one): give clients exactly that file with --cacert, or its key pin (above) \
+                 with --pin, or issue the server a certificate from a CA (public, or your \
+                 own given with --cacert)"
             } else if msg.contains("UnknownIssuer") || msg.contains("unknown issuer") {
                 "the certificate is from a private CA or self-signed: give clients the CA \
-                 (or the certificate) with --cacert, or install one from a public CA in \
-                 cert_file/key_file"
+                 (or the certificate) with --cacert, or its key pin (above) with --pin, or \
+                 install one from a public CA in cert_file/key_file"
             } else {
                 "check cert_file/key_file on the server"
             };

@@ -58,13 +58,24 @@ fn safe_local(root: &Path, rel: &str) -> Result<PathBuf> {
     Ok(root.join(p))
 }
 
+/// The directory `local` is in; `.` for a bare file name (whose `parent()` is empty).
+fn parent_of(local: &Path) -> Option<PathBuf> {
+    local.parent().map(|p| {
+        if p.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            p.to_owned()
+        }
+    })
+}
+
 fn part_of(local: &Path) -> PathBuf {
     let mut s = local.as_os_str().to_owned();
     s.push(PART_SUFFIX);
     PathBuf::from(s)
 }
 
-fn state_of(part: &Path) -> PathBuf {
+pub(crate) fn state_of(part: &Path) -> PathBuf {
     let mut s = part.as_os_str().to_owned();
     s.push(".json");
     PathBuf::from(s)
@@ -126,10 +137,25 @@ impl Session {
                 sha256: head.sha256,
             }]
         };
-        let dirs: std::collections::BTreeSet<PathBuf> = jobs
+        let ranged: Vec<u64> = jobs
             .iter()
-            .filter_map(|j| j.local.parent().map(Path::to_owned))
+            .filter(|j| j.size > SMALL_FILE && self.streams_for(j.size) > 1)
+            .map(|j| j.size)
             .collect();
+        if let Some(big) = ranged.iter().max() {
+            self.emit(&Event::Decision {
+                message: format!(
+                    "{} large file(s), the largest {big} bytes: {} connections each, byte \
+                     ranges fetched at once (--streams N to change; by default {} from {} MiB)",
+                    ranged.len(),
+                    self.streams_for(*big),
+                    crate::DEFAULT_STREAMS,
+                    crate::STREAMS_FROM >> 20,
+                ),
+            });
+        }
+        let dirs: std::collections::BTreeSet<PathBuf> =
+            jobs.iter().filter_map(|j| parent_of(&j.local)).collect();
         // `parallel` requests at a time; a file whose bytes are in waits for its
         // group commit without holding a request slot, so several times as many files
         // are in flight.
@@ -151,6 +177,16 @@ impl Session {
         let dirs = tokio::task::spawn_blocking(move || sync_dirs(&dirs));
         dirs.await.map_err(|e| Error::Protocol(e.to_string()))??;
         Ok(summary)
+    }
+
+    /// Connections for a file of `size` bytes: `--streams`, else by size (a rate
+    /// limit caps the file's ranges together).
+    fn streams_for(&self, size: u64) -> usize {
+        match self.opts.streams {
+            Some(n) => n.max(1),
+            None if size >= crate::STREAMS_FROM => crate::DEFAULT_STREAMS,
+            None => 1,
+        }
     }
 
     async fn retrying_head(&self, remote: &str) -> Result<Head> {
@@ -184,8 +220,8 @@ impl Session {
 
     /// Downloads one file; returns the bytes this run received.
     async fn download_one(&self, job: &Job, run: &Run) -> Result<u64> {
-        if let Some(dir) = job.local.parent() {
-            std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+        if let Some(dir) = parent_of(&job.local) {
+            std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
         }
         let part = part_of(&job.local);
         let state_file = state_of(&part);
@@ -229,7 +265,13 @@ impl Session {
             state::read::<DownloadState>(state_file),
             std::fs::metadata(part),
         ) {
-            (Some(st), Ok(m)) if !small && st.url == url && !st.etag.is_empty() && m.len() > 0 => {
+            (Some(st), Ok(m))
+                if !small
+                    && st.url == url
+                    && !st.etag.is_empty()
+                    && st.ranges.is_empty()
+                    && m.len() > 0 =>
+            {
                 Some((st.etag, m.len()))
             }
             _ => None,
@@ -239,6 +281,29 @@ impl Session {
             .acquire()
             .await
             .map_err(|_| Error::Protocol("the run was stopped".to_owned()))?;
+        let streams = self.streams_for(job.size);
+        if !small && streams > 1 {
+            let (version, digest) = self
+                .fetch_ranges(
+                    &job.rel, &url, part, state_file, job.size, streams, received,
+                )
+                .await?;
+            drop(slot);
+            let expected = version.expected.or_else(|| job.sha256.clone());
+            return self
+                .publish(
+                    job,
+                    part,
+                    state_file,
+                    version.size,
+                    expected.as_deref(),
+                    hex(&digest),
+                    *received,
+                    Durable::Already,
+                    run,
+                )
+                .await;
+        }
         let mut req = self.http.get(&url);
         if let Some((etag, have)) = &kept {
             req = req
@@ -319,6 +384,8 @@ impl Session {
                     url: url.clone(),
                     etag: etag.clone(),
                     size,
+                    ranges: Vec::new(),
+                    sha256: None,
                 },
             )?;
         }
@@ -487,7 +554,7 @@ fn sync_dirs(dirs: &std::collections::BTreeSet<PathBuf>) -> Result<()> {
 const SMALL_FILE: u64 = 1 << 20;
 
 /// Bytes between two progress events.
-const PROGRESS_EVERY: u64 = 1 << 20;
+pub(crate) const PROGRESS_EVERY: u64 = 1 << 20;
 
 /// Starts write-back while a download arrives: every [`Flusher::EVERY`] bytes an
 /// fdatasync on a blocking thread (one at a time), so the bytes go to disk as they come

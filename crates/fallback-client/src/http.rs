@@ -9,10 +9,20 @@ pub(crate) fn build_client(opts: &Options) -> Result<reqwest::Client> {
         .connect_timeout(opts.connect_timeout)
         .tcp_nodelay(true)
         .user_agent(concat!("fallback/", env!("CARGO_PKG_VERSION")));
+    if opts.insecure && !opts.pins.is_empty() {
+        return Err(Error::Tls(
+            "--insecure and --pin contradict each other: a pin is checked, --insecure \
+             checks nothing; drop --insecure"
+                .to_owned(),
+        ));
+    }
     if opts.insecure {
         b = b.tls_danger_accept_invalid_certs(true);
-    } else if let Some(ca) = &opts.cacert {
-        b = b.tls_backend_preconfigured(crate::trust::client_config(ca)?);
+    } else if opts.cacert.is_some() || !opts.pins.is_empty() {
+        b = b.tls_backend_preconfigured(crate::trust::client_config(
+            opts.cacert.as_deref(),
+            &opts.pins,
+        )?);
     }
     b.build()
         .map_err(|e| Error::Tls(format!("cannot build the HTTP client: {e}")))
@@ -39,9 +49,15 @@ pub(crate) fn network(e: &reqwest::Error) -> Error {
             || s.to_string().starts_with("invalid peer certificate");
         src = s.source();
     }
-    if tls {
+    if tls && msg.contains("matches no --pin") {
         Error::Tls(format!(
-            "{msg} (trust the server's CA or its self-signed certificate with --cacert FILE)"
+            "{msg} (the server's key changed, or this is not the server pinned: check with \
+             its operator before pinning the new key)"
+        ))
+    } else if tls {
+        Error::Tls(format!(
+            "{msg} (trust the server's CA or its self-signed certificate with --cacert FILE, \
+             or pin its key with --pin, which `fallback doctor` prints)"
         ))
     } else {
         Error::Network(msg)

@@ -19,6 +19,7 @@ mod digest;
 mod doctor;
 mod download;
 mod http;
+mod ranges;
 mod state;
 mod trust;
 mod upload;
@@ -31,6 +32,7 @@ use serde::Serialize;
 
 pub use decide::Session;
 pub use doctor::{Check, Verdict, doctor};
+pub use trust::{Pin, parse_pin, pin_of, show_pin};
 
 /// Why a transfer failed.
 #[derive(Debug, thiserror::Error)]
@@ -211,8 +213,14 @@ pub struct Options {
     /// Accept any server certificate. Dangerous: anyone on the path can read and alter
     /// the transfer.
     pub insecure: bool,
+    /// Trust only servers whose public key has one of these SHA-256s (see
+    /// [`parse_pin`]); the system roots and `cacert` are then not consulted.
+    pub pins: Vec<Pin>,
     /// Files in flight at once.
     pub parallel: usize,
+    /// Connections per large file (byte ranges down); `None`: by size, 4 from
+    /// [`STREAMS_FROM`] bytes, else 1.
+    pub streams: Option<usize>,
     /// Retry policy.
     pub retry: Retry,
     /// Where upload resume state lives (default `$XDG_STATE_HOME/fallback`, else
@@ -232,7 +240,9 @@ impl Default for Options {
             ssh_probe_timeout: Duration::from_secs(3),
             cacert: None,
             insecure: false,
+            pins: Vec::new(),
             parallel: 4,
+            streams: None,
             retry: Retry::default(),
             state_dir: None,
             connect_timeout: Duration::from_secs(10),
@@ -253,6 +263,11 @@ pub struct Summary {
     /// Files that failed, with why.
     pub failed: Vec<(String, String)>,
 }
+
+/// Files this large are downloaded over several connections by default.
+pub const STREAMS_FROM: u64 = 256 << 20;
+/// Connections per file from [`STREAMS_FROM`] bytes, by default.
+pub const DEFAULT_STREAMS: usize = 4;
 
 /// Keeps a transfer at or under a rate: call `pace(bytes_so_far)` after each chunk.
 #[derive(Debug)]

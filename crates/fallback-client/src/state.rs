@@ -21,6 +21,13 @@ pub(crate) struct DownloadState {
     pub(crate) url: String,
     pub(crate) etag: String,
     pub(crate) size: u64,
+    /// A part fetched in byte ranges at once: `[start, done, end)` of each (empty: the
+    /// part is the file's first bytes, in one piece).
+    #[serde(default)]
+    pub(crate) ranges: crate::ranges::Ranges,
+    /// The SHA-256 the server announced (hex), for a ranged part.
+    #[serde(default)]
+    pub(crate) sha256: Option<String>,
 }
 
 pub(crate) fn default_state_dir() -> PathBuf {

@@ -1,6 +1,9 @@
 //! `fallback upload|download|doctor` against a real fallbackd.
 
 use std::io::{BufRead as _, BufReader};
+
+use base64::Engine as _;
+use sha2::Digest as _;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
@@ -434,6 +437,62 @@ fn a_self_signed_server_certificate_is_trusted_with_cacert() {
     // doctor agrees.
     let (code, text) = doctor(&link, &["--cacert", cert_pem.to_str().unwrap()]);
     assert!(text.contains("[ok  ] TLS trust"), "{code} {text}");
+
+    // Or the key pinned, as doctor prints it: the SHA-256 of the public key.
+    let pin = format!(
+        "sha256:{}",
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(
+            rcgen::PublicKeyData::subject_public_key_info(&key)
+        ))
+    );
+    let (_, text) = doctor(&link, &[]);
+    assert!(text.contains(&format!("key pin {pin}")), "{text}");
+    std::fs::remove_file(out_dir.join("f.txt")).unwrap();
+    let pinned = cli(
+        &["download", &link, out_dir.to_str().unwrap(), "--pin", &pin],
+        &state,
+    );
+    assert_succeeded(&pinned);
+    assert_eq!(std::fs::read(out_dir.join("f.txt")).unwrap(), b"over tls");
+    let (code, text) = doctor(&link, &["--pin", &pin]);
+    assert!(text.contains("[ok  ] TLS trust"), "{code} {text}");
+    // Another key's pin: refused, with the server's pin named, nothing written.
+    std::fs::remove_file(out_dir.join("f.txt")).unwrap();
+    let other = format!(
+        "sha256:{}",
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(
+            rcgen::PublicKeyData::subject_public_key_info(&rcgen::KeyPair::generate().unwrap())
+        ))
+    );
+    let refused = cli(
+        &[
+            "download",
+            &link,
+            out_dir.to_str().unwrap(),
+            "--pin",
+            &other,
+        ],
+        &state,
+    );
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("matches no --pin") && err.contains(&pin),
+        "{err}"
+    );
+    assert!(!out_dir.join("f.txt").exists());
+    // A pin that is not one is refused before anything is sent.
+    let bad = cli(
+        &[
+            "download",
+            &link,
+            out_dir.to_str().unwrap(),
+            "--pin",
+            "sha256:nope",
+        ],
+        &state,
+    );
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
 }
 
 fn doctor(url: &str, extra: &[&str]) -> (i32, String) {
@@ -535,4 +594,58 @@ fn doctor_names_each_broken_setup() {
     let (code, text) = doctor(&healthy, &[]);
     assert_eq!(code, 1);
     assert!(text.contains("[FAIL] fallback port"), "{text}");
+}
+
+/// A download over several connections (byte ranges), killed after its first
+/// checkpoint, resumes those ranges when run again; into a bare file name in the
+/// current directory (whose parent is "").
+#[test]
+fn a_ranged_download_killed_resumes_its_ranges_when_started_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let size: u64 = 160 << 20;
+    make_file(&server.docroot().join("big.bin"), size, 22);
+    let state = dir.path().join("state");
+    let down = url(&server, "/big.bin", &download_token("alice", &["/"]), "");
+    let run = |extra: &[&str]| {
+        let mut c = Command::new(fallback_bin());
+        c.current_dir(dir.path())
+            .args(["download", &down, "copy.bin", "--streams", "4", "--json"])
+            .args(extra)
+            .arg("--state-dir")
+            .arg(&state);
+        c
+    };
+    let mut child = run(&["--limit-rate", "64M"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Past the first checkpoint (64 MiB, fdatasynced, then saved).
+    events_until(&mut child, |e| {
+        e["event"] == "progress" && e["done"].as_u64() > Some(100 << 20)
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let dest = dir.path().join("copy.bin");
+    assert!(!dest.exists(), "a partial download sits at the final name");
+    assert!(dir.path().join("copy.bin.fallback-part").exists());
+    let out = run(&[]).output().unwrap();
+    assert_succeeded(&out);
+    let got = transferred(&out);
+    assert!(
+        got <= size - (64 << 20),
+        "received {got} of {size} the second time"
+    );
+    assert_eq!(
+        sha256_file(&dest),
+        sha256_file(&server.docroot().join("big.bin"))
+    );
+    assert!(!dir.path().join("copy.bin.fallback-part").exists());
+    // The decision is in the log.
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("4 connections each"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

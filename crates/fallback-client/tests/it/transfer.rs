@@ -232,3 +232,96 @@ async fn a_resumed_download_still_verifies_the_bytes_it_kept() {
         "{log:?}"
     );
 }
+
+/// Options asking for `n` connections per large file.
+fn streams(dir: &Path, n: usize) -> Options {
+    Options {
+        streams: Some(n),
+        ..options(dir)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_download_over_several_connections_lands_whole() {
+    let s = Served::start().await;
+    let src = uploaded(&s, (8 << 20) + 3, 8).await;
+    let token = download_token("alice", &["/f.bin"]);
+    let (events, log) = recorder();
+    let session = Session::open(
+        &s.url("/f.bin", &token, "&fallback=yes"),
+        streams(s.dir.path(), 4),
+        events,
+    )
+    .await
+    .unwrap();
+    let out = s.dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let summary = session.download(&out).await.unwrap();
+    assert!(summary.failed.is_empty(), "{summary:?}");
+    assert_eq!(sha256_file(&out.join("f.bin")), sha256_file(&src));
+    assert!(s.seen("GET") >= 4, "one GET per range");
+    let log = log.lock().unwrap();
+    assert!(
+        log.iter().any(|e| matches!(e, Event::Decision { message }
+            if message.contains("4 connections each"))),
+        "{log:?}"
+    );
+    assert!(!out.join("f.bin.fallback-part").exists());
+}
+
+/// A range cut mid-way: the other ranges finish, the attempt saves what is on disk, the
+/// next attempt fetches only what is missing, and the whole file is still hashed from
+/// its first byte: a byte flipped in the kept part is caught and the file fetched again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ranged_download_cut_resumes_its_ranges_and_still_verifies() {
+    let s = Served::start().await;
+    let src = uploaded(&s, 8 << 20, 9).await;
+    let token = download_token("alice", &["/f.bin"]);
+    let out = s.dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let part = out.join("f.bin.fallback-part");
+    let flipped = Arc::new(Mutex::new(false));
+    let (events, log) = recorder();
+    let (p, f) = (part.clone(), Arc::clone(&flipped));
+    let events: Events = Arc::new(move |e: &Event| {
+        if matches!(e, Event::Retry { .. }) && !*f.lock().unwrap() {
+            let mut bytes = std::fs::read(&p).unwrap();
+            bytes[1000] ^= 0x01;
+            std::fs::write(&p, bytes).unwrap();
+            *f.lock().unwrap() = true;
+        }
+        events(e);
+    });
+    let session = Session::open(
+        &s.url("/f.bin", &token, "&fallback=yes"),
+        streams(s.dir.path(), 4),
+        events,
+    )
+    .await
+    .unwrap();
+    // The first connection carries the first range (2 MiB): cut after 1 MiB of it.
+    s.cut_next_connection_after_download(1 << 20);
+    let summary = session.download(&out).await.unwrap();
+    assert!(summary.failed.is_empty(), "{summary:?}");
+    assert!(*flipped.lock().unwrap(), "the download was never cut");
+    assert_eq!(sha256_file(&out.join("f.bin")), sha256_file(&src));
+    let log = log.lock().unwrap();
+    let resumed: Vec<u64> = log
+        .iter()
+        .filter_map(|e| match e {
+            Event::FileStart { resumed_from, .. } => Some(*resumed_from),
+            _ => None,
+        })
+        .collect();
+    // Fresh, then resumed with the three whole ranges and part of the first kept,
+    // then (the flipped byte caught) fresh again.
+    assert!(resumed.len() >= 3, "{log:?}");
+    assert_eq!(resumed[0], 0);
+    assert!(resumed[1] >= 6 << 20 && resumed[1] < 8 << 20, "{resumed:?}");
+    assert!(
+        log.iter()
+            .any(|e| matches!(e, Event::Retry { error, .. } if error.contains("SHA-256 mismatch"))),
+        "{log:?}"
+    );
+    assert!(!part.exists());
+}
