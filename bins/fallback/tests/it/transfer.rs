@@ -1,15 +1,14 @@
 //! `fallback upload|download|doctor` against a real fallbackd.
 
 use std::io::{BufRead as _, BufReader};
-
-use base64::Engine as _;
-use sha2::Digest as _;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
+use base64::Engine as _;
 use fallback_testkit::{
     Server, download_token, fallback_bin, make_file, sha256_file, upload_token,
 };
+use sha2::Digest as _;
 
 /// A FASP URL for the test server: HTTP (enc=none) on its port; SSH port 1 (closed).
 fn url(server: &Server, path: &str, token: &str, extra: &str) -> String {

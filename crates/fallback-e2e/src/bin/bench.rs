@@ -57,11 +57,16 @@ fn median(v: &[f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// Runs curl, returns seconds; `Err` with curl's message.
+/// Runs curl, the body to /dev/null; returns seconds; `Err` with curl's message.
 fn curl(args: &[&str]) -> Result<f64, String> {
+    curl_into("/dev/null", args)
+}
+
+/// Runs curl writing the body to `out`; returns seconds.
+fn curl_into(out: &str, args: &[&str]) -> Result<f64, String> {
     let start = Instant::now();
     let out = Command::new("curl")
-        .args(["-sS", "--fail", "-o", "/dev/null", "--max-time", "600"])
+        .args(["-sS", "--fail", "-o", out, "--max-time", "600"])
         .args(args)
         .output()
         .map_err(|e| e.to_string())?;
@@ -114,6 +119,23 @@ fn alternate_by(
         c.theirs.push(amount / theirs().map_err(failed)?);
     }
     Ok(c)
+}
+
+/// The disk's durable write rate in GB/s: `dd` of `size` zero bytes to `path` with
+/// `conv=fdatasync`, after a `sync`.
+fn durable_write_gbps(path: &Path, size: u64) -> f64 {
+    settle();
+    let start = Instant::now();
+    let ok = Command::new("dd")
+        .arg("if=/dev/zero")
+        .arg(format!("of={}", path.display()))
+        .args(["bs=1M", &format!("count={}", size >> 20), "conv=fdatasync"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let secs = start.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(path);
+    if ok { size as f64 / 1e9 / secs } else { 0.0 }
 }
 
 /// Writes back every dirty page before a timed run (`sync`, untimed), so one side's
@@ -410,6 +432,7 @@ fn main() {
         "http://127.0.0.1:{}/static/big.bin",
         proxy.http_port
     )]);
+    let mut disk_gbps = 0.0;
     let dufs = if want("download") || want("upload") {
         start_dufs(&server.docroot())
     } else {
@@ -641,9 +664,33 @@ fn main() {
             &mut || {
                 let _ = std::fs::remove_file(&landed);
                 let out = landed.to_str().unwrap().to_owned();
-                curl(&["-H", &auth_down, "-o", &out, &curl_down])
+                curl_into(&out, &["-H", &auth_down, &curl_down])
             },
         ));
+        // The same with curl's file made durable too (coreutils `sync FILE` is its
+        // fsync): what the disk allows a download that survives a power cut.
+        record(alternate_by(
+            s.runs,
+            "client download",
+            "curl -o + fsync",
+            client_amount,
+            &mut || {
+                let _ = std::fs::remove_file(&landed);
+                cli(&["download", &down_url, landed.to_str().unwrap()], &state)
+            },
+            &mut || {
+                let _ = std::fs::remove_file(&landed);
+                let out = landed.to_str().unwrap().to_owned();
+                let start = Instant::now();
+                curl_into(&out, &["-H", &auth_down, &curl_down])?;
+                let synced = Command::new("sync").arg(&out).status();
+                if !synced.is_ok_and(|s| s.success()) {
+                    return Err("sync FILE failed".to_owned());
+                }
+                Ok(start.elapsed().as_secs_f64())
+            },
+        ));
+        disk_gbps = durable_write_gbps(&landed, client_size);
         let _ = std::fs::remove_file(&landed);
         let mut j = 0;
         let up_url = fasp("/up/client", &up);
@@ -817,6 +864,12 @@ fn main() {
             r[r.len() - 1]
         );
     }
+    if disk_gbps > 0.0 {
+        println!(
+            "\nthis disk's durable write rate (dd conv=fdatasync, {} MiB): {disk_gbps:.2} GB/s",
+            s.size.min(1 << 30) >> 20
+        );
+    }
     println!(
         "\nfallbackd peak RSS after the uploads above: {} MiB; during one {} GiB upload: {} MiB; \
          with {idle_conns} idle connections: {} MiB",
@@ -841,7 +894,7 @@ fn main() {
     std::fs::write(
         out.join("results.json"),
         format!(
-            "{{\n\"size_bytes\":{},\"runs\":{},\"upload_peak_rss_kib\":{upload_peak_kib},\"big_upload_bytes\":{big_upload},\"big_upload_peak_rss_kib\":{big_upload_peak_kib},\"idle_connections\":{idle_conns},\"idle_rss_kib\":{idle_rss_kib},\n\"failures\":{failures:?},\n\"comparisons\":[\n  {json}\n]}}\n",
+            "{{\n\"size_bytes\":{},\"runs\":{},\"upload_peak_rss_kib\":{upload_peak_kib},\"big_upload_bytes\":{big_upload},\"big_upload_peak_rss_kib\":{big_upload_peak_kib},\"idle_connections\":{idle_conns},\"idle_rss_kib\":{idle_rss_kib},\"disk_durable_gbps\":{disk_gbps},\n\"failures\":{failures:?},\n\"comparisons\":[\n  {json}\n]}}\n",
             s.size, s.runs
         ),
     )
