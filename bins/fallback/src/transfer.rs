@@ -37,7 +37,8 @@ pub(crate) struct TransferArgs {
     parallel: usize,
     /// Connections per large download, each fetching its own byte range (one TCP
     /// stream is the bottleneck on long, fast paths). Default: 4 for files of 256 MiB
-    /// and more, 1 below; --streams 1 turns it off.
+    /// and more, 1 below; --streams 1 turns it off. Downloads only, for now: an
+    /// upload sends each file over one connection.
     #[arg(long, value_name = "N")]
     streams: Option<usize>,
     /// Attempts per file before giving up (network errors and 5xx are retried with
