@@ -35,12 +35,13 @@ pub(crate) struct TransferArgs {
     /// Files in flight at once.
     #[arg(long, value_name = "N", default_value = "4")]
     parallel: usize,
-    /// Connections per large download, each fetching its own byte range (one TCP
-    /// stream is the bottleneck on long, fast paths). Default: 4 for files of 256 MiB
-    /// and more, 1 below; --streams 1 turns it off. Downloads only, for now: an
-    /// upload sends each file over one connection.
-    #[arg(long, value_name = "N")]
-    streams: Option<usize>,
+    /// Connections per large file (one TCP stream is the bottleneck on long, fast
+    /// paths). Downloads fetch byte ranges at once: by default 4 for files of 256 MiB
+    /// and more, 1 below. Uploads send files over 1 MiB as N partial uploads joined by
+    /// the server (tus concatenation): only when asked, as the server then copies the
+    /// partials into the file, which costs more than it saves on a short path.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=16))]
+    streams: Option<u8>,
     /// Attempts per file before giving up (network errors and 5xx are retried with
     /// exponential backoff and jitter; 4xx never).
     #[arg(long, value_name = "N", default_value = "10")]
@@ -129,7 +130,7 @@ fn options(a: &TransferArgs) -> Options {
         pins: a.pin.clone(),
         insecure: a.insecure,
         parallel: a.parallel.max(1),
-        streams: a.streams,
+        streams: a.streams.map(usize::from),
         retry: Retry {
             attempts: a.retries.max(1),
             max: Duration::from_secs(a.max_retry_delay.max(1)),

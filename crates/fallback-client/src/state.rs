@@ -10,8 +10,12 @@ use crate::{Error, Result, hex};
 /// Where an upload in progress is, so a restarted client resumes it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub(crate) struct UploadState {
-    /// The tus upload URL.
+    /// The tus upload URL (empty for a file sent as partial uploads).
     pub(crate) upload_url: String,
+    /// A file sent as partial uploads: each one's URL and the file's bytes `[a, b)` it
+    /// holds.
+    #[serde(default)]
+    pub(crate) partials: Vec<(String, [u64; 2])>,
 }
 
 /// What a partial download is a part of, so a restarted client resumes it only if the

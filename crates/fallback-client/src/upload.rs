@@ -140,10 +140,31 @@ impl Session {
         let mut known: Option<UploadState> = state::read(&state_file);
         let mut first_offset: Option<u64> = None;
         let mut attempt = 1;
+        let streams = self.upload_streams_for(job.size);
+        if streams > 1 {
+            self.emit(&Event::Decision {
+                message: format!(
+                    "{}: {} bytes as {streams} partial uploads sent at once, joined by the \
+                     server (tus concatenation; --streams 1 sends one)",
+                    job.rel, job.size
+                ),
+            });
+        }
         let sha256 = loop {
-            let r = self
-                .upload_attempt(job, &dest, &state_file, &mut known, &mut first_offset)
-                .await;
+            let r = if streams > 1 {
+                self.upload_ranged(
+                    job,
+                    &dest,
+                    &state_file,
+                    &mut known,
+                    &mut first_offset,
+                    streams,
+                )
+                .await
+            } else {
+                self.upload_attempt(job, &dest, &state_file, &mut known, &mut first_offset)
+                    .await
+            };
             match r {
                 Ok(v) => break v,
                 Err(e) => {
@@ -221,32 +242,34 @@ impl Session {
         known: &mut Option<UploadState>,
         first_offset: &mut Option<u64>,
     ) -> Result<String> {
-        let (st, offset, done_digest) = if let Some(st) = known.clone() {
-            match self.offset(&st.upload_url).await {
-                Ok((o, d)) => (st, o, d),
-                Err(Error::Http {
-                    status: 404 | 410, ..
-                }) => {
-                    // Expired or removed on the server: start over.
-                    state::remove(state_file);
-                    *known = None;
-                    return Err(Error::Http {
-                        status: 503,
-                        message: "the upload is gone on the server; starting over".to_owned(),
-                    });
+        let (st, offset, done_digest) =
+            if let Some(st) = known.clone().filter(|s| s.partials.is_empty()) {
+                match self.offset(&st.upload_url).await {
+                    Ok((o, d)) => (st, o, d),
+                    Err(Error::Http {
+                        status: 404 | 410, ..
+                    }) => {
+                        // Expired or removed on the server: start over.
+                        state::remove(state_file);
+                        *known = None;
+                        return Err(Error::Http {
+                            status: 503,
+                            message: "the upload is gone on the server; starting over".to_owned(),
+                        });
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
-            }
-        } else {
-            let resp = self.send(self.creation(dest, job.size, None)).await?;
-            let resp = check(resp).await?;
-            let st = UploadState {
-                upload_url: self.location(&resp)?,
+            } else {
+                let resp = self.send(self.creation(dest, job.size, None)).await?;
+                let resp = check(resp).await?;
+                let st = UploadState {
+                    upload_url: self.location(&resp)?,
+                    partials: Vec::new(),
+                };
+                state::write(state_file, &st)?;
+                *known = Some(st.clone());
+                (st, 0, None)
             };
-            state::write(state_file, &st)?;
-            *known = Some(st.clone());
-            (st, 0, None)
-        };
         first_offset.get_or_insert(offset);
         self.emit(&Event::FileStart {
             path: job.rel.clone(),
@@ -290,6 +313,171 @@ impl Session {
         verified(&job.rel, &digest, announced)
     }
 
+    /// Connections for uploading a file of `size` bytes: `--streams` (the default is
+    /// one: the server copies the partials into the file when it joins them, which
+    /// costs more than one stream on a short path).
+    fn upload_streams_for(&self, size: u64) -> usize {
+        match self.opts.streams {
+            Some(n) if size > SMALL => n.max(1),
+            _ => 1,
+        }
+    }
+
+    /// One attempt at a large file as partial uploads sent at once (tus concatenation):
+    /// the partials are created (or, on a resume, asked for their offsets), each sends
+    /// its range of the file, the whole file is hashed beside them (read again locally,
+    /// on its own thread), then a final upload joins them with the whole file's digest,
+    /// which the server checks before the file appears. Returns the digest (hex).
+    async fn upload_ranged(
+        &self,
+        job: &Job,
+        dest: &str,
+        state_file: &Path,
+        known: &mut Option<UploadState>,
+        first_offset: &mut Option<u64>,
+        streams: usize,
+    ) -> Result<String> {
+        let st = match known.clone().filter(|s| !s.partials.is_empty()) {
+            Some(st) => st,
+            None => {
+                let ranges = crate::ranges::split(0, job.size, streams);
+                let mut partials = Vec::new();
+                for r in &ranges {
+                    let resp = self
+                        .send(
+                            self.http
+                                .post(format!("{}/uploads", self.base))
+                                .header("Tus-Resumable", "1.0.0")
+                                .header("Upload-Concat", "partial")
+                                .header("Upload-Length", r[2] - r[0]),
+                        )
+                        .await?;
+                    partials.push((self.location(&check(resp).await?)?, [r[0], r[2]]));
+                }
+                let st = UploadState {
+                    upload_url: String::new(),
+                    partials,
+                };
+                state::write(state_file, &st)?;
+                *known = Some(st.clone());
+                st
+            }
+        };
+        let mut offsets = Vec::new();
+        for (url, _) in &st.partials {
+            match self.offset(url).await {
+                Ok((o, _)) => offsets.push(o),
+                Err(Error::Http {
+                    status: 404 | 410, ..
+                }) => {
+                    state::remove(state_file);
+                    *known = None;
+                    return Err(Error::Http {
+                        status: 503,
+                        message: "a partial upload is gone on the server; starting over".to_owned(),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let have: u64 = offsets.iter().sum();
+        first_offset.get_or_insert(have);
+        self.emit(&Event::FileStart {
+            path: job.rel.clone(),
+            size: job.size,
+            resumed_from: have,
+        });
+        // The whole file, read and hashed on its own thread while the ranges go.
+        let hasher = Hasher::start(&job.local, job.size);
+        let moved = Arc::new(std::sync::atomic::AtomicU64::new(have));
+        let sent = futures_util::future::join_all(
+            st.partials
+                .iter()
+                .zip(&offsets)
+                .filter(|((_, [a, b]), o)| a + **o < *b)
+                .map(|((url, [a, b]), o)| self.patch_partial(job, url, *o, *a, *b, &moved)),
+        )
+        .await;
+        if let Some(e) = sent.into_iter().find_map(std::result::Result::err) {
+            return Err(e);
+        }
+        let digest = hasher.finish().await?;
+        let urls: Vec<&str> = st.partials.iter().map(|(u, _)| u.as_str()).collect();
+        let resp = self
+            .send(
+                self.http
+                    .post(format!("{}/uploads", self.base))
+                    .header("Tus-Resumable", "1.0.0")
+                    .header("Upload-Concat", format!("final;{}", urls.join(" ")))
+                    .header("Upload-Metadata", metadata(dest, Some(&digest)))
+                    .header("Repr-Digest", repr_digest(&digest)),
+            )
+            .await?;
+        let announced = match check(resp).await.map_err(|e| mismatch(e, &job.rel)) {
+            Err(Error::DigestMismatch(p)) => {
+                // The server removed what it joined: the next attempt starts afresh.
+                state::remove(state_file);
+                *known = None;
+                return Err(Error::DigestMismatch(p));
+            }
+            Err(e) => return Err(e),
+            Ok(resp) => offset_and_digest(&resp)?.1,
+        };
+        verified(&job.rel, &digest, announced)
+    }
+
+    /// Sends bytes `a + offset..b` of the file to the partial upload `url` (which
+    /// holds bytes `a..b`) in one PATCH; `moved` counts the file's bytes sent.
+    async fn patch_partial(
+        &self,
+        job: &Job,
+        url: &str,
+        offset: u64,
+        a: u64,
+        b: u64,
+        moved: &Arc<std::sync::atomic::AtomicU64>,
+    ) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        // One chunk queued per partial: memory stays a few MiB per stream.
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(1);
+        {
+            let path = job.local.clone();
+            tokio::task::spawn_blocking(move || read_range(&path, a + offset, b, &tx, None));
+        }
+        let events = self.events.clone();
+        let rel = job.rel.clone();
+        let size = job.size;
+        let moved = Arc::clone(moved);
+        let body = futures_util::stream::unfold(rx, move |mut rx| {
+            let (events, rel, moved) = (events.clone(), rel.clone(), Arc::clone(&moved));
+            async move {
+                let chunk = rx.recv().await?;
+                let n = chunk.as_ref().map_or(0, |c| c.len() as u64);
+                let done = moved.fetch_add(n, Ordering::Relaxed) + n;
+                events(&Event::Progress {
+                    path: rel,
+                    done,
+                    size,
+                });
+                Some((chunk, rx))
+            }
+        });
+        let resp = self
+            .send(
+                self.patch_request(url, offset, b - a - offset)
+                    .body(reqwest::Body::wrap_stream(body)),
+            )
+            .await?;
+        let (at, _) = patched(resp).await?;
+        if at != b - a {
+            return Err(Error::Http {
+                status: 503,
+                message: format!("a partial upload stored {at} of {} bytes", b - a),
+            });
+        }
+        Ok(())
+    }
+
     /// `POST /uploads` for `dest`: the request, to which a body may be added.
     fn creation(
         &self,
@@ -297,20 +485,11 @@ impl Session {
         size: u64,
         digest: Option<&[u8; 32]>,
     ) -> reqwest::RequestBuilder {
-        let mut meta = format!(
-            "dest {},filename {}",
-            STANDARD.encode(dest),
-            STANDARD.encode(dest.rsplit('/').next().unwrap_or(dest)),
-        );
-        if let Some(d) = digest {
-            meta.push_str(",sha256 ");
-            meta.push_str(&STANDARD.encode(hex(d)));
-        }
         self.http
             .post(format!("{}/uploads", self.base))
             .header("Tus-Resumable", "1.0.0")
             .header("Upload-Length", size)
-            .header("Upload-Metadata", meta)
+            .header("Upload-Metadata", metadata(dest, digest))
     }
 
     /// The upload URL of a creation answer (`Location`, a path on the same origin).
@@ -367,7 +546,7 @@ impl Session {
             let feed = hasher.feeder().ok_or_else(|| {
                 Error::Protocol("a streamed upload needs a hashing thread".to_owned())
             })?;
-            tokio::task::spawn_blocking(move || read_range(&path, offset, end, &tx, &feed));
+            tokio::task::spawn_blocking(move || read_range(&path, offset, end, &tx, Some(&feed)));
         }
         let events = self.events.clone();
         let rel = job.rel.clone();
@@ -450,6 +629,20 @@ fn repr_digest(d: &[u8; 32]) -> String {
 
 /// A 460 (the server's digest check failed: it kept nothing) is a digest mismatch,
 /// which a new attempt may cure.
+/// `Upload-Metadata` naming `dest` (and its digest, when known).
+fn metadata(dest: &str, digest: Option<&[u8; 32]>) -> String {
+    let mut meta = format!(
+        "dest {},filename {}",
+        STANDARD.encode(dest),
+        STANDARD.encode(dest.rsplit('/').next().unwrap_or(dest)),
+    );
+    if let Some(d) = digest {
+        meta.push_str(",sha256 ");
+        meta.push_str(&STANDARD.encode(hex(d)));
+    }
+    meta
+}
+
 fn mismatch(e: Error, rel: &str) -> Error {
     match e {
         Error::Http { status: 460, .. } => Error::DigestMismatch(rel.to_owned()),
@@ -530,7 +723,7 @@ fn read_range(
     from: u64,
     to: u64,
     body: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
-    feed: &crate::digest::Feed,
+    feed: Option<&crate::digest::Feed>,
 ) {
     let opened = std::fs::File::open(path).and_then(|mut f| {
         f.seek(SeekFrom::Start(from))?;
@@ -555,7 +748,9 @@ fn read_range(
             Ok(n) => {
                 at += n as u64;
                 let chunk = Bytes::from(buf);
-                if !feed.blocking_send(chunk.clone()) || body.blocking_send(Ok(chunk)).is_err() {
+                if feed.is_some_and(|f| !f.blocking_send(chunk.clone()))
+                    || body.blocking_send(Ok(chunk)).is_err()
+                {
                     return;
                 }
             }

@@ -325,3 +325,92 @@ async fn a_ranged_download_cut_resumes_its_ranges_and_still_verifies() {
     );
     assert!(!part.exists());
 }
+
+async fn upload_session(s: &Served, n: usize) -> (Session, Arc<Mutex<Vec<Event>>>) {
+    let (events, log) = recorder();
+    let session = Session::open(
+        &s.url("/in", &upload_token("alice", "/in"), "&fallback=yes"),
+        streams(s.dir.path(), n),
+        events,
+    )
+    .await
+    .unwrap();
+    (session, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_upload_as_partial_uploads_lands_whole() {
+    let s = Served::start().await;
+    let src = s.dir.path().join("big.bin");
+    make_file(&src, (8 << 20) + 3, 10);
+    let (session, log) = upload_session(&s, 4).await;
+    let summary = session.upload(std::slice::from_ref(&src)).await.unwrap();
+    assert!(summary.failed.is_empty(), "{summary:?}");
+    assert_eq!(
+        sha256_file(&s.docroot().join("in/big.bin")),
+        sha256_file(&src)
+    );
+    // Four partial creations and the final one; one PATCH per partial.
+    assert_eq!(s.seen("POST"), 5);
+    assert_eq!(s.seen("PATCH"), 4);
+    let log = log.lock().unwrap();
+    assert!(
+        log.iter().any(|e| matches!(e, Event::Decision { message }
+            if message.contains("4 partial uploads"))),
+        "{log:?}"
+    );
+}
+
+/// A partial upload cut mid-body: the next attempt asks each partial for its offset and
+/// sends only what is missing; the final upload joins them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_partial_upload_resumes_from_its_offset() {
+    let s = Served::start().await;
+    let src = s.dir.path().join("big.bin");
+    let size: u64 = 8 << 20;
+    make_file(&src, size, 11);
+    s.cut_next_connection_after(1 << 20);
+    let (session, log) = upload_session(&s, 4).await;
+    let summary = session.upload(std::slice::from_ref(&src)).await.unwrap();
+    assert!(summary.failed.is_empty(), "{summary:?}");
+    assert_eq!(
+        sha256_file(&s.docroot().join("in/big.bin")),
+        sha256_file(&src)
+    );
+    let log = log.lock().unwrap();
+    let resumed: Vec<u64> = log
+        .iter()
+        .filter_map(|e| match e {
+            Event::FileStart { resumed_from, .. } => Some(*resumed_from),
+            _ => None,
+        })
+        .collect();
+    assert!(resumed.len() >= 2 && resumed[0] == 0, "{resumed:?}");
+    assert!(resumed[1] > 0, "not resumed: {resumed:?}");
+    // Each partial sent once, the cut one resumed: 4 partials + 1 resumed PATCH.
+    assert_eq!(s.seen("PATCH"), 5);
+}
+
+/// Bytes changed on the way in a partial: the final upload's digest does not match,
+/// the server publishes nothing, and the client starts the file again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_whose_bytes_change_on_the_way_is_caught_by_the_final_digest() {
+    let s = Served::start().await;
+    let src = s.dir.path().join("big.bin");
+    make_file(&src, 8 << 20, 12);
+    s.on("PATCH", "/uploads/", &[Fault::FlipFirstRequestByte]);
+    let (session, log) = upload_session(&s, 4).await;
+    let summary = session.upload(std::slice::from_ref(&src)).await.unwrap();
+    assert!(summary.failed.is_empty(), "{summary:?}");
+    assert_eq!(
+        sha256_file(&s.docroot().join("in/big.bin")),
+        sha256_file(&src)
+    );
+    assert_eq!(retries(&log), 1, "{:?}", log.lock().unwrap());
+    let log = log.lock().unwrap();
+    assert!(
+        log.iter()
+            .any(|e| matches!(e, Event::Retry { error, .. } if error.contains("SHA-256 mismatch"))),
+        "{log:?}"
+    );
+}
