@@ -74,9 +74,10 @@ impl Drop for Served {
     }
 }
 
-/// Relays connections to `upstream`; the first connection accepted after a cut is set
-/// is closed (both ways) once it carried that many bytes from the client (`cut`) or
-/// from the server (`cut_down`).
+/// Relays connections to `upstream`. While a cut is set, every connection counts the
+/// bytes it carries from the client (`cut`) or from the server (`cut_down`); the first
+/// to carry that many is closed (both ways) and the cut is spent, so the one cut is the
+/// one that moved the bytes, whichever connection the client's pool chose for them.
 async fn relay(
     listener: tokio::net::TcpListener,
     upstream: SocketAddr,
@@ -85,44 +86,61 @@ async fn relay(
 ) {
     use std::sync::atomic::Ordering::SeqCst;
     while let Ok((mut client, _)) = listener.accept().await {
-        let (up_budget, down_budget) = (cut.swap(0, SeqCst), cut_down.swap(0, SeqCst));
+        let (cut, cut_down) = (Arc::clone(&cut), Arc::clone(&cut_down));
         tokio::spawn(async move {
             let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
                 return;
             };
-            if up_budget == 0 && down_budget == 0 {
+            if cut.load(SeqCst) == 0 && cut_down.load(SeqCst) == 0 {
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                 return;
             }
             let (mut cr, mut cw) = client.split();
             let (mut sr, mut sw) = server.split();
-            // The cut: when either budget is spent, both directions end.
+            // The cut: when either direction spends the armed budget, both end.
             tokio::select! {
-                () = pass(&mut cr, &mut sw, up_budget) => {}
-                () = pass(&mut sr, &mut cw, down_budget) => {}
+                () = pass(&mut cr, &mut sw, &cut) => {}
+                () = pass(&mut sr, &mut cw, &cut_down) => {}
             }
         });
     }
 }
 
-/// Copies `from` to `to`, at most `budget` bytes (0: no limit).
+/// Copies `from` to `to`; once it carried the bytes `armed` holds (read at the start;
+/// 0: no cut), it ends if it is the first to get there (it then disarms the cut), else
+/// goes on unlimited.
 async fn pass(
     from: &mut (impl tokio::io::AsyncRead + Unpin),
     to: &mut (impl tokio::io::AsyncWrite + Unpin),
-    budget: usize,
+    armed: &std::sync::atomic::AtomicUsize,
 ) {
+    use std::sync::atomic::Ordering::SeqCst;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut left = if budget == 0 { usize::MAX } else { budget };
+    let budget = armed.load(SeqCst);
+    let mut carried = 0usize;
     let mut buf = vec![0u8; 64 << 10];
-    while left > 0 {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n.min(left),
+    loop {
+        let room = if budget == 0 || carried >= budget {
+            buf.len()
+        } else {
+            (budget - carried).min(buf.len())
+        };
+        let n = match from.read(&mut buf[..room]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
         };
         if to.write_all(&buf[..n]).await.is_err() {
-            break;
+            return;
         }
-        left -= n;
+        let before = carried;
+        carried += n;
+        if budget > 0
+            && before < budget
+            && carried >= budget
+            && armed.compare_exchange(budget, 0, SeqCst, SeqCst).is_ok()
+        {
+            return;
+        }
     }
 }
 
