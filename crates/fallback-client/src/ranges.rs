@@ -185,12 +185,10 @@ impl Session {
                     size,
                     expected: header("repr-digest").as_deref().and_then(parse_repr_digest),
                 };
-                // The whole file if the server ignored the range or names no version.
-                let end0 = if partial && !version.etag.is_empty() {
-                    end0.min(size)
-                } else {
-                    size
-                };
+                // The whole file if the server ignored the range. (A server that names
+                // no version gets its ranges without If-Match, and no resume state:
+                // only the digest, if it announces one, ties them together.)
+                let end0 = if partial { end0.min(size) } else { size };
                 let mut ranges = vec![[0, 0, end0]];
                 ranges.extend(split(end0, size, streams.saturating_sub(1)));
                 let file = std::fs::OpenOptions::new()
@@ -323,12 +321,14 @@ impl Shared<'_> {
         let resp = match first {
             Some(resp) => resp,
             None => {
-                let req = self
+                let mut req = self
                     .session
                     .http
                     .get(self.url)
-                    .header("Range", format!("bytes={done}-{}", end - 1))
-                    .header("If-Match", &self.version.etag);
+                    .header("Range", format!("bytes={done}-{}", end - 1));
+                if !self.version.etag.is_empty() {
+                    req = req.header("If-Match", &self.version.etag);
+                }
                 let resp = self.session.send(req).await?;
                 if resp.status() == reqwest::StatusCode::PRECONDITION_FAILED {
                     // Changed on the server: this part is of no use.

@@ -26,6 +26,8 @@ enum Fault {
     Unavailable,
     FlipFirstByte,
     FlipFirstRequestByte,
+    /// Passed with its `ETag` removed (a server that names no version).
+    NoEtag,
 }
 
 /// `body` with its first byte flipped.
@@ -246,6 +248,11 @@ async fn layer(script: &Mutex<Script>, req: Request, next: Next) -> Response {
         Fault::FlipFirstByte => {
             let (parts, body) = next.run(req).await.into_parts();
             Response::from_parts(parts, flipped(body))
+        }
+        Fault::NoEtag => {
+            let mut resp = next.run(req).await;
+            resp.headers_mut().remove(axum::http::header::ETAG);
+            resp
         }
         Fault::FlipFirstRequestByte => {
             let (parts, body) = req.into_parts();

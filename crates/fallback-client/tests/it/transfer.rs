@@ -414,3 +414,27 @@ async fn a_partial_whose_bytes_change_on_the_way_is_caught_by_the_final_digest()
         "{log:?}"
     );
 }
+
+/// A server that names no version (no `ETag`): the ranges go without `If-Match` and the
+/// file still lands whole, checked against the announced digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_from_a_server_without_etags_still_land_whole() {
+    let s = Served::start().await;
+    let src = uploaded(&s, 8 << 20, 13).await;
+    let token = download_token("alice", &["/f.bin"]);
+    s.on("GET", "/files/f.bin", &[Fault::NoEtag; 8]);
+    let (events, _) = recorder();
+    let session = Session::open(
+        &s.url("/f.bin", &token, "&fallback=yes"),
+        streams(s.dir.path(), 4),
+        events,
+    )
+    .await
+    .unwrap();
+    let out = s.dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let summary = session.download(&out).await.unwrap();
+    assert!(summary.failed.is_empty(), "{summary:?}");
+    assert_eq!(sha256_file(&out.join("f.bin")), sha256_file(&src));
+    assert_eq!(s.seen("GET"), 4, "one GET per range, none repeated");
+}
