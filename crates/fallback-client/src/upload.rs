@@ -244,21 +244,8 @@ impl Session {
     ) -> Result<String> {
         let (st, offset, done_digest) =
             if let Some(st) = known.clone().filter(|s| s.partials.is_empty()) {
-                match self.offset(&st.upload_url).await {
-                    Ok((o, d)) => (st, o, d),
-                    Err(Error::Http {
-                        status: 404 | 410, ..
-                    }) => {
-                        // Expired or removed on the server: start over.
-                        state::remove(state_file);
-                        *known = None;
-                        return Err(Error::Http {
-                            status: 503,
-                            message: "the upload is gone on the server; starting over".to_owned(),
-                        });
-                    }
-                    Err(e) => return Err(e),
-                }
+                let (o, d) = self.kept_offset(&st.upload_url, state_file, known).await?;
+                (st, o, d)
             } else {
                 let resp = self.send(self.creation(dest, job.size, None)).await?;
                 let resp = check(resp).await?;
@@ -365,20 +352,7 @@ impl Session {
         };
         let mut offsets = Vec::new();
         for (url, _) in &st.partials {
-            match self.offset(url).await {
-                Ok((o, _)) => offsets.push(o),
-                Err(Error::Http {
-                    status: 404 | 410, ..
-                }) => {
-                    state::remove(state_file);
-                    *known = None;
-                    return Err(Error::Http {
-                        status: 503,
-                        message: "a partial upload is gone on the server; starting over".to_owned(),
-                    });
-                }
-                Err(e) => return Err(e),
-            }
+            offsets.push(self.kept_offset(url, state_file, known).await?.0);
         }
         let have: u64 = offsets.iter().sum();
         first_offset.get_or_insert(have);
@@ -510,6 +484,29 @@ impl Session {
         } else {
             loc.to_owned()
         })
+    }
+
+    /// [`Session::offset`] of an upload the resume state names; one that expired or
+    /// was removed on the server forgets the state and is retried from scratch.
+    async fn kept_offset(
+        &self,
+        upload_url: &str,
+        state_file: &Path,
+        known: &mut Option<UploadState>,
+    ) -> Result<(u64, Option<String>)> {
+        match self.offset(upload_url).await {
+            Err(Error::Http {
+                status: 404 | 410, ..
+            }) => {
+                state::remove(state_file);
+                *known = None;
+                Err(Error::Http {
+                    status: 503,
+                    message: "the upload is gone on the server; starting over".to_owned(),
+                })
+            }
+            other => other,
+        }
     }
 
     /// `HEAD` of an upload: its offset, and its digest when it is complete.
