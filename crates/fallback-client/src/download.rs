@@ -356,26 +356,17 @@ impl Session {
         }
         let resp = check(resp).await?;
         let resumed = resp.status() == reqwest::StatusCode::PARTIAL_CONTENT && kept.is_some();
-        let h = resp.headers();
-        let header = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let etag = header("etag").unwrap_or_default();
-        let expected = header("repr-digest")
-            .as_deref()
-            .and_then(parse_repr_digest)
-            .or_else(|| job.sha256.clone());
+        let crate::ranges::Version {
+            etag,
+            size,
+            expected,
+        } = crate::ranges::Version::of(&resp, resumed)?;
+        let expected = expected.or_else(|| job.sha256.clone());
         let have = if resumed {
             kept.as_ref().map_or(0, |k| k.1)
         } else {
             0
         };
-        let size = if resumed {
-            header("content-range")
-                .as_deref()
-                .and_then(|v| v.rsplit('/').next()?.parse().ok())
-        } else {
-            resp.content_length()
-        }
-        .ok_or_else(|| Error::Protocol("the server gave no length for the file".to_owned()))?;
         if !resumed && !small {
             // This answer starts the file: what a later attempt may resume.
             state::write(

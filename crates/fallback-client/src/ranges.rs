@@ -123,6 +123,26 @@ pub(crate) struct Version {
     pub(crate) expected: Option<String>,
 }
 
+impl Version {
+    /// What a GET's answer says of the file: its `ETag`, its whole length (from
+    /// `Content-Range` when `partial`, else `Content-Length`) and its `Repr-Digest`.
+    pub(crate) fn of(resp: &reqwest::Response, partial: bool) -> Result<Version> {
+        let h = resp.headers();
+        let header = |n: &str| h.get(n).and_then(|v| v.to_str().ok());
+        let size = if partial {
+            header("content-range").and_then(|v| v.rsplit('/').next()?.parse().ok())
+        } else {
+            resp.content_length()
+        }
+        .ok_or_else(|| Error::Protocol("the server gave no length for the file".to_owned()))?;
+        Ok(Version {
+            etag: header("etag").unwrap_or_default().to_owned(),
+            size,
+            expected: header("repr-digest").and_then(parse_repr_digest),
+        })
+    }
+}
+
 impl Session {
     /// Downloads `url` into `part` over `streams` connections: the ranges still to
     /// fetch of a kept part of this version, or all of them. Returns the version and
@@ -167,24 +187,9 @@ impl Session {
                     )
                     .await?;
                 let resp = check(resp).await?;
-                let h = resp.headers();
-                let header = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
                 let partial = resp.status() == reqwest::StatusCode::PARTIAL_CONTENT;
-                let size = if partial {
-                    header("content-range")
-                        .as_deref()
-                        .and_then(|v| v.rsplit('/').next()?.parse().ok())
-                } else {
-                    resp.content_length()
-                }
-                .ok_or_else(|| {
-                    Error::Protocol("the server gave no length for the file".to_owned())
-                })?;
-                let version = Version {
-                    etag: header("etag").unwrap_or_default(),
-                    size,
-                    expected: header("repr-digest").as_deref().and_then(parse_repr_digest),
-                };
+                let version = Version::of(&resp, partial)?;
+                let size = version.size;
                 // The whole file if the server ignored the range. (A server that names
                 // no version gets its ranges without If-Match, and no resume state:
                 // only the digest, if it announces one, ties them together.)
