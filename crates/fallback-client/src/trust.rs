@@ -95,17 +95,11 @@ pub(crate) fn client_config(ca: Option<&Path>, pins: &[Pin]) -> Result<rustls::C
         Arc::clone(&provider),
     )
     .map_err(|e| bad(&e))?;
-    let verifier: Arc<dyn ServerCertVerifier> = if pins.is_empty() {
-        Arc::new(AnchorOrExact {
-            chain,
-            exact: certs,
-        })
-    } else {
-        Arc::new(Pinned {
-            signatures: chain,
-            pins: pins.to_vec(),
-        })
-    };
+    let verifier = Arc::new(AnchorOrExact {
+        chain,
+        exact: certs,
+        pins: pins.to_vec(),
+    });
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| bad(&e))?
@@ -129,66 +123,17 @@ impl std::fmt::Display for PinMismatch {
 
 impl std::error::Error for PinMismatch {}
 
-/// Only the pinned keys; the handshake signature proves the server holds one.
-#[derive(Debug)]
-struct Pinned {
-    /// Used for its signature checks only.
-    signatures: rustls_platform_verifier::Verifier,
-    pins: Vec<Pin>,
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        match pin_of(end_entity.as_ref()) {
-            Some(pin) if self.pins.contains(&pin) => Ok(ServerCertVerified::assertion()),
-            found => Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::Other(rustls::OtherError(Arc::new(PinMismatch(
-                    format!(
-                        "the server's key matches no --pin (its pin is {})",
-                        found.map_or_else(|| "unreadable".to_owned(), |p| show_pin(&p))
-                    ),
-                )))),
-            )),
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.signatures.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.signatures.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.signatures.supported_verify_schemes()
-    }
-}
-
 /// A chain to the system roots or a `--cacert` CA; failing that, a server certificate
 /// that is byte for byte one of the `--cacert` certificates, for the name asked and
 /// within its validity. Handshake signatures are always checked.
 #[derive(Debug)]
+///
+/// With pins, only the pinned keys instead (`chain` then checks handshake signatures
+/// only, which prove the server holds the key).
 struct AnchorOrExact {
     chain: rustls_platform_verifier::Verifier,
     exact: Vec<CertificateDer<'static>>,
+    pins: Vec<Pin>,
 }
 
 impl ServerCertVerifier for AnchorOrExact {
@@ -200,6 +145,19 @@ impl ServerCertVerifier for AnchorOrExact {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        if !self.pins.is_empty() {
+            return match pin_of(end_entity.as_ref()) {
+                Some(pin) if self.pins.contains(&pin) => Ok(ServerCertVerified::assertion()),
+                found => Err(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::Other(rustls::OtherError(Arc::new(PinMismatch(
+                        format!(
+                            "the server's key matches no --pin (its pin is {})",
+                            found.map_or_else(|| "unreadable".to_owned(), |p| show_pin(&p))
+                        ),
+                    )))),
+                )),
+            };
+        }
         let refused = match self.chain.verify_server_cert(
             end_entity,
             intermediates,
