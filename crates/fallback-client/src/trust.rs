@@ -126,10 +126,10 @@ impl std::error::Error for PinMismatch {}
 /// A chain to the system roots or a `--cacert` CA; failing that, a server certificate
 /// that is byte for byte one of the `--cacert` certificates, for the name asked and
 /// within its validity. Handshake signatures are always checked.
-#[derive(Debug)]
 ///
 /// With pins, only the pinned keys instead (`chain` then checks handshake signatures
 /// only, which prove the server holds the key).
+#[derive(Debug)]
 struct AnchorOrExact {
     chain: rustls_platform_verifier::Verifier,
     exact: Vec<CertificateDer<'static>>,
