@@ -15,6 +15,27 @@ async fn session(s: &Served, path: &str, token: &str) -> (Session, Arc<Mutex<Vec
     (session, log)
 }
 
+/// Recorded events that, at the first retry, flip byte 1000 of `part` (a kept part the
+/// next attempt resumes); the flag says it happened.
+type Log = Arc<Mutex<Vec<Event>>>;
+
+fn flipping_at_first_retry(part: &Path) -> (Events, Log, Arc<Mutex<bool>>) {
+    let flipped = Arc::new(Mutex::new(false));
+    let (events, log) = recorder();
+    let (p, f) = (part.to_owned(), Arc::clone(&flipped));
+    let events: Events = Arc::new(move |e: &Event| {
+        if matches!(e, Event::Retry { .. }) && !*f.lock().unwrap() {
+            let mut bytes = std::fs::read(&p).unwrap();
+            assert!(bytes.len() > 1000, "nothing kept before the cut");
+            bytes[1000] ^= 0x01;
+            std::fs::write(&p, bytes).unwrap();
+            *f.lock().unwrap() = true;
+        }
+        events(e);
+    });
+    (events, log, flipped)
+}
+
 fn retries(log: &Mutex<Vec<Event>>) -> usize {
     log.lock()
         .unwrap()
@@ -193,19 +214,7 @@ async fn a_resumed_download_still_verifies_the_bytes_it_kept() {
     std::fs::create_dir_all(&out).unwrap();
     let part = out.join("f.bin.fallback-part");
     // At the first retry (the cut), corrupt one stored byte.
-    let flipped = Arc::new(Mutex::new(false));
-    let (events, log) = recorder();
-    let (p, f) = (part.clone(), Arc::clone(&flipped));
-    let events: Events = Arc::new(move |e: &Event| {
-        if matches!(e, Event::Retry { .. }) && !*f.lock().unwrap() {
-            let mut bytes = std::fs::read(&p).unwrap();
-            assert!(bytes.len() > 1000, "nothing kept before the cut");
-            bytes[1000] ^= 0x01;
-            std::fs::write(&p, bytes).unwrap();
-            *f.lock().unwrap() = true;
-        }
-        events(e);
-    });
+    let (events, log, flipped) = flipping_at_first_retry(&part);
     let session = Session::open(
         &s.url("/f.bin", &token, "&fallback=yes"),
         options(s.dir.path()),
@@ -280,18 +289,8 @@ async fn a_ranged_download_cut_resumes_its_ranges_and_still_verifies() {
     let out = s.dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
     let part = out.join("f.bin.fallback-part");
-    let flipped = Arc::new(Mutex::new(false));
-    let (events, log) = recorder();
-    let (p, f) = (part.clone(), Arc::clone(&flipped));
-    let events: Events = Arc::new(move |e: &Event| {
-        if matches!(e, Event::Retry { .. }) && !*f.lock().unwrap() {
-            let mut bytes = std::fs::read(&p).unwrap();
-            bytes[1000] ^= 0x01;
-            std::fs::write(&p, bytes).unwrap();
-            *f.lock().unwrap() = true;
-        }
-        events(e);
-    });
+    // At the first retry (the cut), corrupt one stored byte.
+    let (events, log, flipped) = flipping_at_first_retry(&part);
     let session = Session::open(
         &s.url("/f.bin", &token, "&fallback=yes"),
         streams(s.dir.path(), 4),
