@@ -105,6 +105,16 @@ pub(crate) fn set_dir_mode(
     Ok(())
 }
 
+/// fsync of `dir` after a directory was made in it for an upload: the new entry is
+/// durable before anything is published beneath it (an fsync of the new directory
+/// alone does not make its own name durable).
+pub(crate) fn sync_entries(dir: &Dir) -> Result<()> {
+    dir.open(".")
+        .map_err(Error::io)?
+        .sync_all()
+        .map_err(Error::io)
+}
+
 fn errno(e: Errno) -> std::io::Error {
     e.into()
 }
@@ -220,7 +230,10 @@ pub(crate) fn resolve<'a>(
                         }
                         Missing::Create(mode) => {
                             match rustix::fs::mkdirat(top, &seg, Mode::from_raw_mode(0o777)) {
-                                Ok(()) => set_dir_mode(top, &seg, mode, reserved)?,
+                                Ok(()) => {
+                                    set_dir_mode(top, &seg, mode, reserved)?;
+                                    sync_entries(top)?;
+                                }
                                 Err(Errno::EXIST) => {}
                                 Err(e) => return Err(Error::io(errno(e))),
                             }

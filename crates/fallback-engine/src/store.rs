@@ -379,7 +379,10 @@ impl Storage {
         let r = self.resolve(&path.parent(), true, Missing::Create(dir_mode))?;
         if let Some(name) = r.name.as_deref() {
             match rustix::fs::mkdirat(r.dir(), name, rustix::fs::Mode::from_raw_mode(0o777)) {
-                Ok(()) => resolve::set_dir_mode(r.dir(), name, dir_mode, self.reserved)?,
+                Ok(()) => {
+                    resolve::set_dir_mode(r.dir(), name, dir_mode, self.reserved)?;
+                    resolve::sync_entries(r.dir())?;
+                }
                 Err(rustix::io::Errno::EXIST) => {}
                 Err(e) => return Err(Error::io(e.into())),
             }
