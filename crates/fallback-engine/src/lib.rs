@@ -22,6 +22,7 @@
 mod digest;
 #[cfg_attr(not(feature = "faults"), allow(unreachable_pub))]
 mod faults;
+mod group;
 mod relpath;
 mod resolve;
 mod store;

@@ -81,6 +81,14 @@ pub struct Storage {
     /// sweep runs (other instances sharing the docroot change it too). Saves listing
     /// the staging area, finished uploads' records included, at every creation.
     pub(crate) in_progress: Mutex<Option<HashMap<String, String>>>,
+    /// Uploads created with their first bytes in the same request (tus
+    /// creation-with-upload) and not yet made durable, with when they were created:
+    /// nobody has been told of them yet, so their creation costs no fsync unless they
+    /// are answered unfinished ([`Storage::settle`]).
+    pub(crate) deferred: Mutex<HashMap<String, std::time::Instant>>,
+    /// Group commit per directory (device and inode) being synced now: requests that
+    /// need the same directory durable at the same time share its fsyncs.
+    pub(crate) groups: Mutex<HashMap<(u64, u64), std::sync::Arc<crate::group::GroupSync>>>,
     pub(crate) upload_ttl: Duration,
     /// The fault seam (tests only).
     pub(crate) faults: Option<std::sync::Arc<dyn crate::Faults>>,
@@ -132,6 +140,8 @@ impl Storage {
             reserved,
             digests: Mutex::new(HashMap::new()),
             in_progress: Mutex::new(None),
+            deferred: Mutex::new(HashMap::new()),
+            groups: Mutex::new(HashMap::new()),
             upload_ttl,
             faults: None,
         })

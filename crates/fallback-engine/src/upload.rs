@@ -259,12 +259,32 @@ impl Storage {
     /// fsync of a directory (`rel_path` names it for the fault hook), so a rename or a
     /// new entry in it is durable. (A `Dir` handle is opened `O_PATH`, which cannot be
     /// synced: open the directory itself read-only.)
+    ///
+    /// Shared with every request that needs the same directory durable at the same
+    /// time ([`crate::group`]): a tree's files published together into one folder cost
+    /// one fsync of it per batch, not one each.
     fn sync_dir(&self, dir: &Dir, rel_path: &str) -> Result<()> {
-        self.fault(|| Step::SyncDir(rel_path.to_owned()))?;
-        dir.open(".")
-            .map_err(Error::io)?
-            .sync_all()
-            .map_err(Error::io)
+        use std::os::unix::fs::MetadataExt as _;
+        let d = dir.open(".").map_err(Error::io)?.into_std();
+        let m = d.metadata().map_err(Error::io)?;
+        let key = (m.dev(), m.ino());
+        let group = self
+            .groups
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(key)
+            .or_default()
+            .clone();
+        let r = group.sync(self, &d, || Step::SyncDir(rel_path.to_owned()));
+        let mut groups = self
+            .groups
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Forgotten when nobody else uses it (the map, and this call, hold it).
+        if std::sync::Arc::strong_count(&group) == 2 {
+            groups.remove(&key);
+        }
+        r
     }
 
     fn read_state(&self, id: &UploadId) -> Result<State> {
@@ -341,8 +361,10 @@ impl Storage {
         Ok((state, digest))
     }
 
-    /// Marks an upload finished: its state becomes its record (one rename, durable with
-    /// the staging directory's fsync), with the digest of what it published.
+    /// Marks an upload finished: its state becomes its record (one rename), with the
+    /// digest of what it published. The rename is not synced: its data file is gone from
+    /// the staging area (published), and a state without its data file reads as
+    /// finished ([`Storage::info`]) and is marked again, so a crash loses nothing.
     fn mark_done(&self, id: &UploadId, sha256: Option<&[u8; 32]>) -> Result<()> {
         if let Some(d) = sha256
             && let Ok(f) = self.staging.open(id.state())
@@ -356,14 +378,18 @@ impl Storage {
             );
         }
         self.fault(|| Step::Rename(staged(&id.state()), staged(&id.done())))?;
-        self.staging
-            .rename(id.state(), &self.staging, id.done())
-            .map_err(Error::io)?;
+        match self.staging.rename(id.state(), &self.staging, id.done()) {
+            Ok(()) => {}
+            // Marked meanwhile (a HEAD or the sweep saw the data file gone first).
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound && self.staging.exists(id.done()) => {}
+            Err(e) => return Err(Error::io(e)),
+        }
         self.track(id, None);
         if let Ok(mut d) = self.digests.lock() {
             d.remove(id.as_str());
         }
-        self.sync_dir(&self.staging, STAGING)
+        Ok(())
     }
 
     /// Ids of every upload in the staging area.
@@ -441,6 +467,61 @@ impl Storage {
         self.create(new, Concat::None)
     }
 
+    /// Creates an upload whose first bytes arrive in the same request (tus
+    /// creation-with-upload). Nobody knows of it until that request is answered, so
+    /// nothing is made durable yet: an append that completes it publishes it durably
+    /// (the file's fsync, the rename, its directory's fsync: the creation costs no
+    /// fsync of its own), and one that leaves it unfinished makes the creation durable
+    /// before it reports the offset. Before answering with the upload's URL in any other
+    /// way (an append that failed), call [`Storage::settle`]. An upload never answered
+    /// is an orphan the sweep removes.
+    pub fn create_upload_with_body(&self, new: NewUpload) -> Result<UploadInfo> {
+        let info = self.create_with_parts(new, Concat::None, &[], false, false)?;
+        self.deferred
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(info.id.as_str().to_owned(), std::time::Instant::now());
+        Ok(info)
+    }
+
+    /// Makes the creation of an upload made by [`Storage::create_upload_with_body`]
+    /// durable (its data file, its state, their names), so it can be reported; nothing
+    /// to do for any other upload, or once done.
+    ///
+    /// # Errors
+    /// A failed fsync: the upload must not be reported (it is settled again at the
+    /// next call).
+    pub fn settle(&self, id: &UploadId) -> Result<()> {
+        let mut deferred = self
+            .deferred
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(created) = deferred.remove(id.as_str()) else {
+            return Ok(());
+        };
+        drop(deferred);
+        let synced = (|| {
+            for name in [id.part(), id.state()] {
+                self.fault(|| Step::SyncFile(staged(&name)))?;
+                let f = match self.staging.open(&name) {
+                    Ok(f) => f,
+                    // Completed or removed meanwhile: nothing left to settle.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                    Err(e) => return Err(Error::io(e)),
+                };
+                f.sync_all().map_err(Error::io)?;
+            }
+            self.sync_dir(&self.staging, STAGING)
+        })();
+        if synced.is_err() {
+            self.deferred
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(id.as_str().to_owned(), created);
+        }
+        synced
+    }
+
     /// Creates a partial upload (tus `Upload-Concat: partial`) of `length` bytes for
     /// `user`: it is written like any upload but never published alone; a final upload
     /// ([`Storage::concatenate`]) assembles it with others.
@@ -465,15 +546,19 @@ impl Storage {
     }
 
     fn create(&self, new: NewUpload, concat: Concat) -> Result<UploadInfo> {
-        self.create_with_parts(new, concat, &[], false)
+        self.create_with_parts(new, concat, &[], false, true)
     }
 
+    /// Creates an upload's files; `durable`: synced before this returns (for a creation
+    /// answered before any bytes arrive); otherwise the first answer about it makes it
+    /// durable (publication, or [`Storage::settle`]).
     fn create_with_parts(
         &self,
         new: NewUpload,
         concat: Concat,
         parts: &[UploadId],
         single_shot: bool,
+        durable: bool,
     ) -> Result<UploadInfo> {
         if concat != Concat::Partial && new.dest.is_root() {
             return Err(Error::WrongKind("the destination is the docroot itself"));
@@ -509,7 +594,7 @@ impl Storage {
         };
         let json = serde_json::to_vec(&state).map_err(|e| Error::Io(std::io::Error::other(e)))?;
         // Data file first (empty), then the state, written aside and renamed in.
-        let created = self.create_files(&id, &json);
+        let created = self.create_files(&id, &json, durable);
         if created.is_ok() {
             self.track(&id, Some(&state.user));
         }
@@ -523,14 +608,16 @@ impl Storage {
         self.info(&id, state)
     }
 
-    fn create_files(&self, id: &UploadId, json: &[u8]) -> Result<()> {
+    fn create_files(&self, id: &UploadId, json: &[u8], durable: bool) -> Result<()> {
         self.fault(|| Step::Create(staged(&id.part())))?;
         let part = self
             .staging
             .open_with(id.part(), OpenOptions::new().write(true).create_new(true))
             .map_err(Error::io)?;
-        self.fault(|| Step::SyncFile(staged(&id.part())))?;
-        part.sync_all().map_err(Error::io)?;
+        if durable {
+            self.fault(|| Step::SyncFile(staged(&id.part())))?;
+            part.sync_all().map_err(Error::io)?;
+        }
         let tmp = id.tmp_state();
         self.fault(|| Step::Create(staged(&tmp)))?;
         let mut f = self
@@ -539,13 +626,18 @@ impl Storage {
             .map_err(Error::io)?;
         self.fault(|| Step::Write(staged(&tmp), json.len()))?;
         f.write_all(json).map_err(Error::io)?;
-        self.fault(|| Step::SyncFile(staged(&tmp)))?;
-        f.sync_all().map_err(Error::io)?;
+        if durable {
+            self.fault(|| Step::SyncFile(staged(&tmp)))?;
+            f.sync_all().map_err(Error::io)?;
+        }
         self.fault(|| Step::Rename(staged(&tmp), staged(&id.state())))?;
         self.staging
             .rename(&tmp, &self.staging, id.state())
             .map_err(Error::io)?;
-        self.sync_dir(&self.staging, STAGING)
+        if durable {
+            self.sync_dir(&self.staging, STAGING)?;
+        }
+        Ok(())
     }
 
     /// An upload's state and offset, in progress or finished. Expired uploads are
@@ -610,7 +702,8 @@ impl Storage {
             Err(e) => return Err(e),
         };
         let h = hash_from_start(&mut file)?;
-        self.finalize(&info.id, &file, h, &info.dest).map(|_| ())
+        let sealed = self.seal(&info.id, &file, h)?;
+        self.publish(&info.id, sealed, &info.dest).map(|_| ())
     }
 
     /// A finished upload's info after [`Storage::upload_settled`] completed it.
@@ -622,6 +715,13 @@ impl Storage {
     }
 
     fn remove_upload(&self, id: &UploadId) -> Result<()> {
+        self.remove_files(id)?;
+        self.sync_dir(&self.staging, STAGING)
+    }
+
+    /// Removes an upload's files from the staging area, not durably: for one whose
+    /// state is harmless if it comes back (a published PUT's: see [`Storage::info`]).
+    fn remove_files(&self, id: &UploadId) -> Result<()> {
         for name in [id.state(), id.part(), id.done()] {
             self.fault(|| Step::Remove(staged(&name)))?;
             match self.staging.remove_file(&name) {
@@ -634,7 +734,11 @@ impl Storage {
         if let Ok(mut d) = self.digests.lock() {
             d.remove(id.as_str());
         }
-        self.sync_dir(&self.staging, STAGING)
+        self.deferred
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(id.as_str());
+        Ok(())
     }
 
     /// Deletes an upload of `user` (tus termination).
@@ -662,11 +766,21 @@ impl Storage {
             .in_progress
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
-        let mut expired = self
-            .upload_ids()?
-            .iter()
-            .filter(|id| matches!(self.upload(id), Err(Error::UnknownUpload)))
-            .count();
+        self.deferred
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|_, created| created.elapsed() < ORPHAN_AGE);
+        let mut expired = 0;
+        for id in self.upload_ids()? {
+            match self.upload(&id) {
+                Err(Error::UnknownUpload) => expired += 1,
+                Err(_) if self.is_orphan_state(&id) => {
+                    self.remove_upload(&id)?;
+                    expired += 1;
+                }
+                _ => {}
+            }
+        }
         let names: Vec<String> = self
             .staging
             .entries()
@@ -701,6 +815,21 @@ impl Storage {
             }
         }
         Ok(expired)
+    }
+
+    /// A state that cannot be read back, older than [`ORPHAN_AGE`]: what a crash leaves
+    /// of a creation never made durable (nobody was told of it: see
+    /// [`Storage::create_upload_with_body`]).
+    fn is_orphan_state(&self, id: &UploadId) -> bool {
+        let old = self
+            .staging
+            .metadata(id.state())
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.into_std().elapsed().is_ok_and(|age| age > ORPHAN_AGE));
+        old && self
+            .staging
+            .read_to_string(id.state())
+            .is_ok_and(|text| serde_json::from_str::<State>(&text).is_err())
     }
 
     fn lock_part(&self, id: &UploadId) -> Result<File> {
@@ -762,12 +891,18 @@ impl Storage {
             .map(|(_, h)| h);
         let whole = if let Some(h) = cached {
             h
+        } else if actual == 0 {
+            Sha256::new()
         } else {
             // Recover the running digest from the stored bytes (after a restart, or
             // when another instance wrote the previous chunk).
             hash_from_start(&mut file)?
         };
         file.seek(SeekFrom::Start(actual)).map_err(Error::io)?;
+        // No bigger than what can still arrive (a small file's upload is small).
+        let buf = info.length.map_or(WRITE_BUF, |l| {
+            usize::try_from(l.saturating_sub(actual)).map_or(WRITE_BUF, |n| n.min(WRITE_BUF))
+        });
         Ok(UploadWriter {
             storage: self,
             info: UploadInfo {
@@ -779,7 +914,7 @@ impl Storage {
             whole,
             chunk: chunk.map(ChunkHasher::new),
             expected_whole: None,
-            buf: Vec::with_capacity(1 << 20),
+            buf: Vec::with_capacity(buf),
         })
     }
 
@@ -807,6 +942,8 @@ impl Storage {
             Concat::None,
             &[],
             true,
+            // Never answered before it is published or removed.
+            false,
         )?;
         self.writer(&info.id, user, 0, None)
     }
@@ -866,6 +1003,8 @@ impl Storage {
             Concat::Final,
             parts,
             false,
+            // Assembled and published, or removed, before this returns.
+            false,
         )?;
         let result = self.assemble(&info, &mut sources);
         if result.is_err() {
@@ -901,16 +1040,14 @@ impl Storage {
             }
         }
         let h = hash_from_start(&mut out)?;
-        self.finalize(&info.id, &out, h, &info.dest)
+        let sealed = self.seal(&info.id, &out, h)?;
+        self.publish(&info.id, sealed, &info.dest)
     }
 
-    fn finalize(
-        &self,
-        id: &UploadId,
-        file: &File,
-        whole: Sha256,
-        dest: &RelPath,
-    ) -> Result<Completed> {
+    /// The first half of publishing a complete upload: the digest checked against the
+    /// one expected (a mismatch removes the upload), recorded on the file with its mode,
+    /// and the file made durable (one fsync: data, size, mode, digest).
+    fn seal(&self, id: &UploadId, file: &File, whole: Sha256) -> Result<Sealed> {
         let state = self.read_state(id)?;
         let sha256: [u8; 32] = whole.finalize().into();
         if let Some(expected) = state.expected_sha256.as_deref().and_then(unhex32)
@@ -928,6 +1065,22 @@ impl Storage {
         }
         self.fault(|| Step::SyncFile(staged(&id.part())))?;
         file.sync_all().map_err(Error::io)?;
+        Ok(Sealed {
+            state,
+            sha256,
+            size,
+        })
+    }
+
+    /// The second half: the sealed file renamed to `dest` (never over a directory, nor
+    /// over any file when the upload said so), the rename made durable, the upload
+    /// marked finished.
+    fn publish(&self, id: &UploadId, sealed: Sealed, dest: &RelPath) -> Result<Completed> {
+        let Sealed {
+            state,
+            sha256,
+            size,
+        } = sealed;
         let parent = self.parent_dir(dest, state.dir_mode)?;
         let name = dest.file_name().ok_or(Error::WrongKind("no file name"))?;
         if parent.metadata(name).is_ok_and(|m| m.is_dir()) {
@@ -958,7 +1111,7 @@ impl Storage {
         self.sync_dir(&parent, &rel(&dest.parent()))?;
         if state.single_shot {
             // Nobody can ask about a PUT afterwards.
-            self.remove_upload(id)?;
+            self.remove_files(id)?;
         } else {
             self.mark_done(id, Some(&sha256))?;
         }
@@ -968,6 +1121,14 @@ impl Storage {
             sha256,
         })
     }
+}
+
+/// A complete upload whose file is durable and verified, not yet at its final path.
+#[derive(Debug)]
+struct Sealed {
+    state: State,
+    sha256: [u8; 32],
+    size: u64,
 }
 
 /// The running digest of one chunk and what it must come to.
@@ -1004,7 +1165,11 @@ impl ChunkHasher {
     }
 }
 
-/// Appends bytes to one upload; holds its lock. Memory: one 1 MiB buffer.
+/// An append's write buffer, at most.
+const WRITE_BUF: usize = 1 << 20;
+
+/// Appends bytes to one upload; holds its lock. Memory: one buffer of up to 1 MiB
+/// ([`WRITE_BUF`]).
 #[derive(Debug)]
 pub struct UploadWriter<'a> {
     storage: &'a Storage,
@@ -1156,19 +1321,30 @@ impl UploadWriter<'_> {
             self.storage.remove_upload(&self.info.id)?;
             return Err(Error::ChecksumMismatch);
         }
-        self.sync()?;
         if done && self.info.concat != Concat::Partial {
-            let completed = self.storage.finalize(
-                &self.info.id,
-                &self.file,
-                self.whole.clone(),
-                &self.info.dest,
-            )?;
+            // The seal's fsync makes these bytes durable with the file.
+            let sealed = match self
+                .storage
+                .seal(&self.info.id, &self.file, self.whole.clone())
+            {
+                Ok(s) => s,
+                Err(Error::ChecksumMismatch) => return Err(Error::ChecksumMismatch),
+                Err(e) => {
+                    // As in `sync`: bytes whose fsync failed are never acknowledged.
+                    let _ = self.discard();
+                    return Err(e);
+                }
+            };
+            let completed = self
+                .storage
+                .publish(&self.info.id, sealed, &self.info.dest)?;
             return Ok(AppendOutcome {
                 offset,
                 completed: Some(completed),
             });
         }
+        self.sync()?;
+        self.storage.settle(&self.info.id)?;
         if let Ok(mut d) = self.storage.digests.lock() {
             d.insert(
                 self.info.id.as_str().to_owned(),
@@ -1193,6 +1369,7 @@ impl UploadWriter<'_> {
         if self.chunk.is_some() {
             // A checksummed append that did not arrive whole cannot be verified.
             self.discard()?;
+            self.storage.settle(&self.info.id)?;
             return Ok(self.start);
         }
         if let Err(e) = self.flush_buf() {
@@ -1200,6 +1377,7 @@ impl UploadWriter<'_> {
             return Err(e);
         }
         self.sync()?;
+        self.storage.settle(&self.info.id)?;
         if let Ok(mut d) = self.storage.digests.lock() {
             d.insert(
                 self.info.id.as_str().to_owned(),

@@ -207,6 +207,13 @@ fn destination(id: &Identity, meta: &[(String, String)]) -> Result<RelPath, ApiE
     Ok(root.join(&rel))
 }
 
+/// A creation that carries the upload's first bytes (tus creation-with-upload).
+fn has_body(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == OFFSET_OCTET_STREAM.as_bytes())
+}
+
 pub(crate) async fn create(State(state): State<AppState>, req: Request) -> Response {
     create_inner(state, req).await.unwrap_or_else(tus_error)
 }
@@ -261,19 +268,24 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
             no_replace: crate::precond::upload(&id, &parts.headers, &dest)?,
             modes: id.modes(),
         };
-        let info = tokio::task::spawn_blocking(move || storage.create_upload(new))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))??;
+        // With its first bytes (creation-with-upload), the creation is made durable by
+        // the first answer about it (publication, or the offset), not on its own.
+        let with_body = has_body(&parts.headers) && length > 0;
+        let info = tokio::task::spawn_blocking(move || {
+            if with_body {
+                storage.create_upload_with_body(new)
+            } else {
+                storage.create_upload(new)
+            }
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
         (info, dest)
     };
     tracing::info!(user = %id.user, client = %id.client, direction = "upload", path = %dest, bytes = length, upload = %info.id, partial = (info.concat == Concat::Partial), "upload created");
     let loc = location(&parts, &info.id);
     let mut offset = 0;
-    let with_body = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes() == OFFSET_OCTET_STREAM.as_bytes());
-    if with_body && length > 0 {
+    if has_body(&parts.headers) && length > 0 {
         let started = Instant::now();
         let outcome = pump(
             id.storage.clone(),
@@ -298,7 +310,15 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
             Ok(o) => offset = o.offset,
             // The upload exists: report it with what was kept, so the client resumes.
             Err(ApiError::Timeout | ApiError::BadRequest(_)) => {
-                offset = id.storage.upload(&info.id).map_or(0, |i| i.offset);
+                let storage = id.storage.clone();
+                let iid = info.id.clone();
+                offset = tokio::task::spawn_blocking(move || {
+                    // Durable before its URL is given out.
+                    storage.settle(&iid)?;
+                    Ok::<_, fallback_engine::Error>(storage.upload(&iid).map_or(0, |i| i.offset))
+                })
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))??;
             }
             Err(e) => return Err(e),
         }

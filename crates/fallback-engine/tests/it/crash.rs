@@ -176,6 +176,16 @@ impl Faults for Disk {
 const DEST: &str = "/in/sub/f.bin";
 const USER: &str = "alice";
 
+/// How the client creates its upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Creation {
+    /// A creation answered first (tus POST without a body), then appends.
+    Alone,
+    /// The first chunk with the creation (tus creation-with-upload): the client learns
+    /// of the upload only from that request's answer.
+    WithBody,
+}
+
 /// What the client saw.
 #[derive(Debug, Default)]
 struct Seen {
@@ -187,29 +197,51 @@ struct Seen {
 
 /// A client: create, then one append per chunk from `seen.acked`, until done or the
 /// first error.
-fn drive(s: &Storage, data: &[u8], chunks: &[usize], seen: &mut Seen) -> Result<(), Error> {
-    let id = match &seen.id {
-        Some(id) => id.clone(),
-        None => {
-            let info = s.create_upload(NewUpload {
-                user: USER.into(),
-                dest: RelPath::parse(DEST).unwrap(),
-                length: Some(data.len() as u64),
-                metadata: vec![],
-                expected_sha256: Some(Sha256::digest(data).into()),
-                no_replace: false,
-                modes: Modes::default(),
-            })?;
-            seen.id = Some(info.id.clone());
-            info.id
-        }
-    };
+fn drive(
+    s: &Storage,
+    data: &[u8],
+    chunks: &[usize],
+    creation: Creation,
+    seen: &mut Seen,
+) -> Result<(), Error> {
     let mut cuts = vec![0usize];
     for c in chunks {
         cuts.push((cuts.last().unwrap() + c).min(data.len()));
     }
     cuts.push(data.len());
     cuts.dedup();
+    let new = NewUpload {
+        user: USER.into(),
+        dest: RelPath::parse(DEST).unwrap(),
+        length: Some(data.len() as u64),
+        metadata: vec![],
+        expected_sha256: Some(Sha256::digest(data).into()),
+        no_replace: false,
+        modes: Modes::default(),
+    };
+    let id = match (&seen.id, creation) {
+        (Some(id), _) => id.clone(),
+        (None, Creation::Alone) => {
+            let info = s.create_upload(new)?;
+            seen.id = Some(info.id.clone());
+            info.id
+        }
+        (None, Creation::WithBody) => {
+            let info = s.create_upload_with_body(new)?;
+            let to = cuts.iter().copied().find(|&c| c > 0).unwrap_or(0);
+            let mut w = s.writer(&info.id, USER, 0, None)?;
+            w.write(&data[..to])?;
+            let out = w.finish(false)?;
+            // The answer: the upload's URL and its offset.
+            seen.id = Some(info.id.clone());
+            seen.acked = out.offset;
+            if out.completed.is_some() {
+                seen.completed = true;
+                return Ok(());
+            }
+            info.id
+        }
+    };
     loop {
         let from = usize::try_from(seen.acked).unwrap();
         let to = cuts.iter().copied().find(|&c| c > from).unwrap_or(from);
@@ -249,7 +281,7 @@ fn visible_files(root: &Path) -> Vec<String> {
 /// One run: fail step `fail_at` in `mode`, check, recover, check. Returns the number of
 /// steps a run without failure takes (when `fail_at` is 0). A crash past the last step
 /// is a power cut after every call returned.
-fn run(data: &[u8], chunks: &[usize], fail_at: usize, mode: Mode) -> usize {
+fn run(data: &[u8], chunks: &[usize], creation: Creation, fail_at: usize, mode: Mode) -> usize {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let ttl = Duration::from_hours(1);
@@ -257,7 +289,7 @@ fn run(data: &[u8], chunks: &[usize], fail_at: usize, mode: Mode) -> usize {
     let disk = Disk::new(root, fail_at, mode);
     let s = Storage::open(root, ttl).unwrap().with_faults(disk.clone());
     let mut seen = Seen::default();
-    let result = drive(&s, data, chunks, &mut seen);
+    let result = drive(&s, data, chunks, creation, &mut seen);
     let what = format!("step {fail_at} ({:?}) in {mode:?}", disk.failed());
     if fail_at == 0 {
         result.unwrap();
@@ -331,8 +363,12 @@ fn run(data: &[u8], chunks: &[usize], fail_at: usize, mode: Mode) -> usize {
         if seen.id.as_ref().is_some_and(|id| s.upload(id).is_err()) {
             seen = Seen::default();
         }
-        drive(&s, data, chunks, &mut seen).unwrap_or_else(|e| panic!("{what}: resume: {e:?}"));
+        drive(&s, data, chunks, creation, &mut seen)
+            .unwrap_or_else(|e| panic!("{what}: resume: {e:?}"));
     }
+    // What the failure left in the staging area does not stop the sweep.
+    s.sweep_expired()
+        .unwrap_or_else(|e| panic!("{what}: sweep: {e:?}"));
     assert_eq!(std::fs::read(&final_path).unwrap(), data, "{what}");
     assert_eq!(
         visible_files(root),
@@ -351,14 +387,17 @@ proptest! {
         data in proptest::collection::vec(any::<u8>(), 0..6000),
         chunks in proptest::collection::vec(1usize..3000, 1..4),
     ) {
-        let steps = run(&data, &chunks, 0, Mode::Crash);
-        for fail_at in 1..=steps {
-            for mode in [Mode::Crash, Mode::Eio, Mode::NoSpace] {
-                run(&data, &chunks, fail_at, mode);
+        for creation in [Creation::Alone, Creation::WithBody] {
+            let steps = run(&data, &chunks, creation, 0, Mode::Crash);
+            for fail_at in 1..=steps {
+                for mode in [Mode::Crash, Mode::Eio, Mode::NoSpace] {
+                    run(&data, &chunks, creation, fail_at, mode);
+                }
             }
+            // And a crash after everything returned: what was acknowledged must be
+            // durable.
+            run(&data, &chunks, creation, steps + 1, Mode::Crash);
         }
-        // And a crash after everything returned: what was acknowledged must be durable.
-        run(&data, &chunks, steps + 1, Mode::Crash);
     }
 }
 
@@ -446,5 +485,86 @@ proptest! {
             }
         }
         run_concat(&pieces, steps + 1, Mode::Crash);
+    }
+}
+
+/// Uploads of small files published at the same time into one folder, each created with
+/// its bytes (tus creation-with-upload), crashed at step `fail_at`: the folder's fsyncs
+/// are shared by whoever waits for them at once, and still every acknowledged file is
+/// there whole after the crash, and nothing but whole files is. Returns the steps of
+/// the run (it varies with how the fsyncs were shared).
+fn run_concurrent(files: &[Vec<u8>], fail_at: usize) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let ttl = Duration::from_hours(1);
+    {
+        // The folder exists and is durable before the run.
+        let s = Storage::open(root, ttl).unwrap();
+        std::fs::create_dir(root.join("in")).unwrap();
+        drop(s);
+    }
+    let disk = Disk::new(root, fail_at, Mode::Crash);
+    let s = Storage::open(root, ttl).unwrap().with_faults(disk.clone());
+    let acked: Vec<bool> = std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .iter()
+            .enumerate()
+            .map(|(i, data)| {
+                let s = &s;
+                scope.spawn(move || {
+                    let upload = || -> Result<bool, Error> {
+                        let info = s.create_upload_with_body(NewUpload {
+                            user: USER.into(),
+                            dest: RelPath::parse(&format!("/in/f{i}")).unwrap(),
+                            length: Some(data.len() as u64),
+                            metadata: vec![],
+                            expected_sha256: Some(Sha256::digest(data).into()),
+                            no_replace: false,
+                            modes: Modes::default(),
+                        })?;
+                        let mut w = s.writer(&info.id, USER, 0, None)?;
+                        w.write(data)?;
+                        Ok(w.finish(false)?.completed.is_some())
+                    };
+                    upload().unwrap_or(false)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let steps = disk.steps();
+    if fail_at == 0 {
+        assert!(acked.iter().all(|a| *a), "a clean run completes every file");
+        return steps;
+    }
+    drop(s);
+    disk.forget();
+    for (i, data) in files.iter().enumerate() {
+        let path = root.join(format!("in/f{i}"));
+        match std::fs::read(&path) {
+            Ok(got) => assert_eq!(&got, data, "crash at step {fail_at}: file {i} is not whole"),
+            Err(_) => assert!(
+                !acked[i],
+                "crash at step {fail_at}: acknowledged file {i} was lost"
+            ),
+        }
+    }
+    Storage::open(root, ttl).unwrap().sweep_expired().unwrap();
+    steps
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4))]
+
+    #[test]
+    fn files_published_together_share_fsyncs_and_survive_any_crash(
+        files in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..600), 2..9),
+    ) {
+        let steps = run_concurrent(&files, 0);
+        // Runs differ in how many folder fsyncs they share, so past the clean run's
+        // count too.
+        for fail_at in 1..=steps + files.len() {
+            run_concurrent(&files, fail_at);
+        }
     }
 }
