@@ -123,7 +123,7 @@ pub struct Modes {
     pub dir: Option<u32>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct State {
     version: u32,
     user: String,
@@ -475,16 +475,34 @@ impl Storage {
     /// before it reports the offset. Before answering with the upload's URL in any other
     /// way (an append that failed), call [`Storage::settle`]. An upload never answered
     /// is an orphan the sweep removes.
-    pub fn create_upload_with_body(&self, new: NewUpload) -> Result<UploadInfo> {
-        let info = self.create_with_parts(new, Concat::None, &[], false, false)?;
+    ///
+    /// Returns the writer of those first bytes (`chunk`: their expected digest, as for
+    /// [`Storage::writer`]), at offset 0; its [`UploadWriter::info`] is the upload.
+    pub fn create_with_body(
+        &self,
+        new: NewUpload,
+        chunk: Option<ChunkChecksum>,
+    ) -> Result<UploadWriter<'_>> {
+        let (id, state, part) = self.create_files_of(new, Concat::None, &[], false, false)?;
         self.deferred
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(info.id.as_str().to_owned(), std::time::Instant::now());
-        Ok(info)
+            .insert(id.as_str().to_owned(), std::time::Instant::now());
+        // Nobody else knows of it yet; locked all the same, like any writer.
+        rustix::fs::flock(&part, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+            .map_err(|e| Error::Io(e.into()))?;
+        let info = UploadInfo::of(&id, state.clone(), 0, false, None)?;
+        Ok(UploadWriter::new(
+            self,
+            info,
+            part,
+            Sha256::new(),
+            chunk,
+            Some(state),
+        ))
     }
 
-    /// Makes the creation of an upload made by [`Storage::create_upload_with_body`]
+    /// Makes the creation of an upload made by [`Storage::create_with_body`]
     /// durable (its data file, its state, their names), so it can be reported; nothing
     /// to do for any other upload, or once done.
     ///
@@ -560,6 +578,20 @@ impl Storage {
         single_shot: bool,
         durable: bool,
     ) -> Result<UploadInfo> {
+        let (id, state, part) = self.create_files_of(new, concat, parts, single_shot, durable)?;
+        drop(part);
+        self.info(&id, state)
+    }
+
+    /// [`Storage::create_with_parts`], giving the new upload's id, state and data file.
+    fn create_files_of(
+        &self,
+        new: NewUpload,
+        concat: Concat,
+        parts: &[UploadId],
+        single_shot: bool,
+        durable: bool,
+    ) -> Result<(UploadId, State, File)> {
         if concat != Concat::Partial && new.dest.is_root() {
             return Err(Error::WrongKind("the destination is the docroot itself"));
         }
@@ -594,26 +626,33 @@ impl Storage {
         };
         let json = serde_json::to_vec(&state).map_err(|e| Error::Io(std::io::Error::other(e)))?;
         // Data file first (empty), then the state, written aside and renamed in.
-        let created = self.create_files(&id, &json, durable);
-        if created.is_ok() {
-            self.track(&id, Some(&state.user));
-        }
-        if let Err(e) = created {
-            // Best effort: the sweep removes what this leaves (crash, full disk).
-            for name in [id.part(), id.tmp_state()] {
-                let _ = self.staging.remove_file(name);
+        match self.create_files(&id, &json, durable) {
+            Ok(part) => {
+                self.track(&id, Some(&state.user));
+                Ok((id, state, part))
             }
-            return Err(e);
+            Err(e) => {
+                // Best effort: the sweep removes what this leaves (crash, full disk).
+                for name in [id.part(), id.tmp_state()] {
+                    let _ = self.staging.remove_file(name);
+                }
+                Err(e)
+            }
         }
-        self.info(&id, state)
     }
 
-    fn create_files(&self, id: &UploadId, json: &[u8], durable: bool) -> Result<()> {
+    /// Writes a new upload's data file (empty, returned open for reading and writing)
+    /// and state.
+    fn create_files(&self, id: &UploadId, json: &[u8], durable: bool) -> Result<File> {
         self.fault(|| Step::Create(staged(&id.part())))?;
         let part = self
             .staging
-            .open_with(id.part(), OpenOptions::new().write(true).create_new(true))
-            .map_err(Error::io)?;
+            .open_with(
+                id.part(),
+                OpenOptions::new().read(true).write(true).create_new(true),
+            )
+            .map_err(Error::io)?
+            .into_std();
         if durable {
             self.fault(|| Step::SyncFile(staged(&id.part())))?;
             part.sync_all().map_err(Error::io)?;
@@ -637,7 +676,7 @@ impl Storage {
         if durable {
             self.sync_dir(&self.staging, STAGING)?;
         }
-        Ok(())
+        Ok(part)
     }
 
     /// An upload's state and offset, in progress or finished. Expired uploads are
@@ -702,7 +741,7 @@ impl Storage {
             Err(e) => return Err(e),
         };
         let h = hash_from_start(&mut file)?;
-        let sealed = self.seal(&info.id, &file, h)?;
+        let sealed = self.seal(&info.id, &file, h, None)?;
         self.publish(&info.id, sealed, &info.dest).map(|_| ())
     }
 
@@ -899,23 +938,17 @@ impl Storage {
             hash_from_start(&mut file)?
         };
         file.seek(SeekFrom::Start(actual)).map_err(Error::io)?;
-        // No bigger than what can still arrive (a small file's upload is small).
-        let buf = info.length.map_or(WRITE_BUF, |l| {
-            usize::try_from(l.saturating_sub(actual)).map_or(WRITE_BUF, |n| n.min(WRITE_BUF))
-        });
-        Ok(UploadWriter {
-            storage: self,
-            info: UploadInfo {
+        Ok(UploadWriter::new(
+            self,
+            UploadInfo {
                 offset: actual,
                 ..info
             },
             file,
-            start: actual,
             whole,
-            chunk: chunk.map(ChunkHasher::new),
-            expected_whole: None,
-            buf: Vec::with_capacity(buf),
-        })
+            chunk,
+            None,
+        ))
     }
 
     /// Starts a single-shot upload of `dest` (HTTP PUT): not resumable; if it does not
@@ -1040,15 +1073,24 @@ impl Storage {
             }
         }
         let h = hash_from_start(&mut out)?;
-        let sealed = self.seal(&info.id, &out, h)?;
+        let sealed = self.seal(&info.id, &out, h, None)?;
         self.publish(&info.id, sealed, &info.dest)
     }
 
     /// The first half of publishing a complete upload: the digest checked against the
     /// one expected (a mismatch removes the upload), recorded on the file with its mode,
     /// and the file made durable (one fsync: data, size, mode, digest).
-    fn seal(&self, id: &UploadId, file: &File, whole: Sha256) -> Result<Sealed> {
-        let state = self.read_state(id)?;
+    fn seal(
+        &self,
+        id: &UploadId,
+        file: &File,
+        whole: Sha256,
+        known: Option<State>,
+    ) -> Result<Sealed> {
+        let state = match known {
+            Some(s) => s,
+            None => self.read_state(id)?,
+        };
         let sha256: [u8; 32] = whole.finalize().into();
         if let Some(expected) = state.expected_sha256.as_deref().and_then(unhex32)
             && expected != sha256
@@ -1182,6 +1224,36 @@ pub struct UploadWriter<'a> {
     /// `Repr-Digest`), checked if this append completes the upload.
     expected_whole: Option<[u8; 32]>,
     buf: Vec<u8>,
+    /// The upload's state, when this writer made it (read again when needed otherwise).
+    state: Option<State>,
+}
+
+impl<'a> UploadWriter<'a> {
+    /// A writer of `info` from its offset, `file` locked and positioned there.
+    fn new(
+        storage: &'a Storage,
+        info: UploadInfo,
+        file: File,
+        whole: Sha256,
+        chunk: Option<ChunkChecksum>,
+        state: Option<State>,
+    ) -> Self {
+        // No bigger than what can still arrive (a small file's upload is small).
+        let buf = info.length.map_or(WRITE_BUF, |l| {
+            usize::try_from(l.saturating_sub(info.offset)).map_or(WRITE_BUF, |n| n.min(WRITE_BUF))
+        });
+        UploadWriter {
+            storage,
+            start: info.offset,
+            info,
+            file,
+            whole,
+            chunk: chunk.map(ChunkHasher::new),
+            expected_whole: None,
+            buf: Vec::with_capacity(buf),
+            state,
+        }
+    }
 }
 
 impl UploadWriter<'_> {
@@ -1323,10 +1395,12 @@ impl UploadWriter<'_> {
         }
         if done && self.info.concat != Concat::Partial {
             // The seal's fsync makes these bytes durable with the file.
-            let sealed = match self
-                .storage
-                .seal(&self.info.id, &self.file, self.whole.clone())
-            {
+            let sealed = match self.storage.seal(
+                &self.info.id,
+                &self.file,
+                self.whole.clone(),
+                self.state.take(),
+            ) {
                 Ok(s) => s,
                 Err(Error::ChecksumMismatch) => return Err(Error::ChecksumMismatch),
                 Err(e) => {

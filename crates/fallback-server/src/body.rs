@@ -126,6 +126,14 @@ pub(crate) async fn edge(State(state): State<AppState>, req: Request, next: Next
 
 /// Which writer to open.
 pub(crate) enum Start {
+    /// tus creation-with-upload: the upload is created where its first bytes are
+    /// written (one task, no second reading of what was just made); `created` gets it.
+    Create {
+        new: fallback_engine::NewUpload,
+        chunk: Option<fallback_engine::ChunkChecksum>,
+        valid_until: Option<crate::auth::Deadline>,
+        created: Arc<std::sync::OnceLock<fallback_engine::UploadInfo>>,
+    },
     /// tus PATCH (or creation-with-upload): append at `offset`.
     Append {
         id: UploadId,
@@ -156,9 +164,9 @@ pub(crate) enum Start {
 impl Start {
     fn valid_until(&self) -> Option<crate::auth::Deadline> {
         match self {
-            Start::Append { valid_until, .. } | Start::Put { valid_until, .. } => {
-                valid_until.clone()
-            }
+            Start::Append { valid_until, .. }
+            | Start::Put { valid_until, .. }
+            | Start::Create { valid_until, .. } => valid_until.clone(),
         }
     }
 }
@@ -170,6 +178,16 @@ enum Msg {
 
 fn open(storage: &Storage, start: Start) -> Result<UploadWriter<'_>, ApiError> {
     Ok(match start {
+        Start::Create {
+            new,
+            chunk,
+            created,
+            ..
+        } => {
+            let w = storage.create_with_body(new, chunk)?;
+            let _ = created.set(w.info().clone());
+            w
+        }
         Start::Append {
             id,
             user,

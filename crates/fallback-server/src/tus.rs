@@ -207,6 +207,27 @@ fn destination(id: &Identity, meta: &[(String, String)]) -> Result<RelPath, ApiE
     Ok(root.join(&rel))
 }
 
+/// Receives a creation's body into its upload; when it started, and how it ended.
+async fn receive(
+    state: &AppState,
+    id: &Identity,
+    start: Start,
+    body: axum::body::Body,
+) -> (Instant, Result<fallback_engine::AppendOutcome, ApiError>) {
+    let started = Instant::now();
+    let outcome = pump(
+        id.storage.clone(),
+        start,
+        body,
+        state.options().activity_timeout,
+        state.options().max_upload_size,
+        false,
+        id.rate,
+    )
+    .await;
+    (started, outcome)
+}
+
 /// A creation that carries the upload's first bytes (tus creation-with-upload).
 fn has_body(headers: &HeaderMap) -> bool {
     headers
@@ -245,7 +266,13 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
     }
     let meta = metadata(&parts.headers)?;
     let storage = id.storage.clone();
-    let (info, dest) = if concat == ConcatRequest::Partial {
+    let with_body = has_body(&parts.headers) && length > 0;
+    let chunk = chunk_checksum(&parts.headers)?;
+    let valid_until = id.deadline(state.options());
+    // With the upload's first bytes (creation-with-upload), the upload is created by the
+    // task that writes them, and made durable by the first answer about it
+    // (publication, or the offset), not on its own.
+    let (info, dest, outcome) = if concat == ConcatRequest::Partial {
         // Bytes for a later final upload: no destination yet (it is the final's), but
         // only a token that may upload somewhere makes one.
         id.upload_root()?;
@@ -253,7 +280,20 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
         let info = tokio::task::spawn_blocking(move || storage.create_partial(&user, length, meta))
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))??;
-        (info, RelPath::root())
+        let outcome = if with_body {
+            let start = Start::Append {
+                id: info.id.clone(),
+                user: id.user.clone(),
+                offset: 0,
+                chunk,
+                whole: None,
+                valid_until,
+            };
+            Some(receive(&state, &id, start, body).await)
+        } else {
+            None
+        };
+        (info, RelPath::root(), outcome)
     } else {
         let dest = destination(&id, &meta)?;
         id.permit(Direction::Upload, &dest)?;
@@ -268,43 +308,34 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
             no_replace: crate::precond::upload(&id, &parts.headers, &dest)?,
             modes: id.modes(),
         };
-        // With its first bytes (creation-with-upload), the creation is made durable by
-        // the first answer about it (publication, or the offset), not on its own.
-        let with_body = has_body(&parts.headers) && length > 0;
-        let info = tokio::task::spawn_blocking(move || {
-            if with_body {
-                storage.create_upload_with_body(new)
-            } else {
-                storage.create_upload(new)
-            }
-        })
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
-        (info, dest)
+        if with_body {
+            let created = std::sync::Arc::new(std::sync::OnceLock::new());
+            let start = Start::Create {
+                new,
+                chunk,
+                valid_until,
+                created: std::sync::Arc::clone(&created),
+            };
+            let outcome = receive(&state, &id, start, body).await;
+            let Some(info) = created.get().cloned() else {
+                // Not created: nothing to report but why.
+                return Err(outcome
+                    .1
+                    .err()
+                    .unwrap_or_else(|| ApiError::Internal("upload not created".to_owned())));
+            };
+            (info, dest, Some(outcome))
+        } else {
+            let info = tokio::task::spawn_blocking(move || storage.create_upload(new))
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))??;
+            (info, dest, None)
+        }
     };
     tracing::info!(user = %id.user, client = %id.client, direction = "upload", path = %dest, bytes = length, upload = %info.id, partial = (info.concat == Concat::Partial), "upload created");
     let loc = location(&parts, &info.id);
     let mut offset = 0;
-    if has_body(&parts.headers) && length > 0 {
-        let started = Instant::now();
-        let outcome = pump(
-            id.storage.clone(),
-            Start::Append {
-                id: info.id.clone(),
-                user: id.user.clone(),
-                offset: 0,
-                chunk: chunk_checksum(&parts.headers)?,
-                // Repr-Digest on a creation is the upload's expected digest, kept.
-                whole: None,
-                valid_until: id.deadline(state.options()),
-            },
-            body,
-            state.options().activity_timeout,
-            max,
-            false,
-            id.rate,
-        )
-        .await;
+    if let Some((started, outcome)) = outcome {
         log_end(&id, "upload", &dest, started, &outcome);
         match outcome {
             Ok(o) => offset = o.offset,

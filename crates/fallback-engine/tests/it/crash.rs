@@ -227,9 +227,9 @@ fn drive(
             info.id
         }
         (None, Creation::WithBody) => {
-            let info = s.create_upload_with_body(new)?;
             let to = cuts.iter().copied().find(|&c| c > 0).unwrap_or(0);
-            let mut w = s.writer(&info.id, USER, 0, None)?;
+            let mut w = s.create_with_body(new, None)?;
+            let info = w.info().clone();
             w.write(&data[..to])?;
             let out = w.finish(false)?;
             // The answer: the upload's URL and its offset.
@@ -513,16 +513,18 @@ fn run_concurrent(files: &[Vec<u8>], fail_at: usize) -> usize {
                 let s = &s;
                 scope.spawn(move || {
                     let upload = || -> Result<bool, Error> {
-                        let info = s.create_upload_with_body(NewUpload {
-                            user: USER.into(),
-                            dest: RelPath::parse(&format!("/in/f{i}")).unwrap(),
-                            length: Some(data.len() as u64),
-                            metadata: vec![],
-                            expected_sha256: Some(Sha256::digest(data).into()),
-                            no_replace: false,
-                            modes: Modes::default(),
-                        })?;
-                        let mut w = s.writer(&info.id, USER, 0, None)?;
+                        let mut w = s.create_with_body(
+                            NewUpload {
+                                user: USER.into(),
+                                dest: RelPath::parse(&format!("/in/f{i}")).unwrap(),
+                                length: Some(data.len() as u64),
+                                metadata: vec![],
+                                expected_sha256: Some(Sha256::digest(data).into()),
+                                no_replace: false,
+                                modes: Modes::default(),
+                            },
+                            None,
+                        )?;
                         w.write(data)?;
                         Ok(w.finish(false)?.completed.is_some())
                     };

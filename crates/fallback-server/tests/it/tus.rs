@@ -195,6 +195,37 @@ async fn creation_with_upload_and_a_whole_file_digest() {
     assert!(!f.docroot().join("bad.txt").exists());
 }
 
+/// A creation-with-upload whose body is only part of the file is answered with its
+/// URL and what was kept (the creation is then made durable), and resumes there; one
+/// whose chunk checksum fails keeps nothing and publishes nothing.
+#[tokio::test]
+async fn creation_with_part_of_the_file_resumes_from_its_answer() {
+    let f = Fixture::new();
+    let app = f.router();
+    let token = upload_token("alice", "/");
+    let made = create_digested(&app, &token, "part.txt", &hex_sha256(b"abc"), b"ab").await;
+    assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
+    assert_eq!(made.header("upload-offset"), Some("2"));
+    assert!(!f.docroot().join("part.txt").exists());
+    let url = made.header("location").unwrap().to_owned();
+    let asked = head(&app, &url, &token).await;
+    assert_eq!(asked.header("upload-offset"), Some("2"), "{asked:?}");
+    let last = patch(&app, &url, &token, 2, b"c").await;
+    assert_eq!(last.status, StatusCode::NO_CONTENT, "{last:?}");
+    assert_eq!(std::fs::read(f.docroot().join("part.txt")).unwrap(), b"abc");
+
+    let sha1_of_other = "sha1 ".to_owned() + &b64(&[0u8; 20]);
+    let r = req("POST", "/uploads", Some(&token))
+        .header("tus-resumable", "1.0.0")
+        .header("upload-length", "3")
+        .header("upload-metadata", format!("filename {}", b64(b"sum.txt")))
+        .header("upload-checksum", sha1_of_other)
+        .header("content-type", "application/offset+octet-stream");
+    let refused = send(&app, r.body(Body::from(&b"abc"[..])).unwrap()).await;
+    assert_eq!(refused.status.as_u16(), 460, "{refused:?}");
+    assert!(!f.docroot().join("sum.txt").exists());
+}
+
 /// A PATCH with extra headers.
 async fn patch_with(
     app: &Router,
