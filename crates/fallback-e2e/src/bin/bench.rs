@@ -206,6 +206,49 @@ fn make_tree(root: &Path, files: usize) -> Vec<String> {
         .collect()
 }
 
+/// The durable bound for a tree of small files on this disk: what any server that makes
+/// each file durable before it answers must at least do, with no network, no HTTP and
+/// no hashing: per file (16 threads, like the client's `--parallel 16`), write it in a
+/// staging folder, fsync it, rename it into its folder, fsync that folder. Seconds for
+/// the whole tree into `dest`.
+fn durable_tree(src: &Path, rels: &[String], dest: &Path) -> Result<f64, String> {
+    use std::io::Write as _;
+    let staging = dest.join(".staging");
+    std::fs::create_dir_all(&staging).map_err(|e| e.to_string())?;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    settle();
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..16)
+            .map(|_| {
+                scope.spawn(|| -> std::io::Result<()> {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(rel) = rels.get(i) else {
+                            return Ok(());
+                        };
+                        let bytes = std::fs::read(src.join(rel))?;
+                        let tmp = staging.join(format!("{i}.part"));
+                        let mut f = std::fs::File::create(&tmp)?;
+                        f.write_all(&bytes)?;
+                        f.sync_all()?;
+                        let to = dest.join(rel);
+                        let folder = to.parent().unwrap();
+                        std::fs::create_dir_all(folder)?;
+                        std::fs::rename(&tmp, &to)?;
+                        std::fs::File::open(folder)?.sync_all()?;
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().unwrap())
+            .map_err(|e| format!("durable tree: {e}"))
+    })?;
+    Ok(start.elapsed().as_secs_f64())
+}
+
 /// Requests per second of `wrk` against `url` with 64 connections.
 fn wrk(url: &str, header: Option<&str>, secs: u64) -> Result<f64, String> {
     let mut c = Command::new("wrk");
@@ -760,6 +803,26 @@ fn main() {
                 curl_parallel(&put_config)
             },
         ));
+        // The same tree against what durability alone costs on this disk.
+        let bound_tree = work.path().join("durable-tree");
+        record(alternate_by(
+            s.runs,
+            "client tree upload",
+            "durable bound (no HTTP)",
+            files,
+            &mut || {
+                let _ = std::fs::remove_dir_all(server.docroot().join("up"));
+                cli(
+                    &["upload", "--parallel", "16", &tree_up, &tree_src_s],
+                    &state,
+                )
+            },
+            &mut || {
+                let _ = std::fs::remove_dir_all(&bound_tree);
+                durable_tree(&tree_src, &rels, &bound_tree)
+            },
+        ));
+        let _ = std::fs::remove_dir_all(&bound_tree);
         // Down: the same tree served by both.
         let served_tree = server.docroot().join("tree");
         let static_tree = proxy.static_dir.join("tree");
