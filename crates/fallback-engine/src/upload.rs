@@ -633,7 +633,7 @@ impl Storage {
             }
             Err(e) => {
                 // Best effort: the sweep removes what this leaves (crash, full disk).
-                for name in [id.part(), id.tmp_state()] {
+                for name in [id.part(), id.tmp_state(), id.state()] {
                     let _ = self.staging.remove_file(name);
                 }
                 Err(e)
@@ -657,23 +657,24 @@ impl Storage {
             self.fault(|| Step::SyncFile(staged(&id.part())))?;
             part.sync_all().map_err(Error::io)?;
         }
-        let tmp = id.tmp_state();
-        self.fault(|| Step::Create(staged(&tmp)))?;
+        // Written aside and renamed in when it is to be durable now (never a torn state
+        // after a crash); written in place otherwise: nobody reads it before the upload
+        // is answered, and one a crash tore is an orphan the sweep removes.
+        let name = if durable { id.tmp_state() } else { id.state() };
+        self.fault(|| Step::Create(staged(&name)))?;
         let mut f = self
             .staging
-            .open_with(&tmp, OpenOptions::new().write(true).create_new(true))
+            .open_with(&name, OpenOptions::new().write(true).create_new(true))
             .map_err(Error::io)?;
-        self.fault(|| Step::Write(staged(&tmp), json.len()))?;
+        self.fault(|| Step::Write(staged(&name), json.len()))?;
         f.write_all(json).map_err(Error::io)?;
         if durable {
-            self.fault(|| Step::SyncFile(staged(&tmp)))?;
+            self.fault(|| Step::SyncFile(staged(&name)))?;
             f.sync_all().map_err(Error::io)?;
-        }
-        self.fault(|| Step::Rename(staged(&tmp), staged(&id.state())))?;
-        self.staging
-            .rename(&tmp, &self.staging, id.state())
-            .map_err(Error::io)?;
-        if durable {
+            self.fault(|| Step::Rename(staged(&name), staged(&id.state())))?;
+            self.staging
+                .rename(&name, &self.staging, id.state())
+                .map_err(Error::io)?;
             self.sync_dir(&self.staging, STAGING)?;
         }
         Ok(part)
