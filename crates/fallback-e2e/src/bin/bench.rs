@@ -786,18 +786,19 @@ fn main() {
     .unwrap();
         let tree_up = fasp("/up", &up);
         let tree_src_s = tree_src.to_str().unwrap().to_owned();
+        let mut tree_upload = || {
+            let _ = std::fs::remove_dir_all(server.docroot().join("up"));
+            cli(
+                &["upload", "--parallel", "16", &tree_up, &tree_src_s],
+                &state,
+            )
+        };
         record(alternate_by(
             s.runs,
             "client tree upload",
             "curl --parallel, nginx",
             files,
-            &mut || {
-                let _ = std::fs::remove_dir_all(server.docroot().join("up"));
-                cli(
-                    &["upload", "--parallel", "16", &tree_up, &tree_src_s],
-                    &state,
-                )
-            },
+            &mut tree_upload,
             &mut || {
                 let _ = std::fs::remove_dir_all(&dav_tree);
                 curl_parallel(&put_config)
@@ -810,13 +811,7 @@ fn main() {
             "client tree upload",
             "durable bound (no HTTP)",
             files,
-            &mut || {
-                let _ = std::fs::remove_dir_all(server.docroot().join("up"));
-                cli(
-                    &["upload", "--parallel", "16", &tree_up, &tree_src_s],
-                    &state,
-                )
-            },
+            &mut tree_upload,
             &mut || {
                 let _ = std::fs::remove_dir_all(&bound_tree);
                 durable_tree(&tree_src, &rels, &bound_tree)
