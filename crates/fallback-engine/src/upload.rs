@@ -1211,8 +1211,8 @@ impl ChunkHasher {
 /// An append's write buffer, at most.
 const WRITE_BUF: usize = 1 << 20;
 
-/// Appends bytes to one upload; holds its lock. Memory: one buffer of up to 1 MiB
-/// ([`WRITE_BUF`]).
+/// Appends bytes to one upload; holds its lock. Memory: one buffer of up to 1 MiB, no
+/// larger than what can still arrive.
 #[derive(Debug)]
 pub struct UploadWriter<'a> {
     storage: &'a Storage,
