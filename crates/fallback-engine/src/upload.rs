@@ -841,14 +841,9 @@ impl Storage {
             let stem = name
                 .strip_suffix(".json.tmp")
                 .or_else(|| name.strip_suffix(".part"));
-            let orphan = stem.and_then(UploadId::parse).is_some_and(|id| {
-                !names.contains(&id.state())
-                    && self
-                        .staging
-                        .metadata(name)
-                        .and_then(|m| m.modified())
-                        .is_ok_and(|t| t.into_std().elapsed().is_ok_and(|age| age > ORPHAN_AGE))
-            });
+            let orphan = stem
+                .and_then(UploadId::parse)
+                .is_some_and(|id| !names.contains(&id.state()) && self.older_than_orphan_age(name));
             if orphan {
                 self.fault(|| Step::Remove(staged(name)))?;
                 let _ = self.staging.remove_file(name);
@@ -857,19 +852,23 @@ impl Storage {
         Ok(expired)
     }
 
+    /// A staging file last changed more than [`ORPHAN_AGE`] ago.
+    fn older_than_orphan_age(&self, name: &str) -> bool {
+        self.staging
+            .metadata(name)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.into_std().elapsed().is_ok_and(|age| age > ORPHAN_AGE))
+    }
+
     /// A state that cannot be read back, older than [`ORPHAN_AGE`]: what a crash leaves
     /// of a creation never made durable (nobody was told of it: see
-    /// [`Storage::create_upload_with_body`]).
+    /// [`Storage::create_with_body`]).
     fn is_orphan_state(&self, id: &UploadId) -> bool {
-        let old = self
-            .staging
-            .metadata(id.state())
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t.into_std().elapsed().is_ok_and(|age| age > ORPHAN_AGE));
-        old && self
-            .staging
-            .read_to_string(id.state())
-            .is_ok_and(|text| serde_json::from_str::<State>(&text).is_err())
+        self.older_than_orphan_age(&id.state())
+            && self
+                .staging
+                .read_to_string(id.state())
+                .is_ok_and(|text| serde_json::from_str::<State>(&text).is_err())
     }
 
     fn lock_part(&self, id: &UploadId) -> Result<File> {
