@@ -351,7 +351,15 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
                 .await
                 .map_err(|e| ApiError::Internal(e.to_string()))??;
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                // Refused (a failed checksum, a storage error...) and never answered
+                // with its URL: nobody can resume it, so it does not wait for its
+                // expiry counting against the user's uploads in progress.
+                let storage = id.storage.clone();
+                let (iid, user) = (info.id.clone(), id.user.clone());
+                let _ = tokio::task::spawn_blocking(move || storage.terminate(&iid, &user)).await;
+                return Err(e);
+            }
         }
     } else if length == 0 {
         // An empty file completes at creation.

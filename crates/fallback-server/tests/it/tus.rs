@@ -224,6 +224,13 @@ async fn creation_with_part_of_the_file_resumes_from_its_answer() {
     let refused = send(&app, r.body(Body::from(&b"abc"[..])).unwrap()).await;
     assert_eq!(refused.status.as_u16(), 460, "{refused:?}");
     assert!(!f.docroot().join("sum.txt").exists());
+    // Never answered with its URL: removed, not left in progress until it expires.
+    let in_progress = std::fs::read_dir(f.docroot().join(".fallback/uploads"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .count();
+    assert_eq!(in_progress, 0);
 }
 
 /// A PATCH with extra headers.
