@@ -346,9 +346,12 @@ pub(crate) async fn get_file(
     // cached metadata, and a hop to a blocking thread would cost more than they do
     // (it halved small-file request rates). Large files stream from a reader thread.
     let opened: Result<(Source, Entry), fallback_engine::Error> = match storage.open_read(p) {
-        Ok((mut f, e)) if e.size <= SMALL_FILE && id.rate.is_none() => {
+        Ok((f, e)) if e.size <= SMALL_FILE && id.rate.is_none() => {
             let mut buf = Vec::with_capacity(usize::try_from(e.size).unwrap_or(0));
-            match f.read_to_end(&mut buf) {
+            // Through `take`: exactly the size the stat said, in one `read`, with no
+            // size probe (`File::read_to_end` adds a statx, an lseek and a read of the
+            // end: 3 of the 12 syscalls of a small GET).
+            match (&f).take(e.size).read_to_end(&mut buf) {
                 Ok(_) if buf.len() as u64 == e.size => Ok((Source::Small(Bytes::from(buf)), e)),
                 Ok(_) => Err(fallback_engine::Error::Io(std::io::Error::other(
                     "file changed while being read",
