@@ -44,7 +44,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    logs::init_logs(args.log_format, args.syslog.as_deref());
+    let _logs = logs::init_logs(args.log_format, args.syslog.as_deref());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
