@@ -38,7 +38,7 @@ pub(crate) struct Identity {
     /// The user's docroot.
     pub(crate) storage: Arc<Storage>,
     /// The user's effective settings (what aspera.conf says for them).
-    pub(crate) settings: UserSettings,
+    pub(crate) settings: Arc<UserSettings>,
     /// Bytes per second this request may move (the user's rate cap for its
     /// direction); `None`: as fast as TCP goes.
     pub(crate) rate: Option<u64>,
@@ -83,28 +83,47 @@ fn direction_policy(s: &UserSettings, d: Direction) -> TransferAuth {
     }
 }
 
+/// A user as the system knows them, and the settings the configuration gives them.
+pub(crate) struct Known {
+    /// When the account was read.
+    at: std::time::Instant,
+    /// Groups and home directory.
+    pub(crate) account: Account,
+    /// `Config::account` of it.
+    pub(crate) settings: Arc<UserSettings>,
+}
+
+/// How long an account read through NSS is used before it is read again.
+const ACCOUNT_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl AppState {
     /// `user` as the system knows them (groups, home directory), through NSS on a
-    /// blocking thread (an LDAP or SSSD lookup may take a while), cached for a minute.
-    pub(crate) async fn account_of(&self, user: &str) -> Account {
+    /// blocking thread (an LDAP or SSSD lookup may take a while), and their settings
+    /// under this configuration, both cached for a minute (a reload starts afresh).
+    pub(crate) async fn account_of(&self, user: &str) -> Arc<Known> {
         let now = std::time::Instant::now();
         if let Ok(cache) = self.inner.accounts.read()
-            && let Some((at, a)) = cache.get(user)
-            && now.duration_since(*at) < std::time::Duration::from_secs(60)
+            && let Some(k) = cache.get(user)
+            && now.duration_since(k.at) < ACCOUNT_TTL
         {
-            return a.clone();
+            return Arc::clone(k);
         }
         let name = user.to_owned();
-        let a = tokio::task::spawn_blocking(move || Account::lookup(&name))
+        let account = tokio::task::spawn_blocking(move || Account::lookup(&name))
             .await
             .unwrap_or_else(|_| Account::named(user, Vec::new()));
+        let known = Arc::new(Known {
+            at: now,
+            settings: Arc::new(self.config().account(&account)),
+            account,
+        });
         if let Ok(mut cache) = self.inner.accounts.write() {
             if cache.len() > 10_000 {
                 cache.clear();
             }
-            cache.insert(user.to_owned(), (now, a.clone()));
+            cache.insert(user.to_owned(), Arc::clone(&known));
         }
-        a
+        known
     }
 
     /// `user`'s effective settings as the service applies them to that user's
@@ -133,8 +152,7 @@ impl AppState {
     /// # Ok(()) }
     /// ```
     pub async fn settings_for(&self, user: &str) -> UserSettings {
-        let account = self.account_of(user).await;
-        self.config().account(&account)
+        UserSettings::clone(&self.account_of(user).await.settings)
     }
 
     /// Whether the request arrived over HTTPS, and the client's address. Behind a
@@ -193,7 +211,7 @@ impl AppState {
                         reason: format!("no token for a {direction} that requires one"),
                     });
                 }
-                (String::new(), d, None)
+                (String::new(), Arc::new(d), None)
             }
             Some(token) => {
                 let Some(ring) = self.keys() else {
@@ -212,9 +230,8 @@ impl AppState {
                         reason: format!("token refused: {} ({e})", e.kind()),
                     }
                 })?;
-                let account = self.account_of(&claims.user).await;
-                let group_refs: Vec<&str> = account.groups.iter().map(String::as_str).collect();
-                let settings = conf.account(&account);
+                let known = self.account_of(&claims.user).await;
+                let settings = Arc::clone(&known.settings);
                 // The key that verified must be this user's own: a secret configured for
                 // one user cannot mint tokens for another.
                 let kid_of = |s: &fallback_conf::UserSettings| {
@@ -226,9 +243,11 @@ impl AppState {
                 };
                 // Or the user's key before a reload rotated it (until the token expires).
                 let own_key = kid_of(&settings)
-                    || self
-                        .previous_configs()
-                        .any(|c| kid_of(&c.user(&claims.user, &group_refs)));
+                    || self.previous_configs().any(|c| {
+                        let groups: Vec<&str> =
+                            known.account.groups.iter().map(String::as_str).collect();
+                        kid_of(&c.user(&claims.user, &groups))
+                    });
                 if !own_key {
                     crate::stats::token_refused("wrong-user-key");
                     return Err(ApiError::Unauthorized {

@@ -251,8 +251,9 @@ struct Inner {
     previous: Vec<(std::time::SystemTime, Arc<Config>)>,
     /// The key id of every secret in the configuration (derived once, not per request).
     key_ids: HashMap<String, String>,
-    /// System accounts (groups, home) per user, with when they were read.
-    accounts: RwLock<HashMap<String, (std::time::Instant, fallback_conf::Account)>>,
+    /// System accounts (groups, home) per user, with when they were read and the
+    /// settings this configuration gives them (resolved once, not per request).
+    accounts: RwLock<HashMap<String, Arc<auth::Known>>>,
 }
 
 /// Shared state of the service: configuration, token keys, open docroots.
