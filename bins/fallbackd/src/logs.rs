@@ -310,7 +310,8 @@ mod tests {
         drop(guard);
         let writes = out.0.lock().unwrap().clone();
         assert_eq!(writes.len(), 2, "the first line, then one batch of 100");
-        assert_eq!(writes[1].iter().filter(|&&b| b == b'\n').count(), 100);
+        let text = String::from_utf8(writes[1].clone()).unwrap();
+        assert_eq!(text.lines().count(), 100);
     }
 
     #[test]
