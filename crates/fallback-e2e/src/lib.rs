@@ -104,6 +104,10 @@ pub struct Proxy {
     pub http_port: u16,
     /// HTTPS port (`/aspera/https`).
     pub https_port: u16,
+    /// nginx only: an HTTPS port offering HTTP/2 first (ALPN), serving `/static/`.
+    pub h2_port: u16,
+    /// Worker processes, when set (`None`: the template's default).
+    pub workers: Option<usize>,
     /// TLS material; `certs.ca` is the client's `--cacert`.
     pub certs: Certs,
     /// Directory served as `/static/` (the throughput peer).
@@ -122,8 +126,15 @@ impl Proxy {
         Path::new(kind.binary()).exists()
     }
 
-    /// Starts `kind` in front of fallbackd instances on `backends` (HTTP ports).
+    /// Starts `kind` in front of fallbackd instances on `backends` (HTTP ports), with
+    /// 2 worker processes for nginx and Apache's default processes.
     pub fn start(kind: Kind, backends: &[u16]) -> Proxy {
+        Self::start_with(kind, backends, None)
+    }
+
+    /// Like [`Proxy::start`], with `workers` worker processes (Apache: event MPM
+    /// processes of 64 threads each, so 64 connections fit in one).
+    pub fn start_with(kind: Kind, backends: &[u16], workers: Option<usize>) -> Proxy {
         assert!(
             Self::available(kind),
             "{} is not installed: run `cargo xtask e2e`, which installs apache2 and nginx",
@@ -142,12 +153,26 @@ impl Proxy {
         )
         .unwrap();
         let certs = Certs::make(&dir);
-        let (http_port, https_port) = (free_port(), free_port());
+        let (http_port, https_port, h2_port) = (free_port(), free_port(), free_port());
         let root = is_root();
         let common = vec![
             ("@RUN_DIR@", dir.display().to_string()),
             ("@HTTP_PORT@", http_port.to_string()),
             ("@HTTPS_PORT@", https_port.to_string()),
+            ("@H2_PORT@", h2_port.to_string()),
+            ("@WORKERS@", workers.unwrap_or(2).to_string()),
+            (
+                "@MPM@",
+                workers.map_or_else(String::new, |n| {
+                    format!(
+                        "StartServers {n}\nServerLimit {n}\nThreadsPerChild 64\n\
+                         ThreadLimit 64\nMaxRequestWorkers {}\nMinSpareThreads 1\n\
+                         MaxSpareThreads {}",
+                        n * 64,
+                        n * 64
+                    )
+                }),
+            ),
             ("@CERT@", certs.cert.display().to_string()),
             ("@KEY@", certs.key.display().to_string()),
             ("@STATIC_DIR@", static_dir.display().to_string()),
@@ -241,6 +266,8 @@ impl Proxy {
             run,
             http_port,
             https_port,
+            h2_port,
+            workers,
             certs,
             static_dir,
         }
@@ -263,6 +290,11 @@ impl Proxy {
     /// The proxy's error log so far.
     pub fn error_log(&self) -> String {
         std::fs::read_to_string(self.run.path().join("error.log")).unwrap_or_default()
+    }
+
+    /// The master process: its workers are its children.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Which proxy this is.

@@ -29,13 +29,127 @@ struct Settings {
     load_secs: u64,
 }
 
-/// One comparison: rates of ours and of the peer, run by run.
+/// One comparison: rates of ours and of the peer, run by run, and the server CPU each
+/// run cost (user + system, per GiB, request or file; empty when not measured).
 struct Comparison {
     scenario: String,
     peer: String,
     unit: &'static str,
     ours: Vec<f64>,
     theirs: Vec<f64>,
+    cpu_unit: &'static str,
+    ours_cpu: Vec<f64>,
+    theirs_cpu: Vec<f64>,
+}
+
+impl Comparison {
+    fn new(scenario: &str, peer: &str, unit: &'static str) -> Comparison {
+        Comparison {
+            scenario: scenario.to_owned(),
+            peer: peer.to_owned(),
+            unit,
+            ours: Vec::new(),
+            theirs: Vec::new(),
+            cpu_unit: match unit {
+                "GB/s" => "CPU s/GiB",
+                "req/s" => "CPU us/req",
+                _ => "CPU ms/file",
+            },
+            ours_cpu: Vec::new(),
+            theirs_cpu: Vec::new(),
+        }
+    }
+
+    /// CPU seconds for `amount` (GB, requests or files) in this comparison's CPU unit.
+    fn per_unit(&self, cpu: f64, amount: f64) -> f64 {
+        match self.unit {
+            "GB/s" => cpu / (amount * 1e9 / f64::from(1u32 << 30)),
+            "req/s" => cpu * 1e6 / amount,
+            _ => cpu * 1e3 / amount,
+        }
+    }
+}
+
+/// CPU seconds (user + system) used so far by process `pid` and every live process
+/// below it (nginx's and Apache's workers are the master's children).
+fn cpu_secs(pid: u32) -> f64 {
+    // /proc reports in USER_HZ, which is 100 on Linux.
+    const TICKS: f64 = 100.0;
+    let mut ticks = 0u64;
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat"))
+            && let Some((_, rest)) = stat.rsplit_once(')')
+        {
+            // Fields after the command: state is 0, utime 11, stime 12.
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            ticks += f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+                + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        }
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) {
+            for t in tasks.flatten() {
+                let children =
+                    std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+                todo.extend(
+                    children
+                        .split_whitespace()
+                        .filter_map(|c| c.parse::<u32>().ok()),
+                );
+            }
+        }
+    }
+    ticks as f64 / TICKS
+}
+
+/// Runs `f` and returns its result with the CPU seconds `pid` (and its children)
+/// spent meanwhile; 0 when `pid` is `None`.
+fn with_cpu<T>(pid: Option<u32>, f: impl FnOnce() -> T) -> (T, f64) {
+    let before = pid.map_or(0.0, cpu_secs);
+    let out = f();
+    let after = pid.map_or(0.0, cpu_secs);
+    (out, after - before)
+}
+
+/// A run of one side: what to time, and the server process whose CPU it costs.
+type Run<'a> = (Option<u32>, &'a mut dyn FnMut() -> Result<f64, String>);
+
+/// One configuration of a peer in a calibration: its name, its server process, the
+/// run.
+type Candidate<'a> = (
+    String,
+    Option<u32>,
+    Box<dyn FnMut() -> Result<f64, String> + 'a>,
+);
+
+/// The peer configuration that is best for this scenario on this machine: each
+/// candidate run twice, alternating, after a `sync`; the one with the shortest run
+/// kept (its runs are not counted in the comparison).
+fn calibrate<'a>(
+    scenario: &str,
+    mut candidates: Vec<Candidate<'a>>,
+) -> Result<Candidate<'a>, String> {
+    let mut best = vec![f64::INFINITY; candidates.len()];
+    for _ in 0..2 {
+        for (i, (name, _, run)) in candidates.iter_mut().enumerate() {
+            settle();
+            let t = run().map_err(|e| format!("{scenario} vs {name} (calibration): {e}"))?;
+            best[i] = best[i].min(t);
+        }
+    }
+    let i = (0..best.len())
+        .min_by(|&a, &b| best[a].total_cmp(&best[b]))
+        .unwrap_or(0);
+    eprintln!(
+        "calibration, {scenario}: {} (best runs: {})",
+        candidates[i].0,
+        candidates
+            .iter()
+            .zip(&best)
+            .map(|((n, _, _), t)| format!("{n} {t:.3} s"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(candidates.swap_remove(i))
 }
 
 impl Comparison {
@@ -62,6 +176,16 @@ fn curl(args: &[&str]) -> Result<f64, String> {
     curl_into("/dev/null", args)
 }
 
+/// The HTTP version curl spoke for `args` (`1.1`, `2`), the body discarded.
+fn http_version(args: &[&str]) -> String {
+    Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_version}"])
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
 /// Runs curl writing the body to `out`; returns seconds.
 fn curl_into(out: &str, args: &[&str]) -> Result<f64, String> {
     let start = Instant::now();
@@ -81,8 +205,8 @@ fn alternate(
     s: &Settings,
     scenario: &str,
     peer: &str,
-    ours: &mut dyn FnMut() -> Result<f64, String>,
-    theirs: &mut dyn FnMut() -> Result<f64, String>,
+    ours: Run<'_>,
+    theirs: Run<'_>,
 ) -> Result<Comparison, String> {
     alternate_by(
         s.runs,
@@ -95,30 +219,44 @@ fn alternate(
 }
 
 /// Alternates `ours` and `theirs` `runs` times; rates = `amount` (in `unit` seconds)
-/// / seconds.
+/// / seconds, and each side's server CPU per unit of `amount`.
 fn alternate_by(
     runs: usize,
     scenario: &str,
     peer: &str,
     (unit, amount): (&'static str, f64),
-    ours: &mut dyn FnMut() -> Result<f64, String>,
-    theirs: &mut dyn FnMut() -> Result<f64, String>,
+    (ours_pid, ours): Run<'_>,
+    (theirs_pid, theirs): Run<'_>,
 ) -> Result<Comparison, String> {
-    let mut c = Comparison {
-        scenario: scenario.to_owned(),
-        peer: peer.to_owned(),
-        unit,
-        ours: Vec::new(),
-        theirs: Vec::new(),
-    };
+    let mut c = Comparison::new(scenario, peer, unit);
     let failed = |e: String| format!("{scenario} vs {peer}: {e}");
     for _ in 0..runs {
         settle();
-        c.ours.push(amount / ours().map_err(failed)?);
+        let (t, cpu) = with_cpu(ours_pid, &mut *ours);
+        c.ours.push(amount / t.map_err(failed)?);
+        if ours_pid.is_some() {
+            c.ours_cpu.push(c.per_unit(cpu, amount));
+        }
         settle();
-        c.theirs.push(amount / theirs().map_err(failed)?);
+        let (t, cpu) = with_cpu(theirs_pid, &mut *theirs);
+        c.theirs.push(amount / t.map_err(failed)?);
+        if theirs_pid.is_some() {
+            c.theirs_cpu.push(c.per_unit(cpu, amount));
+        }
     }
     Ok(c)
+}
+
+/// Calibrates the peer among `candidates`, then alternates `ours` with the one kept
+/// (named in the table with its configuration).
+fn against_best(
+    s: &Settings,
+    scenario: &str,
+    ours: Run<'_>,
+    candidates: Vec<Candidate<'_>>,
+) -> Result<Comparison, String> {
+    let (name, pid, mut run) = calibrate(scenario, candidates)?;
+    alternate(s, scenario, &name, ours, (pid, &mut *run))
 }
 
 /// The disk's durable write rate in GB/s: `dd` of `size` zero bytes to `path` with
@@ -180,6 +318,9 @@ fn curl_parallel(config: &Path) -> Result<f64, String> {
     }
     Ok(start.elapsed().as_secs_f64())
 }
+
+/// Downloads at once in the memory section.
+const CONCURRENT_DOWNLOADS: usize = 64;
 
 /// Files in the client's tree benchmark.
 const TREE_FILES: usize = 2000;
@@ -433,13 +574,20 @@ fn main() {
     };
     let work = tempfile::tempdir().unwrap();
     let server = Server::start_logging_to_file(work.path());
-    let proxy = Proxy::start(Kind::Nginx, &[server.http.port()]);
-    let apache = Proxy::start(Kind::Apache, &[server.http.port()]);
+    let ours_pid = Some(server.pid());
+    // Each peer in both its configurations for this 2-core machine (1 and 2 worker
+    // processes, access log on as fallbackd logs every request); each scenario keeps
+    // the better one. `proxy` (nginx, 2 workers) serves the client's trees and
+    // `apache` (2 processes) the proxy-mode row.
+    let nginx = [1, 2].map(|n| Proxy::start_with(Kind::Nginx, &[server.http.port()], Some(n)));
+    let apaches = [1, 2].map(|n| Proxy::start_with(Kind::Apache, &[server.http.port()], Some(n)));
+    let proxy = &nginx[1];
+    let apache = &apaches[1];
     let big = server.docroot().join("big.bin");
     make_file(&big, s.size, 1);
     let small = server.docroot().join("small.bin");
     make_file(&small, 4096, 2);
-    for p in [&proxy, &apache] {
+    for p in nginx.iter().chain(&apaches) {
         for f in [&big, &small] {
             let dst = p.static_dir.join(f.file_name().unwrap());
             if std::fs::hard_link(f, &dst).is_err() {
@@ -447,6 +595,12 @@ fn main() {
             }
         }
     }
+    let workers = |p: &Proxy| match p.workers {
+        Some(1) => "1 worker".to_owned(),
+        Some(n) => format!("{n} workers"),
+        None => "default workers".to_owned(),
+    };
+    let name = |kind: &str, p: &Proxy| format!("{kind} ({})", workers(p));
     let down = download_token("alice", &["/"]);
     let up = upload_token("alice", "/up");
     let auth_down = format!("Authorization: Bearer {down}");
@@ -475,7 +629,7 @@ fn main() {
         "http://127.0.0.1:{}/static/big.bin",
         proxy.http_port
     )]);
-    let mut disk_gbps = 0.0;
+    let (mut disk_gbps, mut upload_disk_gbps) = (0.0, 0.0);
     let dufs = if want("download") || want("upload") {
         start_dufs(&server.docroot())
     } else {
@@ -483,47 +637,85 @@ fn main() {
     };
     let mut rustus = None;
     let mut upload_peak_kib = 0;
+    // A candidate peer: `kind` in `p`'s configuration running curl with `args`.
+    let curl_on = |kind: &str, p: &Proxy, args: Vec<String>| -> Candidate<'_> {
+        (
+            name(kind, p),
+            Some(p.pid()),
+            Box::new(move || curl(&args.iter().map(String::as_str).collect::<Vec<_>>())),
+        )
+    };
+    let strings = |v: &[&str]| v.iter().map(|&a| a.to_owned()).collect::<Vec<String>>();
 
     // 1. HTTP download.
     if want("download") {
-        for (peer, url) in [
-            (
-                "nginx",
-                format!("http://127.0.0.1:{}/static/big.bin", proxy.http_port),
-            ),
-            (
-                "apache",
-                format!("http://127.0.0.1:{}/static/big.bin", apache.http_port),
-            ),
-        ] {
-            record(alternate(
+        let static_url = |p: &Proxy| format!("http://127.0.0.1:{}/static/big.bin", p.http_port);
+        for (kind, peers) in [("nginx", &nginx), ("Apache", &apaches)] {
+            record(against_best(
                 &s,
                 "download HTTP",
-                peer,
-                &mut || curl(&["-H", &auth_down, &ours_http]),
-                &mut || curl(&[&url]),
+                (ours_pid, &mut || curl(&["-H", &auth_down, &ours_http])),
+                peers
+                    .iter()
+                    .map(|p| curl_on(kind, p, vec![static_url(p)]))
+                    .collect(),
             ));
         }
-        if let Some((_, port)) = &dufs {
+        if let Some((child, port)) = &dufs {
             let url = format!("http://127.0.0.1:{port}/big.bin");
             record(alternate(
                 &s,
                 "download HTTP",
                 "dufs",
-                &mut || curl(&["-H", &auth_down, &ours_http]),
-                &mut || curl(&[&url]),
+                (ours_pid, &mut || curl(&["-H", &auth_down, &ours_http])),
+                (Some(child.id()), &mut || curl(&[&url])),
             ));
         }
 
-        // 2. HTTPS download, TLS 1.3 AES-128-GCM on both sides.
-        let nginx_https = format!("https://127.0.0.1:{}/static/big.bin", proxy.https_port);
-        record(alternate(
-            &s,
-            "download HTTPS",
-            "nginx",
-            &mut || curl(&[&tls[..], &["-H", &auth_down, &ours_https]].concat()),
-            &mut || curl(&[&tls[..], &[nginx_https.as_str()]].concat()),
-        ));
+        // 2. HTTPS download, TLS 1.3 AES-128-GCM on both sides: HTTP/1.1, then HTTP/2
+        //    (nginx with `http2` on its listener).
+        for (scenario, version, url_of) in [
+            (
+                "download HTTPS HTTP/1.1",
+                "--http1.1",
+                (&|p: &Proxy| format!("https://127.0.0.1:{}/static/big.bin", p.https_port))
+                    as &dyn Fn(&Proxy) -> String,
+            ),
+            ("download HTTPS HTTP/2", "--http2", &|p: &Proxy| {
+                format!("https://127.0.0.1:{}/static/big.bin", p.h2_port)
+            }),
+        ] {
+            let ours_args = [&tls[..], &[version, "-H", &auth_down, &ours_https]].concat();
+            // Each side must speak the version the row names (ALPN decides).
+            let want_version = if version == "--http2" { "2" } else { "1.1" };
+            let peer_url = url_of(&nginx[0]);
+            let spoken = [
+                ("fallbackd", http_version(&ours_args)),
+                (
+                    "nginx",
+                    http_version(&[&tls[..], &[version, peer_url.as_str()]].concat()),
+                ),
+            ];
+            if let Some((who, v)) = spoken.iter().find(|(_, v)| v != want_version) {
+                record(Err(format!(
+                    "{scenario}: {who} answered in HTTP/{v}, not HTTP/{want_version}"
+                )));
+                continue;
+            }
+            record(against_best(
+                &s,
+                scenario,
+                (ours_pid, &mut || curl(&ours_args)),
+                nginx
+                    .iter()
+                    .map(|p| {
+                        let mut a = strings(&tls);
+                        a.extend([version.to_owned(), url_of(p)]);
+                        curl_on("nginx", p, a)
+                    })
+                    .collect(),
+            ));
+        }
     }
 
     // 3. Uploads: single PUT against nginx WebDAV and dufs; resumable tus with SHA-256
@@ -543,15 +735,22 @@ fn main() {
                 &format!("http://{}/files/up/put-{n}.bin", server.http),
             ])
         };
-        let dav = format!("http://127.0.0.1:{}/dav/put.bin", proxy.http_port);
-        record(alternate(
+        let dav_peers = || -> Vec<Candidate<'_>> {
+            nginx
+                .iter()
+                .map(|p| {
+                    let url = format!("http://127.0.0.1:{}/dav/put.bin", p.http_port);
+                    curl_on("nginx WebDAV", p, vec!["-T".to_owned(), src_s.clone(), url])
+                })
+                .collect()
+        };
+        record(against_best(
             &s,
             "upload PUT",
-            "nginx WebDAV",
-            &mut ours_put,
-            &mut || curl(&["-T", &src_s, &dav]),
+            (ours_pid, &mut ours_put),
+            dav_peers(),
         ));
-        if let Some((_, port)) = &dufs {
+        if let Some((child, port)) = &dufs {
             let url = format!("http://127.0.0.1:{port}/dufs-put.bin");
             let mut m = 0;
             let mut ours_put2 = || {
@@ -568,8 +767,8 @@ fn main() {
                 &s,
                 "upload PUT",
                 "dufs",
-                &mut ours_put2,
-                &mut || curl(&["-T", &src_s, &url]),
+                (ours_pid, &mut ours_put2),
+                (Some(child.id()), &mut || curl(&["-T", &src_s, &url])),
             ));
         }
         let digest = sha256_hex(&src);
@@ -591,14 +790,14 @@ fn main() {
                 &meta,
             )
         };
-        if let Some((_, port)) = &rustus {
+        if let Some((child, port)) = &rustus {
             let base = format!("http://127.0.0.1:{port}");
             record(alternate(
                 &s,
                 "upload tus + SHA-256",
                 "rustus",
-                &mut ours_tus,
-                &mut || {
+                (ours_pid, &mut ours_tus),
+                (Some(child.id()), &mut || {
                     tus_upload(
                         &format!("{base}/files"),
                         None,
@@ -610,49 +809,75 @@ fn main() {
                         let _ = std::fs::remove_dir_all(rustus_dir.join("data"));
                         let _ = std::fs::create_dir_all(rustus_dir.join("data"));
                     })
-                },
+                }),
             ));
         }
         // The target compares the resumable, verified upload with a plain PUT too.
-        record(alternate(
+        record(against_best(
             &s,
             "upload tus + SHA-256",
-            "nginx WebDAV PUT",
-            &mut ours_tus,
-            &mut || curl(&["-T", &src_s, &dav]),
+            (ours_pid, &mut ours_tus),
+            dav_peers(),
         ));
         let _ = std::fs::remove_dir_all(server.docroot().join("up"));
         upload_peak_kib = proc_kib(server.pid(), "VmHWM:");
+        // The disk's own bound for a durable upload of this size.
+        upload_disk_gbps = durable_write_gbps(&server.docroot().join("dd.bin"), s.size);
     }
 
-    // 4. Small GETs.
+    // 4. Small GETs: nginx calibrated by one short load test per configuration.
     if want("small") {
         let small_ours = format!("http://{}/files/small.bin", server.http);
-        let small_nginx = format!("http://127.0.0.1:{}/static/small.bin", proxy.http_port);
-        let mut gets = Comparison {
-            scenario: "4 KiB GETs, 64 connections".to_owned(),
-            peer: "nginx".to_owned(),
-            unit: "req/s",
-            ours: Vec::new(),
-            theirs: Vec::new(),
+        let load = |url: &str, header: Option<&str>, pid: u32| {
+            let (r, cpu) = with_cpu(Some(pid), || wrk(url, header, s.load_secs));
+            r.map(|rps| (rps, cpu * 1e6 / (rps * s.load_secs as f64)))
         };
-        let mut get_err = None;
-        for _ in 0..s.runs.min(3) {
-            match (
-                wrk(&small_ours, Some(&auth_down), s.load_secs),
-                wrk(&small_nginx, None, s.load_secs),
-            ) {
-                (Ok(o), Ok(t)) => {
-                    gets.ours.push(o);
-                    gets.theirs.push(t);
+        let nginx_small = |p: &Proxy| format!("http://127.0.0.1:{}/static/small.bin", p.http_port);
+        let picked = nginx
+            .iter()
+            .map(|p| load(&nginx_small(p), None, p.pid()).map(|(rps, _)| (rps, p)))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| {
+                eprintln!(
+                    "calibration, 4 KiB GETs: {}",
+                    v.iter()
+                        .map(|(r, p)| format!("{} {r:.0} req/s", name("nginx", p)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                v.into_iter()
+                    .max_by(|a, b| a.0.total_cmp(&b.0))
+                    .map(|(_, p)| p)
+            });
+        let result = match picked {
+            Ok(Some(p)) => {
+                let mut gets =
+                    Comparison::new("4 KiB GETs, 64 connections", &name("nginx", p), "req/s");
+                let theirs_url = nginx_small(p);
+                let mut err = None;
+                for _ in 0..s.runs.min(3) {
+                    match (
+                        load(&small_ours, Some(&auth_down), server.pid()),
+                        load(&theirs_url, None, p.pid()),
+                    ) {
+                        (Ok(o), Ok(t)) => {
+                            gets.ours.push(o.0);
+                            gets.ours_cpu.push(o.1);
+                            gets.theirs.push(t.0);
+                            gets.theirs_cpu.push(t.1);
+                        }
+                        (Err(e), _) | (_, Err(e)) => {
+                            err = Some(e);
+                            break;
+                        }
+                    }
                 }
-                (Err(e), _) | (_, Err(e)) => {
-                    get_err = Some(e);
-                    break;
-                }
+                err.map_or(Ok(gets), |e| Err(format!("4 KiB GETs vs nginx: {e}")))
             }
-        }
-        record(get_err.map_or(Ok(gets), |e| Err(format!("4 KiB GETs vs nginx: {e}"))));
+            Ok(None) => Err("4 KiB GETs: no nginx".to_owned()),
+            Err(e) => Err(format!("4 KiB GETs vs nginx (calibration): {e}")),
+        };
+        record(result);
     }
 
     // 5. Through Apache in proxy mode vs Apache serving the file itself.
@@ -665,9 +890,9 @@ fn main() {
         record(alternate(
             &s,
             "download via Apache proxy",
-            "Apache static",
-            &mut || curl(&["-H", &auth_down, &via]),
-            &mut || curl(&[&stat]),
+            &name("Apache static", apache),
+            (Some(apache.pid()), &mut || curl(&["-H", &auth_down, &via])),
+            (Some(apache.pid()), &mut || curl(&[&stat])),
         ));
     }
 
@@ -700,15 +925,15 @@ fn main() {
             "client download",
             "curl -o, same server",
             client_amount,
-            &mut || {
+            (None, &mut || {
                 let _ = std::fs::remove_file(&landed);
                 cli(&["download", &down_url, landed.to_str().unwrap()], &state)
-            },
-            &mut || {
+            }),
+            (None, &mut || {
                 let _ = std::fs::remove_file(&landed);
                 let out = landed.to_str().unwrap().to_owned();
                 curl_into(&out, &["-H", &auth_down, &curl_down])
-            },
+            }),
         ));
         // The same with curl's file made durable too (coreutils `sync FILE` is its
         // fsync): what the disk allows a download that survives a power cut.
@@ -717,11 +942,11 @@ fn main() {
             "client download",
             "curl -o + fsync",
             client_amount,
-            &mut || {
+            (None, &mut || {
                 let _ = std::fs::remove_file(&landed);
                 cli(&["download", &down_url, landed.to_str().unwrap()], &state)
-            },
-            &mut || {
+            }),
+            (None, &mut || {
                 let _ = std::fs::remove_file(&landed);
                 let out = landed.to_str().unwrap().to_owned();
                 let start = Instant::now();
@@ -731,7 +956,7 @@ fn main() {
                     return Err("sync FILE failed".to_owned());
                 }
                 Ok(start.elapsed().as_secs_f64())
-            },
+            }),
         ));
         disk_gbps = durable_write_gbps(&landed, client_size);
         let _ = std::fs::remove_file(&landed);
@@ -743,11 +968,11 @@ fn main() {
             "client upload",
             "curl tus, same server",
             client_amount,
-            &mut || {
+            (None, &mut || {
                 let _ = std::fs::remove_dir_all(server.docroot().join("up/client"));
                 cli(&["upload", &up_url, &client_src_s], &state)
-            },
-            &mut || {
+            }),
+            (None, &mut || {
                 j += 1;
                 let meta = format!(
                     "filename {},sha256 {}",
@@ -761,7 +986,7 @@ fn main() {
                     client_size,
                     &meta,
                 )
-            },
+            }),
         ));
         let _ = std::fs::remove_dir_all(server.docroot().join("up"));
         let _ = std::fs::remove_file(&client_big);
@@ -798,11 +1023,11 @@ fn main() {
             "client tree upload",
             "curl --parallel, nginx",
             files,
-            &mut tree_upload,
-            &mut || {
+            (None, &mut tree_upload),
+            (None, &mut || {
                 let _ = std::fs::remove_dir_all(&dav_tree);
                 curl_parallel(&put_config)
-            },
+            }),
         ));
         // The same tree against what durability alone costs on this disk.
         let bound_tree = work.path().join("durable-tree");
@@ -811,11 +1036,11 @@ fn main() {
             "client tree upload",
             "durable bound (no HTTP)",
             files,
-            &mut tree_upload,
-            &mut || {
+            (None, &mut tree_upload),
+            (None, &mut || {
                 let _ = std::fs::remove_dir_all(&bound_tree);
                 durable_tree(&tree_src, &rels, &bound_tree)
-            },
+            }),
         ));
         let _ = std::fs::remove_dir_all(&bound_tree);
         // Down: the same tree served by both.
@@ -848,17 +1073,17 @@ fn main() {
             "client tree download",
             "curl --parallel, nginx",
             files,
-            &mut || {
+            (None, &mut || {
                 let _ = std::fs::remove_dir_all(&fetched);
                 cli(
                     &["download", "--parallel", "16", &tree_down, &fetched_s],
                     &state,
                 )
-            },
-            &mut || {
+            }),
+            (None, &mut || {
                 let _ = std::fs::remove_dir_all(&fetched);
                 curl_parallel(&get_config)
-            },
+            }),
         ));
         let _ = std::fs::remove_dir_all(&fetched);
         let _ = std::fs::remove_dir_all(server.docroot().join("up"));
@@ -868,6 +1093,7 @@ fn main() {
     //    file: 10 GiB, or 1 GiB with --quick), then 1,000 idle connections.
     let big_upload: u64 = if quick { 1 << 30 } else { 10 << 30 };
     let (mut big_upload_peak_kib, mut idle_rss_kib, mut idle_conns) = (0, 0, 0);
+    let mut many_peak_kib = 0;
     if want("memory") {
         let fresh_dir = work.path().join("fresh");
         let fresh = Server::start_logging_to_file(&fresh_dir);
@@ -890,6 +1116,36 @@ fn main() {
         let _ = std::fs::remove_dir_all(&fresh_dir);
 
         // 8. Memory: 1,000 idle connections.
+        // 9. Memory: 64 downloads of 64 MiB at once from a fresh instance, each capped
+        //    at 16 MB/s by its reader so all 64 are in flight together.
+        let many_dir = work.path().join("many");
+        let many = Server::start_logging_to_file(&many_dir);
+        let many_big = many.docroot().join("big.bin");
+        if std::fs::hard_link(&big, &many_big).is_err() {
+            std::fs::copy(&big, &many_big).unwrap();
+        }
+        let url = format!("http://{}/files/big.bin", many.http);
+        let readers: Vec<_> = (0..CONCURRENT_DOWNLOADS)
+            .filter_map(|_| {
+                Command::new("curl")
+                    .args(["-sS", "--fail", "-o", "/dev/null", "--limit-rate", "16M"])
+                    .args(["-r", &format!("0-{}", (64u64 << 20).min(s.size) - 1)])
+                    .args(["-H", &auth_down, &url])
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .ok()
+            })
+            .collect();
+        for mut r in readers {
+            if !r.wait().is_ok_and(|st| st.success()) {
+                failures.push("64 concurrent downloads: a download failed".to_owned());
+                break;
+            }
+        }
+        many_peak_kib = proc_kib(many.pid(), "VmHWM:");
+        drop(many);
+        let _ = std::fs::remove_dir_all(&many_dir);
+
         let conns: Vec<_> = (0..1000)
             .filter_map(|_| std::net::TcpStream::connect(server.http).ok())
             .collect();
@@ -901,39 +1157,64 @@ fn main() {
 
     // The table.
     println!(
-        "\nfallbackd vs peers, loopback, {} MiB files, {} runs each (ours/peer: >1 means ours is faster)\n",
+        "\nfallbackd vs peers, loopback, {} MiB files, {} runs each (ours/peer: >1 means ours is faster; \
+         CPU: the server's user + system time, median)\n",
         s.size >> 20,
         s.runs
     );
     println!(
-        "{:<28} {:<18} {:>15} {:>15} {:>22}",
-        "scenario", "peer", "ours (med)", "peer (med)", "ratio min/med/max"
+        "{:<28} {:<26} {:>15} {:>15} {:>22} {:>24}",
+        "scenario", "peer", "ours (med)", "peer (med)", "ratio min/med/max", "CPU ours / peer"
     );
+    let cpu = |v: &[f64]| {
+        if v.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("{:.3}", median(v))
+        }
+    };
     for c in &results {
         let r = c.ratios();
         println!(
-            "{:<28} {:<18} {:>15} {:>15} {:>10.2} / {:.2} / {:.2}",
+            "{:<28} {:<26} {:>15} {:>15} {:>10.2} / {:.2} / {:.2} {:>24}",
             c.scenario,
             c.peer,
             format!("{:.2} {}", median(&c.ours), c.unit),
             format!("{:.2} {}", median(&c.theirs), c.unit),
             r[0],
             median(&r),
-            r[r.len() - 1]
+            r[r.len() - 1],
+            if c.ours_cpu.is_empty() && c.theirs_cpu.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "{} / {} {}",
+                    cpu(&c.ours_cpu),
+                    cpu(&c.theirs_cpu),
+                    c.cpu_unit
+                )
+            }
+        );
+    }
+    if upload_disk_gbps > 0.0 {
+        println!(
+            "\nthis disk's durable write rate (dd conv=fdatasync, {} MiB, after the uploads): {upload_disk_gbps:.2} GB/s",
+            s.size >> 20
         );
     }
     if disk_gbps > 0.0 {
         println!(
-            "\nthis disk's durable write rate (dd conv=fdatasync, {} MiB): {disk_gbps:.2} GB/s",
+            "this disk's durable write rate (dd conv=fdatasync, {} MiB, after the client's downloads): {disk_gbps:.2} GB/s",
             s.size.min(1 << 30) >> 20
         );
     }
     println!(
         "\nfallbackd peak RSS after the uploads above: {} MiB; during one {} GiB upload: {} MiB; \
-         with {idle_conns} idle connections: {} MiB",
+         {CONCURRENT_DOWNLOADS} concurrent downloads: {} MiB; with {idle_conns} idle connections: {} MiB",
         upload_peak_kib / 1024,
         big_upload >> 30,
         big_upload_peak_kib / 1024,
+        many_peak_kib / 1024,
         idle_rss_kib / 1024
     );
     let json = results
@@ -941,8 +1222,8 @@ fn main() {
         .map(|c| {
             let r = c.ratios();
             format!(
-                "{{\"scenario\":{:?},\"peer\":{:?},\"unit\":{:?},\"ours\":{:?},\"peer_values\":{:?},\"ratio_min\":{},\"ratio_median\":{},\"ratio_max\":{}}}",
-                c.scenario, c.peer, c.unit, c.ours, c.theirs, r[0], median(&r), r[r.len() - 1]
+                "{{\"scenario\":{:?},\"peer\":{:?},\"unit\":{:?},\"ours\":{:?},\"peer_values\":{:?},\"ratio_min\":{},\"ratio_median\":{},\"ratio_max\":{},\"cpu_unit\":{:?},\"ours_cpu\":{:?},\"peer_cpu\":{:?}}}",
+                c.scenario, c.peer, c.unit, c.ours, c.theirs, r[0], median(&r), r[r.len() - 1], c.cpu_unit, c.ours_cpu, c.theirs_cpu
             )
         })
         .collect::<Vec<_>>()
@@ -952,7 +1233,7 @@ fn main() {
     std::fs::write(
         out.join("results.json"),
         format!(
-            "{{\n\"size_bytes\":{},\"runs\":{},\"upload_peak_rss_kib\":{upload_peak_kib},\"big_upload_bytes\":{big_upload},\"big_upload_peak_rss_kib\":{big_upload_peak_kib},\"idle_connections\":{idle_conns},\"idle_rss_kib\":{idle_rss_kib},\"disk_durable_gbps\":{disk_gbps},\n\"failures\":{failures:?},\n\"comparisons\":[\n  {json}\n]}}\n",
+            "{{\n\"size_bytes\":{},\"runs\":{},\"upload_peak_rss_kib\":{upload_peak_kib},\"big_upload_bytes\":{big_upload},\"big_upload_peak_rss_kib\":{big_upload_peak_kib},\"idle_connections\":{idle_conns},\"idle_rss_kib\":{idle_rss_kib},\"disk_durable_gbps\":{disk_gbps},\"upload_disk_durable_gbps\":{upload_disk_gbps},\"concurrent_downloads_peak_rss_kib\":{many_peak_kib},\n\"failures\":{failures:?},\n\"comparisons\":[\n  {json}\n]}}\n",
             s.size, s.runs
         ),
     )
