@@ -106,7 +106,8 @@ pub(crate) fn client_config(ca: Option<&Path>, pins: &[Pin]) -> Result<rustls::C
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // The client speaks HTTP/1.1 only (see `http::build_client`).
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
 
@@ -217,6 +218,12 @@ impl ServerCertVerifier for AnchorOrExact {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pinned_connection_offers_http1_only() {
+        let config = client_config(None, &[[7; 32]]).unwrap();
+        assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+    }
 
     #[test]
     fn pins_parse_in_the_usual_spellings_and_nothing_else() {
