@@ -25,6 +25,7 @@ mod faults;
 mod group;
 mod relpath;
 mod resolve;
+mod small;
 mod store;
 mod upload;
 
@@ -33,7 +34,7 @@ pub use faults::{Faults, Step};
 #[cfg(not(feature = "faults"))]
 pub(crate) use faults::{Faults, Step};
 pub use relpath::{MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_SEGMENTS, PathError, RESERVED, RelPath};
-pub use store::{Entry, EntryKind, ManifestEntry, Storage};
+pub use store::{Entry, EntryKind, ManifestEntry, Opened, Storage};
 pub use upload::{
     AppendOutcome, CHECKSUM_ALGORITHMS, ChunkChecksum, Completed, Concat, Modes, NewUpload,
     UploadId, UploadInfo, UploadWriter,

@@ -9,7 +9,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use fallback_engine::{Entry, EntryKind, RelPath};
+use fallback_engine::{Entry, EntryKind, Opened, RelPath};
 use fallback_token::Direction;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -345,24 +345,16 @@ pub(crate) async fn get_file(
     // Opening, and reading a small file, happen right here: they are a few syscalls on
     // cached metadata, and a hop to a blocking thread would cost more than they do
     // (it halved small-file request rates). Large files stream from a reader thread.
-    let opened: Result<(Source, Entry), fallback_engine::Error> = match storage.open_read(p) {
-        Ok((f, e)) if e.size <= SMALL_FILE && id.rate.is_none() => {
-            let mut buf = Vec::with_capacity(usize::try_from(e.size).unwrap_or(0));
-            // Through `take`: exactly the size the stat said, in one `read`, with no
-            // size probe (`File::read_to_end` adds a statx, an lseek and a read of the
-            // end: 3 of the 12 syscalls of a small GET).
-            match (&f).take(e.size).read_to_end(&mut buf) {
-                Ok(_) if buf.len() as u64 == e.size => Ok((Source::Small(Bytes::from(buf)), e)),
-                Ok(_) => Err(fallback_engine::Error::Io(std::io::Error::other(
-                    "file changed while being read",
-                ))),
-                Err(err) => Err(fallback_engine::Error::Io(err)),
-            }
-        }
-        Ok((f, e)) => Ok((Source::File(f), e)),
-        Err(fallback_engine::Error::WrongKind(_)) => storage.stat(p).map(|e| (Source::Dir, e)),
-        Err(e) => Err(e),
-    };
+    // Under a rate cap every file streams, paced; otherwise a small one is answered
+    // from memory (kept while unchanged, see `Storage::open_read_small`).
+    let small = if id.rate.is_none() { SMALL_FILE } else { 0 };
+    let opened: Result<(Source, Entry), fallback_engine::Error> =
+        match storage.open_read_small(p, small) {
+            Ok(Opened::Small(bytes, e)) => Ok((Source::Small(Bytes::from_owner(bytes)), e)),
+            Ok(Opened::File(f, e)) => Ok((Source::File(f), e)),
+            Err(fallback_engine::Error::WrongKind(_)) => storage.stat(p).map(|e| (Source::Dir, e)),
+            Err(e) => Err(e),
+        };
     let opened = opened?;
     let (source, entry) = opened;
     if matches!(source, Source::Dir) {
