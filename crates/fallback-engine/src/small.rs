@@ -27,13 +27,22 @@ pub(crate) struct Stamp {
 
 impl Stamp {
     pub(crate) fn of(st: &rustix::fs::Stat) -> Stamp {
-        #[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
+        // The field types differ between architectures: the same conversions on all.
+        #[allow(clippy::useless_conversion, clippy::unnecessary_fallible_conversions)]
+        let n = |v| i64::try_from(v).unwrap_or(-1);
+        #[allow(clippy::useless_conversion, clippy::unnecessary_fallible_conversions)]
         Stamp {
-            dev: st.st_dev as u64,
-            ino: st.st_ino as u64,
-            size: st.st_size as i64,
-            mtime: (st.st_mtime as i64, st.st_mtime_nsec as i64),
-            ctime: (st.st_ctime as i64, st.st_ctime_nsec as i64),
+            dev: u64::try_from(st.st_dev).unwrap_or(u64::MAX),
+            ino: u64::try_from(st.st_ino).unwrap_or(u64::MAX),
+            size: i64::try_from(st.st_size).unwrap_or(-1),
+            mtime: (
+                i64::try_from(st.st_mtime).unwrap_or(-1),
+                n(st.st_mtime_nsec),
+            ),
+            ctime: (
+                i64::try_from(st.st_ctime).unwrap_or(-1),
+                n(st.st_ctime_nsec),
+            ),
         }
     }
 
@@ -60,6 +69,7 @@ impl std::fmt::Debug for SmallFiles {
         f.debug_struct("SmallFiles")
             .field("files", &held.0)
             .field("bytes", &held.1)
+            .field("hits", &self.hits)
             .finish()
     }
 }
