@@ -192,3 +192,25 @@ async fn put_stores_whole_files_and_its_preconditions_hold_before_the_body() {
     // Nothing of the refused PUTs reached the file.
     assert_eq!(std::fs::read(f.docroot().join("f.bin")).unwrap(), bytes);
 }
+
+/// A small file is answered from memory while unchanged; rewritten in place (same size,
+/// its mtime put back, so only its ctime tells), the next GET has the new bytes.
+#[tokio::test]
+async fn a_small_file_rewritten_in_place_is_served_new() {
+    let (f, _) = fixture();
+    let path = f.docroot().join("f.bin");
+    let first = get(&f, &[]).await;
+    let again = get(&f, &[]).await;
+    assert_eq!(first.body, again.body);
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let new_body = vec![b'n'; usize::try_from(LEN).unwrap()];
+    {
+        use std::io::Write as _;
+        let mut w = std::fs::File::options().write(true).open(&path).unwrap();
+        w.write_all(&new_body).unwrap();
+        w.set_modified(mtime).unwrap();
+    }
+    let after = get(&f, &[]).await;
+    assert_eq!(after.status, StatusCode::OK);
+    assert_eq!(after.body, new_body);
+}
