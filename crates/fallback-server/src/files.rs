@@ -189,9 +189,41 @@ impl DownloadLog {
 }
 
 /// Blocks per download: read ahead of the socket, queued, and being written by hyper.
-/// A download holds at most this many `READ_BLOCK`s (4 MiB) of file data however
-/// slowly its reader takes it, and gives them back to the OS when it ends or is cut.
+/// A download holds at most this many blocks of file data however slowly its reader
+/// takes it, and gives them back to the OS when it ends or is cut.
 const BLOCKS_PER_DOWNLOAD: usize = 4;
+
+/// Read-ahead that downloads running at once get at full block size (4 downloads of
+/// 4 x 1 MiB); each download starting while more run gets smaller blocks, so 64 at once
+/// hold about 60 MiB, not 256.
+const READ_AHEAD_BUDGET: usize = 16 << 20;
+
+/// The smallest block a download gets however many run.
+const MIN_READ_BLOCK: usize = 64 << 10;
+
+/// Downloads streaming from mapped blocks now.
+static STREAMING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One streaming download, counted in [`STREAMING`] while it lives.
+struct Streaming;
+
+impl Streaming {
+    /// Counts a download in; returns it and its block size (1 MiB while few run, down
+    /// to [`MIN_READ_BLOCK`] in 64 KiB steps as more do).
+    fn start() -> (Streaming, usize) {
+        let running = STREAMING.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let block = (READ_AHEAD_BUDGET / BLOCKS_PER_DOWNLOAD / running)
+            .clamp(MIN_READ_BLOCK, READ_BLOCK)
+            & !(MIN_READ_BLOCK - 1);
+        (Streaming, block)
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        STREAMING.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 /// Downloads shorter than this read into ordinary heap buffers (one small block; a
 /// mapping would cost more than the copy).
@@ -265,11 +297,18 @@ fn stream_file(
             let _ = tx.blocking_send(Err(e));
             return;
         }
-        let block = rate.map_or(READ_BLOCK, |r| crate::pace::Pace::block(r, READ_BLOCK));
+        let mapped = len >= MAPPED_FROM && rate.is_none();
+        let (_streaming, full) = if mapped {
+            let (s, b) = Streaming::start();
+            (Some(s), b)
+        } else {
+            (None, READ_BLOCK)
+        };
+        let block = rate.map_or(full, |r| crate::pace::Pace::block(r, READ_BLOCK));
         let mut pace = rate.map(crate::pace::Pace::new);
-        let mut pool = (len >= MAPPED_FROM && rate.is_none()).then(|| {
+        let mut pool = mapped.then(|| {
             crate::blocks::Pool::new(
-                usize::try_from(len).unwrap_or(READ_BLOCK).min(READ_BLOCK),
+                usize::try_from(len).unwrap_or(block).min(block),
                 BLOCKS_PER_DOWNLOAD,
             )
         });
@@ -734,6 +773,27 @@ fn put_digest(h: &axum::http::HeaderMap) -> Result<Option<[u8; 32]>, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_ahead_shrinks_as_downloads_pile_up_and_comes_back() {
+        let before = STREAMING.load(std::sync::atomic::Ordering::Relaxed);
+        let started: Vec<(Streaming, usize)> = (0..64).map(|_| Streaming::start()).collect();
+        let blocks: Vec<usize> = started.iter().map(|(_, b)| *b).collect();
+        if before == 0 {
+            assert_eq!(blocks[..4], [READ_BLOCK; 4], "the first few at full size");
+        }
+        assert!(blocks.windows(2).all(|w| w[0] >= w[1]), "{blocks:?}");
+        assert!(
+            blocks
+                .iter()
+                .all(|b| b % MIN_READ_BLOCK == 0 && *b >= MIN_READ_BLOCK)
+        );
+        let held: usize = blocks.iter().map(|b| b * BLOCKS_PER_DOWNLOAD).sum();
+        assert!(held <= 64 << 20, "64 downloads may hold {} MiB", held >> 20);
+        drop(started);
+        assert_eq!(STREAMING.load(std::sync::atomic::Ordering::Relaxed), before);
+        assert_eq!(Streaming::start().1, READ_BLOCK);
+    }
 
     #[test]
     fn dispositions_are_safe() {
