@@ -344,7 +344,7 @@ pub(crate) fn log_end(
     outcome: &Result<fallback_engine::AppendOutcome, ApiError>,
 ) {
     let elapsed = started.elapsed();
-    let duration_ms = elapsed.as_millis();
+    let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
     let (user, client) = (who.user.as_str(), who.client.as_str());
     match outcome {
         Ok(o) => {

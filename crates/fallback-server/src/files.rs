@@ -174,13 +174,15 @@ impl DownloadLog {
         } else {
             (sent as f64 / elapsed.as_secs_f64() / 1e4).round() / 100.0
         };
+        // Strings and numbers as such: the JSON log records them without formatting
+        // them first (the line was a tenth of a small GET's CPU).
         tracing::info!(
-            user = %self.user,
-            client = %self.client,
+            user = self.user.as_str(),
+            client = self.client.as_str(),
             direction = "download",
             path = %self.path,
             bytes = sent,
-            duration_ms = elapsed.as_millis(),
+            duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
             rate_mb_s,
             outcome,
             "transfer end"

@@ -425,7 +425,7 @@ async fn create_final(
         bytes = done.size,
         upload = %info.id,
         partials = n,
-        duration_ms = started.elapsed().as_millis(),
+        duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "upload complete"
     );
     let mut resp = StatusCode::CREATED.into_response();
