@@ -1210,6 +1210,78 @@ impl ChunkHasher {
 /// An append's write buffer, at most.
 const WRITE_BUF: usize = 1 << 20;
 
+/// Bytes written between two early write-backs of a long append.
+const EARLY_SYNC_EVERY: u64 = 64 << 20;
+
+/// Write-back started early, so the fdatasync before an offset is reported (or the
+/// seal's fsync) finds little left to write: every [`EARLY_SYNC_EVERY`] bytes a
+/// thread of its own fdatasyncs the file (one at a time) while the append goes on.
+/// Nothing is acknowledged by it; its error, if any, fails the append's own sync (the
+/// kernel reports a write-back error once per open file, and this thread shares the
+/// append's).
+#[derive(Debug, Default)]
+struct EarlySync {
+    since: u64,
+    running: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+    failed: Option<std::io::Error>,
+}
+
+impl EarlySync {
+    /// Counts `n` bytes written to `file` (`part`, for the fault seam); starts a
+    /// write-back when enough are.
+    fn wrote(
+        &mut self,
+        file: &File,
+        n: usize,
+        faults: Option<&std::sync::Arc<dyn crate::Faults>>,
+        part: impl FnOnce() -> String,
+    ) {
+        self.since += n as u64;
+        if self.since < EARLY_SYNC_EVERY {
+            return;
+        }
+        if self.running.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        self.collect();
+        let Ok(f) = file.try_clone() else {
+            return;
+        };
+        self.since = 0;
+        let faults = faults.map(std::sync::Arc::clone);
+        let step = Step::SyncFile(part());
+        self.running = std::thread::Builder::new()
+            .name("early-sync".to_owned())
+            .spawn(move || {
+                if let Some(faults) = faults {
+                    faults.before(&step)?;
+                }
+                f.sync_data()
+            })
+            .ok();
+    }
+
+    /// Waits for the write-back running, if any, and keeps its error.
+    fn collect(&mut self) {
+        if let Some(h) = self.running.take() {
+            match h.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => self.failed = Some(e),
+                Err(_) => self.failed = Some(std::io::Error::other("early write-back panicked")),
+            }
+        }
+    }
+
+    /// Waits for the write-back running; the error of any that failed.
+    fn settle(&mut self) -> Result<()> {
+        self.collect();
+        match self.failed.take() {
+            Some(e) => Err(Error::io(e)),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Appends bytes to one upload; holds its lock. Memory: one buffer of up to 1 MiB, no
 /// larger than what can still arrive.
 #[derive(Debug)]
@@ -1226,6 +1298,7 @@ pub struct UploadWriter<'a> {
     buf: Vec<u8>,
     /// The upload's state, when this writer made it (read again when needed otherwise).
     state: Option<State>,
+    early: EarlySync,
 }
 
 impl<'a> UploadWriter<'a> {
@@ -1252,6 +1325,7 @@ impl<'a> UploadWriter<'a> {
             expected_whole: None,
             buf: Vec::with_capacity(buf),
             state,
+            early: EarlySync::default(),
         }
     }
 }
@@ -1284,7 +1358,13 @@ impl UploadWriter<'_> {
     fn write_file(&mut self, data: &[u8]) -> Result<()> {
         self.storage
             .fault(|| Step::Write(self.part(), data.len()))?;
-        self.file.write_all(data).map_err(Error::io)
+        self.file.write_all(data).map_err(Error::io)?;
+        let id = &self.info.id;
+        self.early
+            .wrote(&self.file, data.len(), self.storage.faults.as_ref(), || {
+                staged(&id.part())
+            });
+        Ok(())
     }
 
     fn flush_buf(&mut self) -> Result<()> {
@@ -1302,10 +1382,11 @@ impl UploadWriter<'_> {
     /// bytes whose fsync failed are never acknowledged, and the fsync is not retried
     /// into a success (after a failed fsync the kernel may have dropped them).
     fn sync(&mut self) -> Result<()> {
-        let synced = self
-            .storage
-            .fault(|| Step::SyncFile(self.part()))
-            .and_then(|()| self.file.sync_data().map_err(Error::io));
+        let synced = self.early.settle().and_then(|()| {
+            self.storage
+                .fault(|| Step::SyncFile(self.part()))
+                .and_then(|()| self.file.sync_data().map_err(Error::io))
+        });
         if let Err(e) = synced {
             let _ = self.discard();
             return Err(e);
@@ -1351,6 +1432,8 @@ impl UploadWriter<'_> {
 
     /// Drops every byte of this append (checksum failure, length exceeded).
     fn discard(&mut self) -> Result<()> {
+        // Its result no longer matters: what it wrote back is cut off.
+        let _ = self.early.settle();
         self.buf.clear();
         self.info.offset = self.start;
         self.storage
@@ -1394,6 +1477,11 @@ impl UploadWriter<'_> {
             return Err(Error::ChecksumMismatch);
         }
         if done && self.info.concat != Concat::Partial {
+            // An early write-back that failed fails the seal's fsync as well.
+            if let Err(e) = self.early.settle() {
+                let _ = self.discard();
+                return Err(e);
+            }
             // The seal's fsync makes these bytes durable with the file.
             let sealed = match self.storage.seal(
                 &self.info.id,

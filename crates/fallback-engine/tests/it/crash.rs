@@ -570,3 +570,104 @@ proptest! {
         }
     }
 }
+
+/// Counts what is written to uploads' data files and the fsyncs of them run by the
+/// engine's early write-back thread; fails the first of those, if told to.
+#[derive(Debug, Default)]
+struct EarlySyncs {
+    fail_early: bool,
+    /// (bytes written to `.part` files, early `.part` fsyncs, whether one was failed)
+    seen: Mutex<(usize, usize, bool)>,
+}
+
+/// Whether a staged name is an upload's data file (the engine names them `<id>.part`).
+fn is_part(name: &str) -> bool {
+    std::path::Path::new(name)
+        .extension()
+        .is_some_and(|e| e == "part")
+}
+
+impl Faults for EarlySyncs {
+    fn before(&self, step: &Step) -> std::io::Result<()> {
+        let mut seen = self.seen.lock().unwrap();
+        match step {
+            Step::Write(p, n) if is_part(p) => seen.0 += n,
+            Step::SyncFile(p)
+                if is_part(p) && std::thread::current().name() == Some("early-sync") =>
+            {
+                seen.1 += 1;
+                if self.fail_early && !seen.2 {
+                    seen.2 = true;
+                    return Err(std::io::Error::from_raw_os_error(5));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// An 80 MiB append, written 1 MiB at a time.
+fn long_append(
+    faults: Arc<EarlySyncs>,
+) -> (tempfile::TempDir, Storage, UploadId, Result<(), Error>) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Storage::open(dir.path(), Duration::from_hours(1))
+        .unwrap()
+        .with_faults(faults);
+    let len: u64 = 80 << 20;
+    let info = s
+        .create_upload(NewUpload {
+            user: "alice".into(),
+            dest: RelPath::parse("/long.bin").unwrap(),
+            length: Some(len),
+            metadata: vec![],
+            expected_sha256: None,
+            no_replace: false,
+            modes: Modes::default(),
+        })
+        .unwrap();
+    let mut w = s.writer(&info.id, "alice", 0, None).unwrap();
+    let block: Vec<u8> = (0..1u32 << 20).map(|i| (i % 253) as u8).collect();
+    for _ in 0..80 {
+        w.write(&block).unwrap();
+    }
+    let r = w.finish(false).map(|o| assert!(o.completed.is_some()));
+    (dir, s, info.id, r)
+}
+
+#[test]
+fn a_long_append_starts_write_back_early_and_publishes_intact() {
+    let faults = Arc::new(EarlySyncs::default());
+    let (dir, _s, _, r) = long_append(Arc::clone(&faults));
+    r.unwrap();
+    let (written, early, _) = *faults.seen.lock().unwrap();
+    assert_eq!(written, 80 << 20);
+    assert_eq!(
+        early, 1,
+        "one early write-back (at 64 MiB) before the seal's fsync"
+    );
+    let got = std::fs::read(dir.path().join("long.bin")).unwrap();
+    assert_eq!(got.len(), 80 << 20);
+    assert!(got.chunks(1 << 20).all(|c| c[..] == got[..1 << 20]));
+}
+
+#[test]
+fn a_failed_early_write_back_fails_the_append_and_acknowledges_nothing() {
+    let faults = Arc::new(EarlySyncs {
+        fail_early: true,
+        ..EarlySyncs::default()
+    });
+    let (dir, s, id, r) = long_append(Arc::clone(&faults));
+    assert!(r.is_err(), "{r:?}");
+    assert!(
+        faults.seen.lock().unwrap().2,
+        "the early write-back was failed"
+    );
+    assert!(!dir.path().join("long.bin").exists());
+    assert_eq!(
+        s.upload(&id).unwrap().offset,
+        0,
+        "nothing of the append kept"
+    );
+}
