@@ -229,17 +229,17 @@ fn alternate_by(
     (theirs_pid, theirs): Run<'_>,
 ) -> Result<Comparison, String> {
     let mut c = Comparison::new(scenario, peer, unit);
-    let failed = |e: String| format!("{scenario} vs {peer}: {e}");
+    let failed = |side: &'static str| move |e: String| format!("{scenario} vs {peer}, {side}: {e}");
     for _ in 0..runs {
         settle();
         let (t, cpu) = with_cpu(ours_pid, &mut *ours);
-        c.ours.push(amount / t.map_err(failed)?);
+        c.ours.push(amount / t.map_err(failed("fallbackd"))?);
         if ours_pid.is_some() {
             c.ours_cpu.push(c.per_unit(cpu, amount));
         }
         settle();
         let (t, cpu) = with_cpu(theirs_pid, &mut *theirs);
-        c.theirs.push(amount / t.map_err(failed)?);
+        c.theirs.push(amount / t.map_err(failed("the peer"))?);
         if theirs_pid.is_some() {
             c.theirs_cpu.push(c.per_unit(cpu, amount));
         }
@@ -725,7 +725,13 @@ fn main() {
         make_file(&src, s.size, 3);
         let src_s = src.to_str().unwrap().to_owned();
         let mut n = 0;
+        // Each of our runs removes the previous run's file: 2 GiB a run would otherwise
+        // pile up past the disk (20 uploads of the section).
+        let uploaded = |name: String| {
+            let _ = std::fs::remove_file(server.docroot().join("up").join(name));
+        };
         let mut ours_put = || {
+            uploaded(format!("put-{n}.bin"));
             n += 1;
             curl(&[
                 "-T",
@@ -754,6 +760,7 @@ fn main() {
             let url = format!("http://127.0.0.1:{port}/dufs-put.bin");
             let mut m = 0;
             let mut ours_put2 = || {
+                uploaded(format!("p2-{m}.bin"));
                 m += 1;
                 curl(&[
                     "-T",
@@ -776,6 +783,7 @@ fn main() {
         rustus = start_rustus(&rustus_dir);
         let mut k = 0;
         let mut ours_tus = || {
+            uploaded(format!("tus-{k}.bin"));
             k += 1;
             let meta = format!(
                 "filename {},sha256 {}",
