@@ -10,8 +10,19 @@ use std::sync::{Arc, RwLock};
 use crate::relpath::RelPath;
 use crate::store::Entry;
 
-/// Most bytes held; past it the cache starts empty again.
+/// Most bytes held for one docroot; past it that docroot's cache starts empty again.
 const MAX_BYTES: usize = 16 << 20;
+/// Most bytes held for all docroots together (per-user docroots are one each): past
+/// it a docroot's cache starts empty again, and holds nothing new while the others
+/// hold this much.
+const MAX_ALL_BYTES: usize = 64 << 20;
+
+/// Bytes held by every [`SmallFiles`] of the process.
+static HELD_ALL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn release(n: usize) {
+    HELD_ALL.fetch_sub(n, std::sync::atomic::Ordering::Relaxed);
+}
 /// Most files held.
 const MAX_FILES: usize = 4096;
 
@@ -106,11 +117,17 @@ impl SmallFiles {
             return;
         };
         let (files, held) = &mut *map;
-        if *held + bytes.len() > MAX_BYTES || files.len() >= MAX_FILES {
+        let n = bytes.len();
+        let all = || HELD_ALL.load(std::sync::atomic::Ordering::Relaxed);
+        if *held + n > MAX_BYTES || files.len() >= MAX_FILES || all() + n > MAX_ALL_BYTES {
             files.clear();
-            *held = 0;
+            release(std::mem::take(held));
         }
-        *held += bytes.len();
+        if all() + n > MAX_ALL_BYTES {
+            return;
+        }
+        HELD_ALL.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        *held += n;
         if let Some(old) = files.insert(
             path.clone(),
             Held {
@@ -120,6 +137,15 @@ impl SmallFiles {
             },
         ) {
             *held -= old.bytes.len();
+            release(old.bytes.len());
+        }
+    }
+}
+
+impl Drop for SmallFiles {
+    fn drop(&mut self) {
+        if let Ok(map) = self.map.get_mut() {
+            release(map.1);
         }
     }
 }
@@ -232,6 +258,26 @@ mod tests {
                 "{held} bytes held after {i} files"
             );
         }
+    }
+
+    #[test]
+    fn many_docroots_together_stay_within_the_process_bound() {
+        let body = vec![9u8; 60 * 1024];
+        let dirs: Vec<_> = (0..8).map(|_| tempfile::tempdir().unwrap()).collect();
+        let stores: Vec<_> = dirs
+            .iter()
+            .map(|d| Storage::open(d.path(), Duration::from_secs(60)).unwrap())
+            .collect();
+        for (d, s) in dirs.iter().zip(&stores) {
+            for i in 0..250 {
+                std::fs::write(d.path().join(format!("{i}.bin")), &body).unwrap();
+                read(s, &format!("/{i}.bin"));
+                let all = super::HELD_ALL.load(Ordering::Relaxed);
+                assert!(all <= super::MAX_ALL_BYTES, "{all} bytes held in all");
+            }
+        }
+        let held: usize = stores.iter().map(|s| s.small.map.read().unwrap().1).sum();
+        assert!(held > 0 && held <= super::MAX_ALL_BYTES);
     }
 
     #[test]

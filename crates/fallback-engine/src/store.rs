@@ -241,7 +241,7 @@ impl Storage {
     /// bytes comes read whole, from memory when the path's `lstat` shows the same file
     /// as when it was last read (device, inode, size, mtime and ctime), so a GET of a
     /// small file that has not changed costs one `lstat` after the path's resolution.
-    /// At most 16 MiB and 4,096 files are held per docroot.
+    /// At most 16 MiB and 4,096 files are held per docroot, 64 MiB for all together.
     pub fn open_read_small(&self, path: &RelPath, small: u64) -> Result<Opened> {
         let r = self.resolve(path, true, Missing::NotFound)?;
         let stamp = r
