@@ -1210,6 +1210,120 @@ impl ChunkHasher {
 /// An append's write buffer, at most.
 const WRITE_BUF: usize = 1 << 20;
 
+/// Full buffers an append has at most while its digests are computed on a thread of
+/// their own: one filling, one being written, one being hashed.
+const HASHED_BUFS: usize = 3;
+
+/// What an append's digests come to: the whole upload's SHA-256 and the chunk's
+/// checksum, if it has one.
+type Sums = (Sha256, Option<ChunkHasher>);
+
+/// The digests of an append, computed block by block as its buffer is flushed. A short
+/// append hashes on the writer's thread; from its first full buffer on, a thread of its
+/// own hashes each block while the writer's thread copies the next one into the page
+/// cache (SHA-256 is a third of an upload's CPU, the copy another: overlapped they no
+/// longer add up on one core). The blocks are shared, not copied, and come back to be
+/// filled again, so an append holds at most [`HASHED_BUFS`] buffers.
+#[derive(Debug)]
+enum Digests {
+    Here(Sums),
+    Away {
+        to: std::sync::mpsc::SyncSender<std::sync::Arc<Vec<u8>>>,
+        back: std::sync::mpsc::Receiver<std::sync::Arc<Vec<u8>>>,
+        thread: std::thread::JoinHandle<Option<Sums>>,
+        /// Buffers made so far (the pool's size).
+        made: usize,
+    },
+    /// Taken by [`Digests::take`], or lost with a failed thread.
+    Gone,
+}
+
+impl Digests {
+    fn hash_here(sums: &mut Sums, block: &[u8]) {
+        sums.0.update(block);
+        if let Some(h) = &mut sums.1 {
+            h.update(block);
+        }
+    }
+
+    /// Moves the hashing to a thread of its own; stays here if none can be made.
+    fn go_away(&mut self) {
+        if !matches!(self, Digests::Here(_)) {
+            return;
+        }
+        let (to, rx) = std::sync::mpsc::sync_channel::<std::sync::Arc<Vec<u8>>>(HASHED_BUFS);
+        let (tx, back) = std::sync::mpsc::sync_channel(HASHED_BUFS);
+        // The sums go to the thread once it exists: they stay here if it cannot be made.
+        let (give, sums_rx) = std::sync::mpsc::sync_channel::<Sums>(1);
+        let spawned = std::thread::Builder::new()
+            .name("upload-hash".to_owned())
+            .spawn(move || {
+                let mut sums = sums_rx.recv().ok()?;
+                for block in rx {
+                    Digests::hash_here(&mut sums, &block);
+                    // The writer may be gone already: the block is then just dropped.
+                    let _ = tx.send(block);
+                }
+                Some(sums)
+            });
+        let Ok(thread) = spawned else {
+            return;
+        };
+        let Digests::Here(sums) = std::mem::replace(self, Digests::Gone) else {
+            return;
+        };
+        // The thread waits for them: this cannot fail while it lives.
+        if give.send(sums).is_ok() {
+            *self = Digests::Away {
+                to,
+                back,
+                thread,
+                made: 0,
+            };
+        }
+    }
+
+    /// An empty buffer of `capacity` for the next block: one the hashing thread is
+    /// done with when the pool is full (waiting for it if need be), a new one otherwise.
+    fn empty(&mut self, capacity: usize) -> Result<Vec<u8>> {
+        if let Digests::Away { back, made, .. } = self {
+            let reused = if *made >= HASHED_BUFS {
+                Some(back.recv().map_err(|_| hash_thread_lost())?)
+            } else {
+                back.try_recv().ok()
+            };
+            if let Some(block) = reused {
+                // The writer's handle was dropped before it asked: this is the last.
+                if let Ok(mut v) = std::sync::Arc::try_unwrap(block) {
+                    v.clear();
+                    return Ok(v);
+                }
+            } else {
+                *made += 1;
+            }
+        }
+        Ok(Vec::with_capacity(capacity))
+    }
+
+    /// The sums of every block hashed (waiting for the hashing thread to end).
+    fn take(&mut self) -> Result<Sums> {
+        match std::mem::replace(self, Digests::Gone) {
+            Digests::Here(sums) => Ok(sums),
+            Digests::Away { to, thread, .. } => {
+                drop(to);
+                thread.join().ok().flatten().ok_or_else(hash_thread_lost)
+            }
+            Digests::Gone => Err(hash_thread_lost()),
+        }
+    }
+}
+
+fn hash_thread_lost() -> Error {
+    Error::io(std::io::Error::other(
+        "the upload's hashing thread ended early",
+    ))
+}
+
 /// Bytes written between two early write-backs of a long append.
 const EARLY_SYNC_EVERY: u64 = 64 << 20;
 
@@ -1283,15 +1397,17 @@ impl EarlySync {
 }
 
 /// Appends bytes to one upload; holds its lock. Memory: one buffer of up to 1 MiB, no
-/// larger than what can still arrive.
+/// larger than what can still arrive; a long append, whose blocks are hashed on a
+/// thread of their own, holds up to [`HASHED_BUFS`] of them (3 MiB).
 #[derive(Debug)]
 pub struct UploadWriter<'a> {
     storage: &'a Storage,
     info: UploadInfo,
     file: File,
     start: u64,
-    whole: Sha256,
-    chunk: Option<ChunkHasher>,
+    digests: Digests,
+    /// Whether this append carries a chunk checksum (tus `Upload-Checksum`).
+    checksummed: bool,
     /// The whole upload's SHA-256 as this append's sender gave it (RFC 9530
     /// `Repr-Digest`), checked if this append completes the upload.
     expected_whole: Option<[u8; 32]>,
@@ -1320,8 +1436,8 @@ impl<'a> UploadWriter<'a> {
             start: info.offset,
             info,
             file,
-            whole,
-            chunk: chunk.map(ChunkHasher::new),
+            checksummed: chunk.is_some(),
+            digests: Digests::Here((whole, chunk.map(ChunkHasher::new))),
             expected_whole: None,
             buf: Vec::with_capacity(buf),
             state,
@@ -1367,15 +1483,35 @@ impl UploadWriter<'_> {
         Ok(())
     }
 
+    /// Hashes and writes the buffered block. From the first full buffer of a long
+    /// append on, the hash runs on its own thread while this one writes.
     fn flush_buf(&mut self) -> Result<()> {
-        if !self.buf.is_empty() {
-            let buf = std::mem::take(&mut self.buf);
-            let r = self.write_file(&buf);
-            self.buf = buf;
-            self.buf.clear();
-            r?;
+        if self.buf.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        if self.buf.len() == WRITE_BUF {
+            self.digests.go_away();
+        }
+        match &mut self.digests {
+            Digests::Here(sums) => {
+                Digests::hash_here(sums, &self.buf);
+                let buf = std::mem::take(&mut self.buf);
+                let r = self.write_file(&buf);
+                self.buf = buf;
+                self.buf.clear();
+                r
+            }
+            Digests::Away { to, .. } => {
+                let block = std::sync::Arc::new(std::mem::take(&mut self.buf));
+                to.send(std::sync::Arc::clone(&block))
+                    .map_err(|_| hash_thread_lost())?;
+                let r = self.write_file(&block);
+                drop(block);
+                self.buf = self.digests.empty(WRITE_BUF)?;
+                r
+            }
+            Digests::Gone => Err(hash_thread_lost()),
+        }
     }
 
     /// fdatasync of the data. On failure the append is cut back to where it started:
@@ -1414,18 +1550,23 @@ impl UploadWriter<'_> {
             self.discard()?;
             return Err(Error::TooLong);
         }
-        self.whole.update(data);
-        if let Some(h) = &mut self.chunk {
-            h.update(data);
-        }
         self.info.offset = end;
-        if self.buf.len() + data.len() > self.buf.capacity() {
-            self.flush_buf()?;
-        }
-        if data.len() >= self.buf.capacity() {
-            self.write_file(data)?;
-        } else {
-            self.buf.extend_from_slice(data);
+        let mut rest = data;
+        while !rest.is_empty() {
+            let room = self.buf.capacity() - self.buf.len();
+            if room == 0 && self.buf.is_empty() {
+                // Sized for an upload with nothing left to arrive; more did (refused
+                // above when the length is known).
+                self.buf.reserve(WRITE_BUF);
+                continue;
+            }
+            if room == 0 {
+                self.flush_buf()?;
+                continue;
+            }
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            self.buf.extend_from_slice(now);
+            rest = later;
         }
         Ok(())
     }
@@ -1452,11 +1593,14 @@ impl UploadWriter<'_> {
     /// reported. Completes the upload when the declared length is reached, or, with
     /// `body_complete`, when a single-shot upload's body ended.
     pub fn finish(mut self, body_complete: bool) -> Result<AppendOutcome> {
-        if let Err(e) = self.flush_buf() {
-            let _ = self.discard();
-            return Err(e);
-        }
-        if let Some(h) = self.chunk.take()
+        let (whole, chunk) = match self.flush_buf().and_then(|()| self.digests.take()) {
+            Ok(sums) => sums,
+            Err(e) => {
+                let _ = self.discard();
+                return Err(e);
+            }
+        };
+        if let Some(h) = chunk
             && !h.matches()
         {
             self.discard()?;
@@ -1469,7 +1613,7 @@ impl UploadWriter<'_> {
         };
         if done
             && let Some(expected) = self.expected_whole
-            && <[u8; 32]>::from(self.whole.clone().finalize()) != expected
+            && <[u8; 32]>::from(whole.clone().finalize()) != expected
         {
             // The bytes stored are not the file the sender has: none of them can be
             // trusted, so none are kept.
@@ -1483,20 +1627,19 @@ impl UploadWriter<'_> {
                 return Err(e);
             }
             // The seal's fsync makes these bytes durable with the file.
-            let sealed = match self.storage.seal(
-                &self.info.id,
-                &self.file,
-                self.whole.clone(),
-                self.state.take(),
-            ) {
-                Ok(s) => s,
-                Err(Error::ChecksumMismatch) => return Err(Error::ChecksumMismatch),
-                Err(e) => {
-                    // As in `sync`: bytes whose fsync failed are never acknowledged.
-                    let _ = self.discard();
-                    return Err(e);
-                }
-            };
+            let sealed =
+                match self
+                    .storage
+                    .seal(&self.info.id, &self.file, whole, self.state.take())
+                {
+                    Ok(s) => s,
+                    Err(Error::ChecksumMismatch) => return Err(Error::ChecksumMismatch),
+                    Err(e) => {
+                        // As in `sync`: bytes whose fsync failed are never acknowledged.
+                        let _ = self.discard();
+                        return Err(e);
+                    }
+                };
             let completed = self
                 .storage
                 .publish(&self.info.id, sealed, &self.info.dest)?;
@@ -1508,10 +1651,7 @@ impl UploadWriter<'_> {
         self.sync()?;
         self.storage.settle(&self.info.id)?;
         if let Ok(mut d) = self.storage.digests.lock() {
-            d.insert(
-                self.info.id.as_str().to_owned(),
-                (offset, self.whole.clone()),
-            );
+            d.insert(self.info.id.as_str().to_owned(), (offset, whole));
         }
         Ok(AppendOutcome {
             offset,
@@ -1528,23 +1668,23 @@ impl UploadWriter<'_> {
             self.storage.remove_upload(&id)?;
             return Ok(0);
         }
-        if self.chunk.is_some() {
+        if self.checksummed {
             // A checksummed append that did not arrive whole cannot be verified.
             self.discard()?;
             self.storage.settle(&self.info.id)?;
             return Ok(self.start);
         }
-        if let Err(e) = self.flush_buf() {
-            let _ = self.discard();
-            return Err(e);
-        }
+        let (whole, _) = match self.flush_buf().and_then(|()| self.digests.take()) {
+            Ok(sums) => sums,
+            Err(e) => {
+                let _ = self.discard();
+                return Err(e);
+            }
+        };
         self.sync()?;
         self.storage.settle(&self.info.id)?;
         if let Ok(mut d) = self.storage.digests.lock() {
-            d.insert(
-                self.info.id.as_str().to_owned(),
-                (self.info.offset, self.whole.clone()),
-            );
+            d.insert(self.info.id.as_str().to_owned(), (self.info.offset, whole));
         }
         Ok(self.info.offset)
     }

@@ -99,6 +99,70 @@ fn resumable_upload_becomes_visible_only_when_complete() {
     assert_eq!(e.size, data.len() as u64);
 }
 
+/// Appends past the first full write buffer hash on a thread of their own: the
+/// digests must still cover exactly the bytes stored, in order, through slices of every
+/// size, a refused chunk, a broken-off append and a resume.
+#[test]
+fn long_appends_hash_aside_and_their_digests_stay_exact() {
+    let (dir, s) = storage();
+    let data: Vec<u8> = (0..11_000_003u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let info = s
+        .create_upload(new("/long.bin", data.len() as u64))
+        .unwrap();
+    // Uneven slices, some larger than the write buffer.
+    let slices = [1, 65_536, 3, 1 << 20, (1 << 20) - 1, 2_500_007, 17];
+    let write = |w: &mut fallback_engine::UploadWriter<'_>, mut bytes: &[u8]| {
+        let mut i = 0;
+        while !bytes.is_empty() {
+            let n = slices[i % slices.len()].min(bytes.len());
+            w.write(&bytes[..n]).unwrap();
+            bytes = &bytes[n..];
+            i += 1;
+        }
+    };
+    let first = 3_000_001;
+    let sha1 = |b: &[u8]| ChunkChecksum::Sha1(sha1::Sha1::digest(b).into());
+    let mut w = s
+        .writer(&info.id, "alice", 0, Some(sha1(&data[..first])))
+        .unwrap();
+    write(&mut w, &data[..first]);
+    assert_eq!(w.finish(false).unwrap().offset, first as u64);
+    // A long chunk whose checksum is wrong leaves the offset where it was.
+    let second = first + 4_000_000;
+    let mut w = s
+        .writer(&info.id, "alice", first as u64, Some(sha1(&data[..10])))
+        .unwrap();
+    write(&mut w, &data[first..second]);
+    assert!(matches!(w.finish(false), Err(Error::ChecksumMismatch)));
+    assert_eq!(s.upload(&info.id).unwrap().offset, first as u64);
+    // A body that breaks off keeps what arrived, and the next append resumes from it.
+    let mut w = s.writer(&info.id, "alice", first as u64, None).unwrap();
+    write(&mut w, &data[first..second]);
+    assert_eq!(w.abort().unwrap(), second as u64);
+    let whole: [u8; 32] = Sha256::digest(&data).into();
+    let mut w = s.writer(&info.id, "alice", second as u64, None).unwrap();
+    w.expect_sha256(whole);
+    write(&mut w, &data[second..]);
+    let done = w.finish(false).unwrap().completed.unwrap();
+    assert_eq!(done.sha256, whole);
+    assert_eq!(std::fs::read(dir.path().join("long.bin")).unwrap(), data);
+    // And a restarted process, which recomputes the digest from the stored bytes,
+    // agrees with the one computed aside.
+    let info = s
+        .create_upload(new("/again.bin", data.len() as u64))
+        .unwrap();
+    let mut w = s.writer(&info.id, "alice", 0, None).unwrap();
+    write(&mut w, &data[..second]);
+    w.finish(false).unwrap();
+    let s2 = Storage::open(dir.path(), Duration::from_hours(24)).unwrap();
+    let mut w = s2.writer(&info.id, "alice", second as u64, None).unwrap();
+    w.expect_sha256(whole);
+    write(&mut w, &data[second..]);
+    assert_eq!(w.finish(false).unwrap().completed.unwrap().sha256, whole);
+}
+
 #[test]
 fn chunk_checksum_mismatch_discards_the_chunk() {
     let (_d, s) = storage();
