@@ -754,6 +754,7 @@ const FUZZ_TARGETS: &[(&str, Seeds)] = &[
     ("url_parse", Seeds::Lines("fixtures/urls/real-world.txt")),
     ("relpath_parse", Seeds::Lines("fixtures/paths/attacks.txt")),
     ("http_headers", Seeds::Lines("fixtures/headers/seeds.txt")),
+    ("s3_docroot_parse", Seeds::Lines("fixtures/docroots/s3.txt")),
 ];
 
 /// Writes the seed inputs of `seeds` into `dir`, one file each.

@@ -339,12 +339,17 @@ fn print_user(out: &mut String, u: &UserSettings, groups: &[&str]) {
         || "(none: transfers refused)".to_owned(),
         |why| format!("(none: {why})"),
     );
-    t.row("docroot", path(&u.docroot, &none), &u.docroot.origin);
+    let root = u
+        .docroot
+        .value
+        .as_ref()
+        .map_or_else(|| none.clone(), ToString::to_string);
+    t.row("docroot", root, &u.docroot.origin);
     if let Some(w) = &u.docroot_written {
         t.row("  as written", w, &u.docroot.origin);
     }
     for (ip, d) in &u.peer_docroots {
-        t.row(&format!("  for peer {ip}"), d.display(), &u.docroot.origin);
+        t.row(&format!("  for peer {ip}"), d, &u.docroot.origin);
     }
     if !u.restrictions.value.is_empty() {
         t.row(

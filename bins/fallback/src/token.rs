@@ -205,7 +205,7 @@ fn generate(a: &GenerateArgs, out: &mut String) -> anyhow::Result<u8> {
     if !conf.has_user(&a.user) {
         let docroot = settings.docroot.value.as_ref().map_or_else(
             || "no docroot".to_owned(),
-            |d| format!("docroot {} ({})", d.display(), settings.docroot.origin),
+            |d| format!("docroot {d} ({})", settings.docroot.origin),
         );
         let applies = if sections.is_empty() {
             "the <default> section applies".to_owned()

@@ -148,6 +148,8 @@ codes! {
     DocrootMissing = "docroot-missing", Error;
     /// A docroot that is not an absolute path.
     DocrootNotAbsolute = "docroot-not-absolute", Error;
+    /// An `s3://` docroot that cannot be read (its message says which part).
+    DocrootUri = "docroot-uri", Error;
     /// A docroot that does not exist (or is not a directory) on the host that checks.
     DocrootNotFound = "docroot-not-found", Error;
     /// A docroot with `$(name)` or `$(home)` that cannot be made for a user: a name

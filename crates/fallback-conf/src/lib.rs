@@ -45,6 +45,7 @@
 
 mod account;
 mod diag;
+mod docroot;
 mod host;
 mod model;
 mod parse;
@@ -57,6 +58,7 @@ use std::path::{Path, PathBuf};
 
 pub use account::Account;
 pub use diag::{Code, Diagnostic, Pos, Severity};
+pub use docroot::{AWS_HOST, Docroot, S3Credentials, S3Root, STORAGE_CLASSES};
 pub use model::{
     Cipher, Document, FileMode, FilenameHash, Group, HttpServer, Layer, Overwrite, PeerDocroot,
     Secret, TokenCipher, TransferAuth, UnknownKeyword, User, Web,

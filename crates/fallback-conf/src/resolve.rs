@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::diag::Pos;
+use crate::docroot::{Docroot, S3Root};
 use crate::model::{
     Cipher, FileMode, FilenameHash, Layer, Overwrite, Secret, TokenCipher, TransferAuth,
 };
@@ -120,11 +121,12 @@ pub struct UserSettings {
     /// The docroot for clients that no `peer_ip` docroot names, with `$(name)` and
     /// `$(home)` substituted; `None` means transfers are refused (never the whole file
     /// system), and [`UserSettings::docroot_problem`] says why when one is written.
-    pub docroot: Sourced<Option<PathBuf>>,
-    /// The docroot as written, when it has substitutions (`/srv/$(name)`).
+    pub docroot: Sourced<Option<Docroot>>,
+    /// The docroot as written, when it has substitutions (`/srv/$(name)`); an `s3://`
+    /// URI's credentials redacted.
     pub docroot_written: Option<String>,
     /// Docroots for single client addresses (`<absolute peer_ip=…>`), substituted.
-    pub peer_docroots: Vec<(IpAddr, PathBuf)>,
+    pub peer_docroots: Vec<(IpAddr, Docroot)>,
     /// Why a written docroot cannot be used for this user (a name that cannot be a
     /// directory name, no home directory for `$(home)`).
     pub docroot_problem: Option<String>,
@@ -160,15 +162,15 @@ pub struct UserSettings {
 impl UserSettings {
     /// The docroot for a client at `peer` (its own address, or the one a trusted proxy
     /// forwarded): the `peer_ip` docroot that names it, else [`UserSettings::docroot`].
-    pub fn docroot_for(&self, peer: Option<IpAddr>) -> Option<&std::path::Path> {
+    pub fn docroot_for(&self, peer: Option<IpAddr>) -> Option<&Docroot> {
         peer.and_then(|ip| {
             let ip = ip.to_canonical();
             self.peer_docroots
                 .iter()
                 .find(|(p, _)| p.to_canonical() == ip)
-                .map(|(_, d)| d.as_path())
+                .map(|(_, d)| d)
         })
-        .or(self.docroot.value.as_deref())
+        .or(self.docroot.value.as_ref())
     }
 
     /// The mode given to files this user uploads: `file_create_mode` when set, else
@@ -332,9 +334,9 @@ impl Config {
     ///     </path></paths></access></file_system></group></groups></realm></realms></aaa>
     /// </CONF>"#)?;
     /// let alice = conf.user("alice", &[]);
-    /// assert_eq!(alice.docroot_for(None), Some(std::path::Path::new("/srv/alice")));
+    /// assert_eq!(alice.docroot_for(None).and_then(|d| d.as_local()), Some(std::path::Path::new("/srv/alice")));
     /// let bob = conf.user("bob", &["partners"]);
-    /// assert_eq!(bob.docroot_for(None), Some(std::path::Path::new("/srv/partners")));
+    /// assert_eq!(bob.docroot_for(None).and_then(|d| d.as_local()), Some(std::path::Path::new("/srv/partners")));
     /// assert!(matches!(bob.docroot.origin, Origin::Group { .. }));
     /// # Ok::<(), fallback_conf::Error>(())
     /// ```
@@ -469,7 +471,7 @@ impl Config {
             .iter()
             .find(|(_, l, _)| l.docroot.is_some() || !l.peer_docroots.is_empty());
         let mut docroot_problem = None;
-        let mut sub = |t: &str| match substitute(t, user, home) {
+        let mut sub = |t: &str| match docroot_for_user(t, user, home) {
             Ok(p) => Some(p),
             Err(why) => {
                 docroot_problem.get_or_insert(why);
@@ -500,7 +502,14 @@ impl Config {
                         value,
                         origin: with_pos(origin, pos),
                     },
-                    written.filter(|w| w.contains("$(")).map(str::to_owned),
+                    written.filter(|w| w.contains("$(")).map(|w| {
+                        // Shown by `config show`: never with a URI's credentials.
+                        match S3Root::parse(w) {
+                            Ok(r) => r.to_string(),
+                            Err(_) if w.contains("://") => "(a URI that cannot be read)".to_owned(),
+                            Err(_) => w.to_owned(),
+                        }
+                    }),
                     peers,
                 )
             }
@@ -688,6 +697,23 @@ fn is_path_component(name: &str) -> bool {
         && !name
             .bytes()
             .any(|b| b == b'/' || b == 0 || b == b'\\' || b.is_ascii_control())
+}
+
+/// The docroot written as `template` for `user`: an `s3://` URI or a directory.
+pub(crate) fn docroot_for_user(
+    template: &str,
+    user: &str,
+    home: Option<&std::path::Path>,
+) -> Result<Docroot, String> {
+    if template.starts_with("s3://") {
+        return S3Root::parse(template)
+            .and_then(|r| r.for_user(user))
+            .map(Docroot::S3);
+    }
+    if template.contains("://") {
+        return Err(crate::validate::unsupported_uri(template));
+    }
+    substitute(template, user, home).map(Docroot::Local)
 }
 
 /// The docroot `template` for `user`: `$(name)` is the user's name (which must be a

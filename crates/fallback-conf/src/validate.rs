@@ -19,6 +19,16 @@ pub(crate) fn written_docroots(layer: &crate::Layer) -> impl Iterator<Item = (&'
         }))
 }
 
+/// Why a docroot URI of another scheme than `s3://` cannot be used (credentials
+/// redacted).
+pub(crate) fn unsupported_uri(uri: &str) -> String {
+    format!(
+        "docroot {} is a URI of a kind fallback does not serve (it serves local paths and \
+         s3:// buckets; the scheme is case-sensitive): write an absolute path or an s3:// URI",
+        redact_uri(uri)
+    )
+}
+
 /// A URI with any `user:secret@` part replaced, for messages.
 fn redact_uri(uri: &str) -> String {
     match (uri.find("://"), uri.rfind('@')) {
@@ -27,6 +37,7 @@ fn redact_uri(uri: &str) -> String {
     }
 }
 use crate::diag::{Code, Diagnostic, Pos};
+use crate::docroot::S3Root;
 use crate::model::TransferAuth;
 use crate::parse::Scope;
 use crate::resolve::{Mode, Origin, UserSettings};
@@ -211,16 +222,20 @@ impl Config {
             }
             for (key, root) in written_docroots(layer) {
                 let (pos, path) = self.at(scope, key);
+                if root.starts_with("s3://") {
+                    // Well formed, and `$(name)` usable (checked with a stand-in name;
+                    // the real ones per user when they connect).
+                    if let Err(why) = S3Root::parse(root).and_then(|r| r.for_user("user")) {
+                        out.push(Diagnostic::new(Code::DocrootUri, pos, path, why));
+                    }
+                    continue;
+                }
                 if root.contains("://") {
                     out.push(Diagnostic::new(
                         Code::DocrootNotAbsolute,
                         pos,
                         path,
-                        format!(
-                            "docroot {} is a URI; fallback serves local paths only (file:// \
-                             and s3:// docroots are not supported yet): write an absolute path",
-                            redact_uri(root)
-                        ),
+                        unsupported_uri(root),
                     ));
                     continue;
                 }

@@ -58,13 +58,13 @@ mod tus;
 mod wire;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, on};
-use fallback_conf::Config;
+use fallback_conf::{Config, Docroot};
 use fallback_engine::Storage;
 use fallback_token::KeyRing;
 
@@ -394,8 +394,17 @@ impl AppState {
     /// [`AppState::list`].
     pub(crate) fn open_docroot(
         &self,
-        docroot: &Path,
+        docroot: &Docroot,
     ) -> Result<Arc<Storage>, fallback_engine::Error> {
+        let docroot = match docroot {
+            Docroot::Local(p) => p.as_path(),
+            Docroot::S3(r) => {
+                return Err(fallback_engine::Error::Io(std::io::Error::other(format!(
+                    "{r}: s3:// docroots are read from aspera.conf but not served by this \
+                     build yet"
+                ))));
+            }
+        };
         if let Some(s) = self
             .inner
             .storages
@@ -412,7 +421,7 @@ impl AppState {
         Ok(Arc::clone(map.entry(docroot.to_owned()).or_insert(opened)))
     }
 
-    fn storage(&self, docroot: &Path) -> Result<Arc<Storage>, error::ApiError> {
+    fn storage(&self, docroot: &Docroot) -> Result<Arc<Storage>, error::ApiError> {
         self.open_docroot(docroot).map_err(|e| match e {
             // Not the client's to retry: the operator must create it (a per-user
             // docroot such as /srv/$(name) for a user who has none yet).
@@ -421,13 +430,10 @@ impl AppState {
                     public: "this user's docroot does not exist on the server; the \
                              administrator must create it"
                         .to_owned(),
-                    reason: format!(
-                        "docroot {} does not exist or is not a directory",
-                        docroot.display()
-                    ),
+                    reason: format!("docroot {docroot} does not exist or is not a directory"),
                 }
             }
-            e => error::ApiError::Internal(format!("docroot {}: {e}", docroot.display())),
+            e => error::ApiError::Internal(format!("docroot {docroot}: {e}")),
         })
     }
 

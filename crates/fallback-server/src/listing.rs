@@ -80,6 +80,7 @@ impl AppState {
         let no_docroot = || ListError::NoDocroot(settings.user.clone());
         let root = settings.docroot_for(None).ok_or_else(no_docroot)?;
         let storage = self.open_docroot(root).map_err(|_| no_docroot())?;
+        let docroot = storage.docroot().to_owned();
         let limit = self.options().manifest_limit;
         let p = path.clone();
         let listed = tokio::task::spawn_blocking(move || storage.list(&p, limit))
@@ -99,7 +100,12 @@ impl AppState {
                 why: e.to_string(),
             },
         })?;
-        crate::restrict::retain_allowed(&settings.restrictions.value, root, &path, &mut entries);
+        crate::restrict::retain_allowed(
+            &settings.restrictions.value,
+            &docroot,
+            &path,
+            &mut entries,
+        );
         let mut out: Vec<DirEntry> = entries
             .into_iter()
             .map(|e| DirEntry {

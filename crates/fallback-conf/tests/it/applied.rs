@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use fallback_conf::{Account, Code, Config, FileMode, Overwrite};
+use fallback_conf::{Account, Code, Config, Docroot, FileMode, Overwrite};
 
 use crate::check;
 
@@ -27,7 +27,7 @@ fn name_and_home_are_substituted_per_user() {
     let c = conf(&root("<absolute>/srv/users/$(name)</absolute>"), "");
     let alice = c.user("alice", &[]);
     assert_eq!(
-        alice.docroot.value.as_deref(),
+        alice.docroot.value.as_ref().and_then(Docroot::as_local),
         Some(Path::new("/srv/users/alice"))
     );
     assert_eq!(alice.docroot_written.as_deref(), Some("/srv/users/$(name)"));
@@ -44,7 +44,7 @@ fn name_and_home_are_substituted_per_user() {
         groups: vec![],
     });
     assert_eq!(
-        with_home.docroot.value.as_deref(),
+        with_home.docroot.value.as_ref().and_then(Docroot::as_local),
         Some(Path::new("/home/bob/outbox"))
     );
     // Without an account, $(home) cannot be made: refused, with why.
@@ -54,7 +54,7 @@ fn name_and_home_are_substituted_per_user() {
     // From the system: root's home.
     let root_user = c.account(&Account::lookup("root"));
     assert_eq!(
-        root_user.docroot.value.as_deref(),
+        root_user.docroot.value.as_ref().and_then(Docroot::as_local),
         Some(Path::new("/root/outbox"))
     );
 }
@@ -82,6 +82,7 @@ fn peer_ip_docroots_pick_by_client_address() {
     let u = c.user("alice", &[]);
     let at = |ip: &str| {
         u.docroot_for(Some(ip.parse().unwrap()))
+            .and_then(Docroot::as_local)
             .map(Path::to_path_buf)
     };
     assert_eq!(at("10.0.0.5").as_deref(), Some(Path::new("/srv/lan")));
@@ -91,7 +92,10 @@ fn peer_ip_docroots_pick_by_client_address() {
     );
     assert_eq!(at("2001:db8::1").as_deref(), Some(Path::new("/srv/v6")));
     assert_eq!(at("10.0.0.6").as_deref(), Some(Path::new("/srv/all")));
-    assert_eq!(u.docroot_for(None), Some(Path::new("/srv/all")));
+    assert_eq!(
+        u.docroot_for(None).and_then(Docroot::as_local),
+        Some(Path::new("/srv/all"))
+    );
     // A user section's docroots replace the default's as a whole.
     let c = conf(
         &root("<absolute peer_ip=\"10.0.0.5\">/srv/lan</absolute><absolute>/srv/all</absolute>"),
@@ -102,7 +106,8 @@ fn peer_ip_docroots_pick_by_client_address() {
     );
     let bob = c.user("bob", &[]);
     assert_eq!(
-        bob.docroot_for(Some("10.0.0.5".parse().unwrap())),
+        bob.docroot_for(Some("10.0.0.5".parse().unwrap()))
+            .and_then(Docroot::as_local),
         Some(Path::new("/srv/bob"))
     );
     check(
@@ -220,21 +225,100 @@ fn restrictions_are_read_in_order() {
     );
 }
 
-#[test]
-fn uri_docroots_are_refused_without_echoing_secrets() {
-    let c = Config::parse(
+fn with_root(root: &str) -> Config {
+    Config::parse(&format!(
         "<CONF><http_server><enable_http>true</enable_http></http_server><default>\
-         <file_system><access><paths><path><absolute>s3://AKID:SeCrEt@s3.amazonaws.com/b</absolute>\
-         </path></paths></access></file_system></default></CONF>",
-    )
-    .unwrap();
-    let d = c
-        .diagnostics()
-        .iter()
-        .find(|d| d.code == Code::DocrootNotAbsolute)
-        .unwrap();
-    assert!(
-        !d.message.contains("SeCrEt") && !d.message.contains("AKID"),
-        "{d}"
+         <file_system><access><paths><path><absolute>{root}</absolute>\
+         </path></paths></access></file_system></default></CONF>"
+    ))
+    .unwrap()
+}
+
+#[test]
+fn s3_docroots_are_read_as_the_product_writes_them() {
+    let c = with_root(
+        "s3://AKIDXX:SeCrEt%2Fplus%2B@s3.amazonaws.com/my_bucket/users/$(name)\
+         ?storage-class=STANDARD&amp;server-side-encryption=AES256",
     );
+    assert!(!c.has_errors(), "{:?}", c.diagnostics());
+    let u = c.user("alice", &[]);
+    let Some(Docroot::S3(r)) = u.docroot_for(None) else {
+        panic!("{:?}", u.docroot)
+    };
+    assert!(r.is_aws());
+    assert_eq!(
+        (r.bucket.as_str(), r.prefix.as_str()),
+        ("my_bucket", "users/alice")
+    );
+    let cred = r.credentials.as_ref().unwrap();
+    assert_eq!(cred.access_key_id.expose(), "AKIDXX");
+    assert_eq!(cred.secret_access_key.expose(), "SeCrEt/plus+");
+    assert_eq!(r.storage_class.as_deref(), Some("STANDARD"));
+    assert_eq!(r.server_side_encryption.as_deref(), Some("AES256"));
+    // What `config show` prints: the settings serialized, and the template as written.
+    let shown = format!(
+        "{} {:?} {:?} {}",
+        serde_json::to_string(&u).unwrap(),
+        u,
+        u.docroot_written,
+        u.docroot.value.as_ref().unwrap()
+    );
+    assert!(
+        !shown.contains("SeCrEt") && !shown.contains("AKIDXX"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("s3://<redacted>@s3.amazonaws.com/my_bucket/users/alice"),
+        "{shown}"
+    );
+    // No credentials: the AWS chain; another host is an S3-compatible endpoint.
+    let c = with_root("s3://127.0.0.1:9000/b?allow-http=true");
+    let u = c.defaults();
+    let r = u.docroot.value.as_ref().and_then(Docroot::as_s3).unwrap();
+    assert!(r.credentials.is_none() && !r.is_aws());
+    assert_eq!(r.endpoint().as_deref(), Some("http://127.0.0.1:9000"));
+    // A name that is not one plain segment gets no docroot, and says why.
+    let c = with_root("s3://h/b/$(name)");
+    let u = c.user("..", &[]);
+    assert!(
+        u.docroot.value.is_none() && u.docroot_problem.is_some(),
+        "{u:?}"
+    );
+}
+
+#[test]
+fn uri_docroots_that_cannot_be_used_are_refused_without_echoing_secrets() {
+    for (root, code) in [
+        (
+            "oss://AKIDXX:SeCrEt@oss.example.com/b",
+            Code::DocrootNotAbsolute,
+        ),
+        (
+            "S3://AKIDXX:SeCrEt@s3.amazonaws.com/b",
+            Code::DocrootNotAbsolute,
+        ),
+        ("s3://AKIDXX:SeCrEt@host:99999/b", Code::DocrootUri),
+        (
+            "s3://AKIDXX:SeCrEt@host/b?storage-class=COLD",
+            Code::DocrootUri,
+        ),
+        ("s3://AKIDXX:SeCrEt@host/", Code::DocrootUri),
+        ("s3://AKIDXX:Se/CrEt@host/b", Code::DocrootUri),
+        ("s3://AKIDXX:SeCrEt@host/b/$(home)", Code::DocrootUri),
+    ] {
+        let c = with_root(root);
+        let d = c
+            .diagnostics()
+            .iter()
+            .find(|d| d.code == code)
+            .unwrap_or_else(|| panic!("{root}: {:?}", c.diagnostics()));
+        assert!(
+            !d.message.contains("SeCrEt") && !d.message.contains("AKID"),
+            "{d}"
+        );
+        let u = c.user("alice", &[]);
+        assert!(u.docroot.value.is_none(), "{root}");
+        let shown = format!("{u:?} {}", serde_json::to_string(&u).unwrap());
+        assert!(!shown.contains("SeCrEt"), "{shown}");
+    }
 }

@@ -1,7 +1,7 @@
 //! The files under fixtures/conf: good ones parse clean, broken ones give exactly the
 //! expected codes at the expected lines.
 
-use fallback_conf::{Code, Config, Mode, Origin, TransferAuth};
+use fallback_conf::{Code, Config, Docroot, Mode, Origin, TransferAuth};
 
 use crate::{findings, fixture};
 
@@ -34,7 +34,7 @@ fn direct_mode_is_the_articles_first_setup() {
         "change-me-secret-key-for-http fallback"
     );
     assert_eq!(
-        d.docroot.value.as_deref(),
+        d.docroot.value.as_ref().and_then(Docroot::as_local),
         Some(std::path::Path::new("/srv/fallback/data"))
     );
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use fallback_conf::{Cipher, Config, Origin, TransferAuth};
+use fallback_conf::{Cipher, Config, Docroot, Origin, TransferAuth};
 
 use crate::fixture;
 
@@ -26,7 +26,7 @@ fn user_section_beats_everything() {
     let c = multi();
     let alice = c.user("alice", &["staff", "admins"]);
     assert_eq!(
-        alice.docroot.value.as_deref(),
+        alice.docroot.value.as_ref().and_then(Docroot::as_local),
         Some(Path::new("/srv/alice"))
     );
     assert_eq!(origin_kind(&alice.docroot.origin), "user alice");
@@ -48,7 +48,10 @@ fn lower_precedence_number_wins_among_groups() {
         assert_eq!(u.token_life_seconds.value, 900, "{groups:?}");
         assert_eq!(u.allowed_cipher.value, Cipher::Aes256);
         // admins has no docroot: staff's applies before <default>'s.
-        assert_eq!(u.docroot.value.as_deref(), Some(Path::new("/srv/staff")));
+        assert_eq!(
+            u.docroot.value.as_ref().and_then(Docroot::as_local),
+            Some(Path::new("/srv/staff"))
+        );
         assert_eq!(origin_kind(&u.docroot.origin), "group staff");
     }
     let staff_only = c.user("x", &["staff"]);

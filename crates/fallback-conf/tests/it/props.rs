@@ -4,6 +4,8 @@ use fallback_conf::{
     Cipher, Config, Document, FileMode, FilenameHash, Group, HttpServer, Layer, Overwrite,
     PeerDocroot, Secret, TokenCipher, TransferAuth, User, Web,
 };
+use std::fmt::Write as _;
+
 use proptest::collection::{btree_set, vec};
 use proptest::option::of;
 use proptest::prelude::*;
@@ -272,6 +274,75 @@ proptest! {
                 let _ = d.to_string();
             }
             let _ = conf.user("x", &[]);
+        }
+    }
+}
+
+/// One part of an `s3://` URI, encoded as the product asks (every byte that is not
+/// unreserved, as `%XX`).
+fn encode(part: &str) -> String {
+    part.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+proptest! {
+    /// Any credentials, bucket and prefix written URL-encoded read back exactly, and
+    /// neither the id nor the secret is in anything printed.
+    #[test]
+    fn s3_docroots_read_back_and_never_show_credentials(
+        id in "[A-Z0-9]{16,20}",
+        secret in "[ -~]{20,40}",
+        host in prop_oneof![Just("s3.amazonaws.com".to_owned()), "[a-z]{1,8}(\\.[a-z]{1,8}){0,2}"],
+        port in of(1u16..),
+        bucket in "[a-z0-9][a-z0-9.-]{2,20}",
+        prefix in vec("[ -.0-~éü日本]{1,12}", 0..4),
+        class in of(prop::sample::select(fallback_conf::STORAGE_CLASSES)),
+        sse in any::<bool>(),
+    ) {
+        prop_assume!(prefix.iter().all(|s| s != "." && s != ".." && !s.contains("$(")));
+        let mut uri = format!("s3://{}:{}@{host}", encode(&id), encode(&secret));
+        if let Some(p) = port {
+            write!(uri, ":{p}").unwrap();
+        }
+        write!(uri, "/{}", encode(&bucket)).unwrap();
+        for s in &prefix {
+            write!(uri, "/{}", encode(s)).unwrap();
+        }
+        let mut q = Vec::new();
+        if let Some(c) = class {
+            q.push(format!("storage-class={c}"));
+        }
+        if sse {
+            q.push("server-side-encryption=AES256".to_owned());
+        }
+        if !q.is_empty() {
+            uri.push('?');
+            uri.push_str(&q.join("&"));
+        }
+        let r = fallback_conf::S3Root::parse(&uri).unwrap();
+        let c = r.credentials.as_ref().unwrap();
+        prop_assert_eq!(c.access_key_id.expose(), id.as_str());
+        prop_assert_eq!(c.secret_access_key.expose(), secret.as_str());
+        prop_assert_eq!(&r.bucket, &bucket);
+        prop_assert_eq!(&r.prefix, &prefix.join("/"));
+        prop_assert_eq!(r.storage_class.as_deref(), class);
+        prop_assert_eq!(r.is_aws(), host == "s3.amazonaws.com" && port.is_none());
+        let shown = format!("{r} {r:?}");
+        prop_assert!(!shown.contains(&id) && !shown.contains(&secret), "{}", shown);
+        // A damaged URI is refused or read, never a panic, and never echoes the secret.
+        for cut in [uri.len() / 3, uri.len() / 2, uri.len() - 1] {
+            if let Some(d) = uri.get(..cut)
+                && let Err(e) = fallback_conf::S3Root::parse(d)
+            {
+                prop_assert!(!e.contains(&secret) && !e.contains(&id), "{}", e);
+            }
         }
     }
 }

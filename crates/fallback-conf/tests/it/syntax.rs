@@ -26,7 +26,7 @@ fn unknown_entities_are_refused_and_known_ones_decoded() {
     assert_eq!(c.server().bind_address.value, "127.0.0.1");
     assert_eq!(
         c.defaults().docroot.value.unwrap(),
-        std::path::Path::new("/a&b")
+        fallback_conf::Docroot::Local("/a&b".into())
     );
 }
 
