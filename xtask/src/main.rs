@@ -250,15 +250,24 @@ const DEPENDENCY_RULES: &[(&str, &[&str], &[&str])] = &[
     ("fallback-url", &["fallback-conf"], NO_RUNTIME),
     ("fallback-engine", &[], NO_RUNTIME),
     ("fallback-http", &[], NO_RUNTIME),
+    // Object storage: object_store's S3 client brings tokio, hyper and reqwest; the
+    // engine stays free of them.
+    (
+        "fallback-s3",
+        &["fallback-engine"],
+        &["clap", "anyhow", "axum"],
+    ),
     (
         "fallback-server",
         &[
             "fallback-conf",
             "fallback-engine",
             "fallback-http",
+            "fallback-s3",
             "fallback-token",
         ],
-        &["clap", "anyhow", "reqwest"],
+        // reqwest only as object_store's HTTP client, through fallback-s3.
+        &["clap", "anyhow"],
     ),
     (
         "fallback-client",

@@ -160,6 +160,9 @@ codes! {
     UnknownSecurityElement = "unknown-security-element", Error;
     /// The TLS certificate or key cannot be read or used.
     TlsUnusable = "tls-unusable", Error;
+    /// An `s3://` docroot's bucket cannot be used from this host: unreachable,
+    /// credentials refused, no such bucket, or not writable.
+    BucketUnusable = "bucket-unusable", Error;
     /// A listening port cannot be bound on this host (checked by the daemon; a running
     /// fallbackd holds its own).
     PortUnavailable = "port-unavailable", Warning;
@@ -184,6 +187,8 @@ codes! {
     ModeNotice = "mode", Warning;
     /// A setting of the real product with no meaning over HTTP (FASP tuning, notes).
     NoEffectOverHttp = "no-effect-over-http", Note;
+    /// An `s3://` docroot's bucket was checked from this host and is usable.
+    BucketChecked = "bucket-checked", Note;
 }
 
 impl fmt::Display for Code {

@@ -97,4 +97,42 @@ impl Config {
         }
         out
     }
+
+    /// The `s3://` docroots written anywhere in the file, for checking the buckets:
+    /// in a user's section with `$(name)` made for that user; elsewhere the prefix up
+    /// to its first substitution (the part every user shares). Each once.
+    pub fn s3_docroots(&self) -> Vec<crate::S3Root> {
+        let doc = self.document();
+        let mut out: Vec<crate::S3Root> = Vec::new();
+        let mut scopes = vec![Scope::Default];
+        scopes.extend((0..doc.groups.len()).map(Scope::Group));
+        scopes.extend((0..doc.users.len()).map(Scope::User));
+        for scope in scopes {
+            for (_, template) in crate::validate::written_docroots(self.layer(scope)) {
+                let Ok(root) = crate::S3Root::parse(template) else {
+                    continue; // docroot-uri says why
+                };
+                let root = match scope {
+                    Scope::User(i) => match root.for_user(&doc.users[i].name) {
+                        Ok(r) => r,
+                        Err(_) => continue,
+                    },
+                    _ => {
+                        let mut shared = root;
+                        shared.prefix = shared
+                            .prefix
+                            .split('/')
+                            .take_while(|s| !s.contains("$("))
+                            .collect::<Vec<_>>()
+                            .join("/");
+                        shared
+                    }
+                };
+                if !out.contains(&root) {
+                    out.push(root);
+                }
+            }
+        }
+        out
+    }
 }

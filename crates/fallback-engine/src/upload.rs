@@ -1398,7 +1398,7 @@ impl EarlySync {
 
 /// Appends bytes to one upload; holds its lock. Memory: one buffer of up to 1 MiB, no
 /// larger than what can still arrive; a long append, whose blocks are hashed on a
-/// thread of their own, holds up to [`HASHED_BUFS`] of them (3 MiB).
+/// thread of their own, holds up to three of them (3 MiB).
 #[derive(Debug)]
 pub struct UploadWriter<'a> {
     storage: &'a Storage,

@@ -31,8 +31,86 @@ pub fn check(conf: &Config) -> Vec<Diagnostic> {
             ),
         ));
     }
+    out.extend(bucket_findings(conf));
     out.sort_by_key(|d| (d.pos.is_none(), d.pos, std::cmp::Reverse(d.severity)));
     out
+}
+
+/// The engine's view of an `s3://` docroot.
+pub fn s3_location(root: &fallback_conf::S3Root) -> fallback_s3::Location {
+    fallback_s3::Location {
+        endpoint: root.endpoint(),
+        bucket: root.bucket.clone(),
+        prefix: root.prefix.clone(),
+        credentials: root.credentials.as_ref().map(|c| {
+            (
+                c.access_key_id.expose().to_owned(),
+                c.secret_access_key.expose().to_owned(),
+            )
+        }),
+        allow_http: root.allow_http,
+        storage_class: root.storage_class.clone(),
+        server_side_encryption: root.server_side_encryption.clone(),
+        shown: root.to_string(),
+    }
+}
+
+/// Each `s3://` docroot's bucket, checked over the network from this host (reachable,
+/// credentials accepted, writable: [`fallback_s3::Bucket::check`]): a note
+/// when usable, an error saying what to fix when not. On a thread of its own, so it
+/// can be called from inside a runtime or outside one.
+pub fn bucket_findings(conf: &Config) -> Vec<Diagnostic> {
+    let roots = conf.s3_docroots();
+    if roots.is_empty() {
+        return Vec::new();
+    }
+    let checked = std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(rt.block_on(async {
+                let mut out = Vec::new();
+                for r in &roots {
+                    let loc = s3_location(r);
+                    let res = match fallback_s3::Bucket::connect(&loc) {
+                        Ok(b) => b.check().await,
+                        Err(e) => Err(e),
+                    };
+                    out.push(res.map_err(|e| e.to_string()));
+                }
+                out
+            }))
+        })
+        .join()
+        .unwrap_or_else(|_| Err("the bucket check panicked".to_owned()))
+    });
+    let at = "/CONF/*/file_system/access/paths/path/absolute";
+    match checked {
+        Err(e) => vec![Diagnostic::new(
+            Code::BucketUnusable,
+            None,
+            at,
+            format!("the buckets could not be checked: {e}"),
+        )],
+        Ok(results) => results
+            .into_iter()
+            .map(|r| match r {
+                Ok(done) => Diagnostic::new(Code::BucketChecked, None, at, done),
+                Err(why) => Diagnostic::new(
+                    Code::BucketUnusable,
+                    None,
+                    at,
+                    format!(
+                        "{why}; fix the endpoint, the credentials (the URI's, or AWS_ACCESS_KEY_ID \
+                         and AWS_SECRET_ACCESS_KEY, AWS_REGION) or the bucket policy \
+                         (docs/operations.md lists the permissions)"
+                    ),
+                ),
+            })
+            .collect(),
+    }
 }
 
 /// What `fallbackd --check-config` reports: [`check`], then what only the daemon's

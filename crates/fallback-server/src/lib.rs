@@ -68,7 +68,9 @@ use fallback_conf::{Config, Docroot};
 use fallback_engine::Storage;
 use fallback_token::KeyRing;
 
-pub use check::{check, daemon_findings, mode_findings, port_findings, served_mode};
+pub use check::{
+    bucket_findings, check, daemon_findings, mode_findings, port_findings, s3_location, served_mode,
+};
 pub use cors::parse_origin;
 pub use listen::{Listeners, ServeOptions, SharedRouter, serve};
 pub(crate) use listen::{TlsSource, tls_acceptor};

@@ -673,3 +673,92 @@ pub fn tus_patch_rest(url: &str, token: &str, file: &Path, offset: u64) -> Got {
     std::fs::remove_file(&rest).unwrap();
     got
 }
+
+/// moto's S3 server (`pip install "moto[server]"`), a real S3 implementation no one
+/// here wrote, on a loopback port of its own; killed on drop. Its state is in memory.
+#[derive(Debug)]
+pub struct Moto {
+    child: std::sync::Mutex<std::process::Child>,
+    port: u16,
+    _logs: tempfile::TempDir,
+}
+
+impl Moto {
+    /// Starts `moto_server` and waits until it accepts connections.
+    pub fn start() -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        let logs = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(logs.path().join("moto.log")).unwrap();
+        let args = ["-H", "127.0.0.1", "-p", &port.to_string()];
+        // The script pip installs, or the module when the script is not on PATH.
+        let child = std::process::Command::new("moto_server")
+            .args(args)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log.try_clone().unwrap())
+            .spawn()
+            .or_else(|_| {
+                std::process::Command::new("python3")
+                    .args(["-m", "moto.server"])
+                    .args(args)
+                    .stdout(log.try_clone().unwrap())
+                    .stderr(log)
+                    .spawn()
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "this test needs moto's S3 server: python3 -m pip install \"moto[server]\" \
+                     (.ci/run installs it): {e}"
+                )
+            });
+        let moto = Moto {
+            child: std::sync::Mutex::new(child),
+            port,
+            _logs: logs,
+        };
+        wait_until("moto_server accepts connections", || {
+            let exited = moto
+                .child
+                .lock()
+                .is_ok_and(|mut c| c.try_wait().ok().flatten().is_some());
+            assert!(!exited, "moto_server exited before it listened");
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        moto
+    }
+
+    /// The endpoint, `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Creates `bucket` (moto does not check signatures by default).
+    pub fn create_bucket(&self, bucket: &str) {
+        use std::io::{Read as _, Write as _};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            s,
+            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\n\
+             Connection: close\r\n\r\n",
+            self.port
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "creating {bucket}: {answer}"
+        );
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if let Ok(c) = self.child.get_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

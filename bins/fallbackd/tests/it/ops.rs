@@ -307,3 +307,64 @@ fn sighup_swaps_the_tls_certificate() {
     );
     assert_eq!(served(&server), beta);
 }
+
+/// A configuration serving `root` on a free port, for `--check-config`.
+fn conf_with_root(dir: &std::path::Path, root: &str) -> std::path::PathBuf {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = dir.join("s3.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "<CONF version=\"2\"><http_server><enable_http>true</enable_http>\
+             <http_port>{port}</http_port><bind_address>127.0.0.1</bind_address></http_server>\
+             <default><file_system><access><paths><path><absolute>{root}</absolute>\
+             </path></paths></access></file_system></default></CONF>"
+        ),
+    )
+    .unwrap();
+    conf
+}
+
+#[test]
+fn check_config_checks_s3_buckets_without_showing_credentials() {
+    let moto = fallback_testkit::Moto::start();
+    moto.create_bucket("docroot");
+    let dir = tempfile::tempdir().unwrap();
+    let port = moto.endpoint().rsplit(':').next().unwrap().to_owned();
+    let root = |bucket: &str| {
+        format!(
+            "s3://AKIDFALLBACK:se%2FcretXYZ@127.0.0.1:{port}/{bucket}/users/$(name)?allow-http=true"
+        )
+    };
+    let (code, text) = check(&conf_with_root(dir.path(), &root("docroot")));
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("bucket-checked") && text.contains("writable"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("se/cretXYZ") && !text.contains("AKIDFALLBACK"),
+        "{text}"
+    );
+
+    let (code, text) = check(&conf_with_root(dir.path(), &root("nosuchbucket")));
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("bucket-unusable") && text.contains("no such bucket"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("se/cretXYZ") && !text.contains("AKIDFALLBACK"),
+        "{text}"
+    );
+
+    // Plain HTTP without allow-http: refused, and it says so.
+    let https_only = root("docroot").replace("?allow-http=true", "");
+    let (code, text) = check(&conf_with_root(dir.path(), &https_only));
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("bucket-unusable"), "{text}");
+}
