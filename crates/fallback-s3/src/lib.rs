@@ -11,9 +11,13 @@
 
 use std::sync::Arc;
 
+use fallback_engine::{Entry, EntryKind, Error, ManifestEntry, RESERVED, RelPath};
+use futures_util::stream::BoxStream;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as Key;
-use object_store::{ObjectStore as _, ObjectStoreExt as _, PutPayload};
+use object_store::{
+    GetOptions, GetRange, ObjectMeta, ObjectStore as _, ObjectStoreExt as _, PutPayload,
+};
 
 /// Where an object-storage docroot is: what an `s3://` URI in aspera.conf says, decoded.
 #[derive(Clone, PartialEq, Eq)]
@@ -123,14 +127,182 @@ impl Bucket {
         &self.location
     }
 
-    /// The key of `rel` (a docroot-relative path, `/`-separated) beneath the prefix.
-    pub fn key(&self, rel: &str) -> Key {
+    /// The client, for tools and tests that need calls this crate does not make.
+    pub fn store(&self) -> &Arc<AmazonS3> {
+        &self.store
+    }
+
+    /// The key of `rel` (docroot-relative, `/`-separated, already canonical) beneath
+    /// the prefix, as written: names are not re-encoded (a file `a [1].txt` is the key
+    /// `PREFIX/a [1].txt`, as other S3 tools see it).
+    fn key(&self, rel: &str) -> Key {
         let rel = rel.trim_matches('/');
-        match (self.location.prefix.is_empty(), rel.is_empty()) {
-            (true, _) => Key::from(rel),
-            (false, true) => Key::from(self.location.prefix.as_str()),
-            (false, false) => Key::from(format!("{}/{rel}", self.location.prefix)),
+        let raw = match (self.location.prefix.is_empty(), rel.is_empty()) {
+            (true, _) => rel.to_owned(),
+            (false, true) => self.location.prefix.clone(),
+            (false, false) => format!("{}/{rel}", self.location.prefix),
+        };
+        // Both halves are canonical (no empty, dot or control segments), so this
+        // parses; should it not, the encoded form still stays beneath the prefix.
+        Key::parse(&raw).unwrap_or_else(|_| Key::from(raw.as_str()))
+    }
+
+    /// The key of a request path; the reserved `.fallback` area is not reachable.
+    pub fn key_of(&self, rel: &RelPath) -> Result<Key, Error> {
+        if rel.segments().first().is_some_and(|s| s == RESERVED) {
+            return Err(Error::Reserved);
         }
+        Ok(self.key(&rel.segments().join("/")))
+    }
+
+    /// The docroot-relative path of `key`, if it is beneath `base` (a key of this
+    /// bucket) and names something a request may reach.
+    fn rel_below(base: &Key, key: &Key) -> Option<String> {
+        let parts: Vec<String> = key
+            .prefix_match(base)?
+            .map(|p| p.as_ref().to_owned())
+            .collect();
+        if parts.is_empty() || parts.iter().any(String::is_empty) {
+            return None;
+        }
+        let rel = parts.join("/");
+        // Names other tools wrote that no request could name are left out.
+        let canon = RelPath::parse(&rel).ok()?;
+        (canon.segments().join("/") == rel).then_some(rel)
+    }
+
+    /// What `rel` is: an object (a file), or a folder (a prefix some key is under;
+    /// the docroot itself always is one). `ETag` and `Last-Modified` come from the object.
+    pub async fn stat(&self, rel: &RelPath) -> Result<Entry, Error> {
+        let key = self.key_of(rel)?;
+        if !rel.is_root() {
+            match self.store.head(&key).await {
+                Ok(meta) => return Ok(file_entry(&meta)),
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(io(&e)),
+            }
+        }
+        if rel.is_root() || self.is_folder(&key).await? {
+            return Ok(Entry {
+                kind: EntryKind::Dir,
+                size: 0,
+                modified: std::time::UNIX_EPOCH,
+                etag: format!("\"dir-{}\"", hex::encode(key.as_ref().as_bytes())),
+                sha256: None,
+            });
+        }
+        Err(Error::NotFound)
+    }
+
+    async fn is_folder(&self, key: &Key) -> Result<bool, Error> {
+        let listed = self
+            .store
+            .list_with_delimiter(Some(key))
+            .await
+            .map_err(|e| io(&e))?;
+        Ok(!listed.objects.is_empty() || !listed.common_prefixes.is_empty())
+    }
+
+    /// The bytes `range` of the file at `rel`, streamed as S3 sends them (flat
+    /// memory). With `etag`, only while the object still has it: a file replaced
+    /// mid-download fails instead of mixing two versions.
+    pub async fn read(
+        &self,
+        rel: &RelPath,
+        range: std::ops::Range<u64>,
+        etag: Option<&str>,
+    ) -> Result<BoxStream<'static, Result<bytes::Bytes, Error>>, Error> {
+        use futures_util::StreamExt as _;
+        let key = self.key_of(rel)?;
+        let opts = GetOptions {
+            range: (range.start < range.end).then_some(GetRange::Bounded(range.clone())),
+            if_match: etag.map(str::to_owned),
+            ..GetOptions::default()
+        };
+        if range.start >= range.end {
+            return Ok(futures_util::stream::empty().boxed());
+        }
+        let got = self.store.get_opts(&key, opts).await.map_err(|e| io(&e))?;
+        Ok(got.into_stream().map(|r| r.map_err(|e| io(&e))).boxed())
+    }
+
+    /// The files and folders beneath `dir` (`recursive`: the whole tree, as a manifest;
+    /// else its own entries, as a listing), sorted by path, at most `limit` entries
+    /// (then `Error::Limit`). The reserved area and keys no request could name never
+    /// appear; listing pages are followed (`ListObjectsV2` continuation tokens).
+    pub async fn list(
+        &self,
+        dir: &RelPath,
+        limit: usize,
+        recursive: bool,
+    ) -> Result<Vec<ManifestEntry>, Error> {
+        use futures_util::TryStreamExt as _;
+        let base = self.key_of(dir)?;
+        let reserved = self.key(RESERVED);
+        let too_many = || Error::Limit(format!("more than {limit} entries beneath /{dir}"));
+        let mut out = Vec::new();
+        let mut folders = std::collections::BTreeSet::new();
+        if recursive {
+            let mut objects = self.store.list(Some(&base));
+            while let Some(meta) = objects.try_next().await.map_err(|e| io(&e))? {
+                if meta.location.prefix_matches(&reserved) && dir.is_root() {
+                    continue;
+                }
+                let Some(rel) = Self::rel_below(&base, &meta.location) else {
+                    continue;
+                };
+                // Every folder on the way is an entry of its own, as on a disk.
+                let mut at = 0;
+                while let Some(i) = rel[at..].find('/') {
+                    folders.insert(rel[..at + i].to_owned());
+                    at += i + 1;
+                }
+                out.push(manifest_file(rel, &meta));
+                if out.len() + folders.len() > limit {
+                    return Err(too_many());
+                }
+            }
+        } else {
+            let listed = self
+                .store
+                .list_with_delimiter(Some(&base))
+                .await
+                .map_err(|e| io(&e))?;
+            for p in &listed.common_prefixes {
+                if p == &reserved {
+                    continue;
+                }
+                if let Some(rel) = Self::rel_below(&base, p) {
+                    folders.insert(rel);
+                }
+            }
+            for meta in &listed.objects {
+                if let Some(rel) = Self::rel_below(&base, &meta.location) {
+                    out.push(manifest_file(rel, meta));
+                }
+            }
+            if out.len() + folders.len() > limit {
+                return Err(too_many());
+            }
+        }
+        if out.is_empty() && folders.is_empty() && !dir.is_root() {
+            // A prefix nothing is under is no folder; an object there is a file.
+            return Err(match self.store.head(&base).await {
+                Ok(_) => Error::WrongKind("not a directory"),
+                Err(_) => Error::NotFound,
+            });
+        }
+        // A folder that is also an object (a console's `name/` marker) is a folder.
+        out.retain(|e| !folders.contains(&e.path));
+        out.extend(folders.into_iter().map(|path| ManifestEntry {
+            path,
+            kind: EntryKind::Dir,
+            size: 0,
+            mtime: 0,
+            sha256: None,
+        }));
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
     }
 
     /// Proves the bucket usable: lists the prefix (reachable, credentials accepted,
@@ -146,11 +318,7 @@ impl Bucket {
             .map_err(|e| classify(shown(), "listing", &e))?;
         let mut nonce = [0u8; 8];
         getrandom::fill(&mut nonce).map_err(|e| CheckError::Setup(shown(), e.to_string()))?;
-        let probe = self.key(&format!(
-            "{}/check-{}",
-            fallback_engine::RESERVED,
-            hex::encode(nonce)
-        ));
+        let probe = self.key(&format!("{RESERVED}/check-{}", hex::encode(nonce)));
         self.store
             .put(&probe, PutPayload::from_static(b"fallback bucket check\n"))
             .await
@@ -206,5 +374,49 @@ fn classify(shown: String, what: &'static str, e: &object_store::Error) -> Check
             CheckError::Refused(shown, what, text)
         }
         _ => CheckError::Unreachable(shown, text),
+    }
+}
+
+/// An S3 failure as the engine's error: a missing object is `NotFound`, the rest I/O
+/// with the service's code and message.
+fn io(e: &object_store::Error) -> Error {
+    match e {
+        object_store::Error::NotFound { .. } => Error::NotFound,
+        _ => Error::Io(std::io::Error::other(summary(&e.to_string()))),
+    }
+}
+
+/// An object's `ETag` as a strong validator (quoted, as S3 sends it; quoted here when a
+/// store sends it bare).
+fn etag_of(meta: &ObjectMeta) -> String {
+    match meta.e_tag.as_deref() {
+        Some(t) if t.starts_with('"') => t.to_owned(),
+        Some(t) => format!("\"{t}\""),
+        // No ETag: size and time stand in (weak in spirit, but changes when they do).
+        None => format!(
+            "\"{}-{}\"",
+            meta.size,
+            meta.last_modified.timestamp_nanos_opt().unwrap_or_default()
+        ),
+    }
+}
+
+fn file_entry(meta: &ObjectMeta) -> Entry {
+    Entry {
+        kind: EntryKind::File,
+        size: meta.size,
+        modified: std::time::SystemTime::from(meta.last_modified),
+        etag: etag_of(meta),
+        sha256: None,
+    }
+}
+
+fn manifest_file(path: String, meta: &ObjectMeta) -> ManifestEntry {
+    ManifestEntry {
+        path,
+        kind: EntryKind::File,
+        size: meta.size,
+        mtime: meta.last_modified.timestamp(),
+        sha256: None,
     }
 }
