@@ -828,6 +828,11 @@ const ADVISORY_DB_DIR: &str = "advisory-db-3157b0e258782691";
 
 fn audit() -> Result {
     let deny = tool("cargo-deny")?;
+    // cargo-deny reads the metadata of every platform's crates, offline: fetch them
+    // all first (a build downloads only this host's).
+    let mut fetch = cargo();
+    fetch.arg("fetch");
+    run(fetch)?;
     // The snapshot: named, next to this checkout, or where this workplace keeps it.
     let candidates = [
         env::var_os("FALLBACK_ADVISORY_DB").map(PathBuf::from),
