@@ -9,6 +9,8 @@
 
 #![warn(missing_docs)]
 
+pub mod parts;
+
 use std::sync::Arc;
 
 use fallback_engine::{Entry, EntryKind, Error, ManifestEntry, RESERVED, RelPath};
