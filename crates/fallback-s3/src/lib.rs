@@ -10,6 +10,9 @@
 #![warn(missing_docs)]
 
 pub mod parts;
+mod upload;
+
+pub use upload::{Appended, LEASE_SECS, UploadState};
 
 use std::sync::Arc;
 

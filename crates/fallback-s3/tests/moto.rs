@@ -242,3 +242,300 @@ fn a_listing_longer_than_one_page_is_whole() {
         assert_eq!(top.last().unwrap().path, format!("f{:05}", n - 1));
     });
 }
+
+/// The upload lock rests on conditional writes (`If-None-Match: *` to take a free
+/// lock, `If-Match` to take over an expired one): the S3 server must honour both.
+#[test]
+fn conditional_writes_refuse_a_taken_name_and_a_stale_etag() {
+    use object_store::{ObjectStore as _, PutMode, PutOptions, PutPayload, UpdateVersion};
+    let moto = Moto::start();
+    moto.create_bucket("locks");
+    let rt = rt();
+    let b = Bucket::connect(&location(&moto.endpoint(), "locks", "")).unwrap();
+    rt.block_on(async {
+        let key = object_store::path::Path::parse("x.lock").unwrap();
+        let create = || PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        let first = b
+            .store()
+            .put_opts(&key, PutPayload::from_static(b"a"), create())
+            .await
+            .unwrap();
+        let again = b
+            .store()
+            .put_opts(&key, PutPayload::from_static(b"b"), create())
+            .await;
+        assert!(
+            matches!(again, Err(object_store::Error::AlreadyExists { .. })),
+            "{again:?}"
+        );
+        let update = |e_tag: Option<String>| PutOptions {
+            mode: PutMode::Update(UpdateVersion {
+                e_tag,
+                version: None,
+            }),
+            ..PutOptions::default()
+        };
+        let stale = b
+            .store()
+            .put_opts(
+                &key,
+                PutPayload::from_static(b"c"),
+                update(Some("\"stale\"".into())),
+            )
+            .await;
+        assert!(
+            matches!(stale, Err(object_store::Error::Precondition { .. })),
+            "{stale:?}"
+        );
+        b.store()
+            .put_opts(&key, PutPayload::from_static(b"d"), update(first.e_tag))
+            .await
+            .unwrap();
+    });
+}
+
+/// `n` bytes that do not repeat in part-sized blocks.
+fn data(n: usize) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn sha(b: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(b).into()
+}
+
+/// A body of `chunks` (64 KiB pieces of `bytes`), then, if `cut`, an error: the
+/// connection lost midway.
+fn body(
+    bytes: &[u8],
+    cut: bool,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Unpin + use<> {
+    let mut items: Vec<Result<bytes::Bytes, std::io::Error>> = bytes
+        .chunks(64 << 10)
+        .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+        .collect();
+    if cut {
+        items.push(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "the client went away",
+        )));
+    }
+    futures_util::stream::iter(items)
+}
+
+async fn object(b: &Bucket, key: &str) -> Option<Vec<u8>> {
+    use object_store::ObjectStoreExt as _;
+    let got = b
+        .store()
+        .get(&object_store::path::Path::parse(key).unwrap())
+        .await
+        .ok()?;
+    Some(got.bytes().await.unwrap().to_vec())
+}
+
+#[test]
+fn an_upload_cut_on_one_instance_resumes_on_another_and_appears_only_when_whole() {
+    use fallback_engine::Error;
+    let moto = Moto::start();
+    moto.create_bucket("uploads");
+    let rt = rt();
+    let loc = location(&moto.endpoint(), "uploads", "users/alice");
+    // Two instances: nothing shared but the bucket.
+    let a = Bucket::connect(&loc).unwrap();
+    let b = Bucket::connect(&loc).unwrap();
+    let file = data(40 << 20);
+    rt.block_on(async {
+        let dest = rel("in/big.bin");
+        let up = a
+            .create_upload(
+                "alice",
+                &dest,
+                Some(file.len() as u64),
+                std::collections::BTreeMap::new(),
+                3600,
+            )
+            .await
+            .unwrap();
+        // 12 MiB arrive, then the connection drops.
+        let r = a
+            .append(
+                &up.id,
+                "alice",
+                0,
+                body(&file[..12 << 20], true),
+                Some(sha(&file)),
+            )
+            .await;
+        assert!(matches!(r, Err(Error::Io(_))), "{r:?}");
+        assert!(
+            object(&a, "users/alice/in/big.bin").await.is_none(),
+            "visible before completion"
+        );
+        // The other instance sees where it got: one 8 MiB part and a 4 MiB tail.
+        let seen = b.upload(&up.id).await.unwrap();
+        assert_eq!(seen.offset(), 12 << 20);
+        assert_eq!(seen.progress.parts.len(), 1);
+        assert_eq!(seen.progress.tail.map(|t| t.size), Some(4 << 20));
+        // A wrong offset is refused with the right one.
+        let r = b.append(&up.id, "alice", 1, body(b"x", false), None).await;
+        assert!(
+            matches!(r, Err(Error::OffsetMismatch { actual }) if actual == 12 << 20),
+            "{r:?}"
+        );
+        // Someone else's upload is not theirs to write.
+        let r = b
+            .append(&up.id, "mallory", 12 << 20, body(b"x", false), None)
+            .await;
+        assert!(matches!(r, Err(Error::NotOwner)), "{r:?}");
+        // The rest, from the other instance, with the whole file's SHA-256.
+        let done = b
+            .append(
+                &up.id,
+                "alice",
+                12 << 20,
+                body(&file[12 << 20..], false),
+                Some(sha(&file)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(done.offset, file.len() as u64);
+        let (digest, etag) = done.completed.unwrap();
+        assert_eq!(digest, sha(&file));
+        assert_eq!(object(&a, "users/alice/in/big.bin").await.unwrap(), file);
+        // Downloads can announce the digest while the object keeps its ETag.
+        let entry = a.stat(&dest).await.unwrap();
+        assert_eq!(entry.etag, etag);
+        assert_eq!(a.digest(&dest, &entry.etag).await, Some(sha(&file)));
+        assert_eq!(a.digest(&dest, "\"other\"").await, None);
+        // Nothing of the upload is left: state, tail, lease.
+        assert!(matches!(a.upload(&up.id).await, Err(Error::UnknownUpload)));
+        let left = a.list(&rel("/"), 100, true).await.unwrap();
+        assert_eq!(left.len(), 2, "{left:?}"); // in, in/big.bin
+    });
+}
+
+#[test]
+fn a_file_that_is_not_the_senders_is_never_completed() {
+    use fallback_engine::Error;
+    let moto = Moto::start();
+    moto.create_bucket("bad");
+    let rt = rt();
+    let b = Bucket::connect(&location(&moto.endpoint(), "bad", "")).unwrap();
+    let file = data(9 << 20);
+    rt.block_on(async {
+        let up = b
+            .create_upload(
+                "u",
+                &rel("f.bin"),
+                Some(file.len() as u64),
+                std::collections::BTreeMap::new(),
+                60,
+            )
+            .await
+            .unwrap();
+        let r = b
+            .append(&up.id, "u", 0, body(&file, false), Some([7u8; 32]))
+            .await;
+        assert!(matches!(r, Err(Error::ChecksumMismatch)), "{r:?}");
+        assert!(object(&b, "f.bin").await.is_none());
+        assert!(matches!(b.upload(&up.id).await, Err(Error::UnknownUpload)));
+        // An empty file completes as a plain object.
+        let empty = b
+            .create_upload(
+                "u",
+                &rel("empty"),
+                Some(0),
+                std::collections::BTreeMap::new(),
+                60,
+            )
+            .await
+            .unwrap();
+        let done = b
+            .append(&empty.id, "u", 0, body(b"", false), None)
+            .await
+            .unwrap();
+        assert_eq!(done.completed.unwrap().0, sha(b""));
+        assert_eq!(object(&b, "empty").await.unwrap(), b"");
+        // Expired uploads are swept, wherever they were made.
+        let old = b
+            .create_upload(
+                "u",
+                &rel("old"),
+                Some(10),
+                std::collections::BTreeMap::new(),
+                0,
+            )
+            .await
+            .unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert_eq!(b.sweep_expired(now + 1).await.unwrap(), 1);
+        assert!(matches!(b.upload(&old.id).await, Err(Error::UnknownUpload)));
+    });
+}
+
+#[test]
+fn a_live_writer_holds_the_upload_against_a_second_one() {
+    use fallback_engine::Error;
+    use object_store::ObjectStoreExt as _;
+    let moto = Moto::start();
+    moto.create_bucket("lease");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let loc = location(&moto.endpoint(), "lease", "");
+    let a = Bucket::connect(&loc).unwrap();
+    let b = Bucket::connect(&loc).unwrap();
+    rt.block_on(async {
+        let up = a
+            .create_upload(
+                "u",
+                &rel("f"),
+                Some(3),
+                std::collections::BTreeMap::new(),
+                60,
+            )
+            .await
+            .unwrap();
+        // The first writer's body stays open until the test sends the rest.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        let id = up.id.clone();
+        let first =
+            tokio::spawn(async move { a.append(&id, "u", 0, Box::pin(stream), None).await });
+        tx.send(Ok(bytes::Bytes::from_static(b"ab"))).await.unwrap();
+        // Wait for the event: the lease object exists.
+        let lock =
+            object_store::path::Path::parse(format!(".fallback/uploads/{}.lock", up.id)).unwrap();
+        while b.store().head(&lock).await.is_err() {
+            tokio::task::yield_now().await;
+        }
+        let second = b.append(&up.id, "u", 0, body(b"abc", false), None).await;
+        assert!(matches!(second, Err(Error::Locked)), "{second:?}");
+        tx.send(Ok(bytes::Bytes::from_static(b"c"))).await.unwrap();
+        drop(tx);
+        let done = first.await.unwrap().unwrap();
+        assert_eq!(done.offset, 3);
+        assert!(
+            b.store().head(&lock).await.is_err(),
+            "the lease is released"
+        );
+    });
+}
