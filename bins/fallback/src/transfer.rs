@@ -353,7 +353,24 @@ pub(crate) fn doctor(a: &DoctorArgs) -> anyhow::Result<u8> {
         connect_timeout: Duration::from_secs(5),
         ..Options::default()
     };
-    let checks = rt.block_on(fallback_client::doctor(&a.url, conf.as_ref(), &opts));
+    let mut checks = rt.block_on(fallback_client::doctor(&a.url, conf.as_ref(), &opts));
+    // The server's object-storage docroots, reached from here: the bucket must be
+    // reachable with the credentials it would use and writable.
+    if let Some(conf) = &conf {
+        for d in fallback_server::bucket_findings(conf) {
+            let ok = !d.is_error();
+            checks.push(fallback_client::Check {
+                name: "bucket".to_owned(),
+                verdict: if ok { Verdict::Pass } else { Verdict::Fail },
+                detail: d.message.clone(),
+                fix: (!ok).then(|| {
+                    "run this on the server's host (its credentials and network), and see \
+                     docs/operations.md, \"Object-storage docroots\""
+                        .to_owned()
+                }),
+            });
+        }
+    }
     let failed = checks.iter().any(|c| c.verdict == Verdict::Fail);
     let mut out = String::new();
     if a.json {

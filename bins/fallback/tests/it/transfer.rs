@@ -648,3 +648,48 @@ fn a_ranged_download_killed_resumes_its_ranges_when_started_again() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `doctor --config` with an `s3://` docroot reaches the bucket from this host.
+#[test]
+fn doctor_checks_the_buckets_of_the_servers_conf() {
+    let moto = fallback_testkit::Moto::start();
+    moto.create_bucket("doctor-ok");
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    std::fs::create_dir_all(server.docroot().join("pub")).unwrap();
+    let token = download_token("alice", &["/pub"]);
+    let target = url(&server, "/pub", &token, "");
+    let port = moto.endpoint().rsplit(':').next().unwrap().to_owned();
+    let conf = |bucket: &str| {
+        let p = dir.path().join(format!("{bucket}.conf"));
+        std::fs::write(
+            &p,
+            format!(
+                "<CONF><http_server><enable_http>true</enable_http></http_server><default>\
+                 <file_system><access><paths><path><absolute>\
+                 s3://AKIDDOCTOR:doctor-secret@127.0.0.1:{port}/{bucket}/d?allow-http=true\
+                 </absolute></path></paths></access></file_system></default></CONF>"
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let ok = conf("doctor-ok");
+    let (_, text) = doctor(&target, &["--config", ok.to_str().unwrap()]);
+    assert!(
+        text.contains("[ok  ] bucket: s3://<redacted>@127.0.0.1:"),
+        "{text}"
+    );
+    assert!(text.contains("writable"), "{text}");
+    let missing = conf("doctor-missing");
+    let (code, text) = doctor(&target, &["--config", missing.to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("[FAIL] bucket:") && text.contains("no such bucket"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("doctor-secret") && !text.contains("AKIDDOCTOR"),
+        "{text}"
+    );
+}
