@@ -94,7 +94,8 @@ pub(crate) struct DownloadArgs {
 pub(crate) struct DoctorArgs {
     /// The FASP URL to check.
     url: String,
-    /// The server's aspera.conf, to check <WEB> against <http_server>.
+    /// The server's aspera.conf, to check <WEB> against <http_server> and reach each
+    /// s3:// docroot's bucket from this host (run it on the server's host for that).
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
     /// Also trust the CA certificates in this PEM file.
