@@ -219,14 +219,14 @@ impl Bucket {
     ) -> Result<BoxStream<'static, Result<bytes::Bytes, Error>>, Error> {
         use futures_util::StreamExt as _;
         let key = self.key_of(rel)?;
-        let opts = GetOptions {
-            range: (range.start < range.end).then_some(GetRange::Bounded(range.clone())),
-            if_match: etag.map(str::to_owned),
-            ..GetOptions::default()
-        };
         if range.start >= range.end {
             return Ok(futures_util::stream::empty().boxed());
         }
+        let opts = GetOptions {
+            range: Some(GetRange::Bounded(range)),
+            if_match: etag.map(str::to_owned),
+            ..GetOptions::default()
+        };
         let got = self.store.get_opts(&key, opts).await.map_err(|e| io(&e))?;
         Ok(got.into_stream().map(|r| r.map_err(|e| io(&e))).boxed())
     }

@@ -469,41 +469,28 @@ impl Bucket {
         }
         *hashed = (*hashed).max(start + len);
         let old_tail = state.progress.tail;
-        let step = if is_tail {
+        // Stored first, recorded after: a crash between leaves the last record valid.
+        let (step, etag) = if is_tail {
+            let key = self.upload_key(
+                &state.id,
+                &format!(".tail.{}", state.progress.tail_versions + 1),
+            );
             self.store
-                .put(
-                    &self.upload_key(
-                        &state.id,
-                        &format!(".tail.{}", state.progress.tail_versions + 1),
-                    ),
-                    PutPayload::from(data),
-                )
+                .put(&key, PutPayload::from(data))
                 .await
                 .map_err(|e| io(&e))?;
-            Step::Tail { len }
+            (Step::Tail { len }, String::new())
         } else {
             let number = u32::try_from(state.progress.parts.len() + 1).unwrap_or(u32::MAX);
+            let idx = usize::try_from(number - 1).unwrap_or(usize::MAX);
             let part = self
                 .store
-                .put_part(
-                    key,
-                    &state.multipart_id,
-                    usize::try_from(number - 1).unwrap_or(usize::MAX),
-                    PutPayload::from(data),
-                )
+                .put_part(key, &state.multipart_id, idx, PutPayload::from(data))
                 .await
                 .map_err(|e| io(&e))?;
-            state
-                .progress
-                .apply(Step::Part { number, len }, &part.content_id);
-            state.sha256_state = serialize(hasher);
-            self.write_state(state, PutMode::Overwrite).await?;
-            if let Some(t) = old_tail {
-                self.delete_tail(&state.id, t.version).await;
-            }
-            return Ok(());
+            (Step::Part { number, len }, part.content_id)
         };
-        state.progress.apply(step, "");
+        state.progress.apply(step, &etag);
         state.sha256_state = serialize(hasher);
         self.write_state(state, PutMode::Overwrite).await?;
         if let Some(t) = old_tail {
