@@ -254,6 +254,14 @@ fn s3_docroots_are_read_as_the_product_writes_them() {
     assert_eq!(cred.access_key_id.expose(), "AKIDXX");
     assert_eq!(cred.secret_access_key.expose(), "SeCrEt/plus+");
     assert_eq!(r.storage_class.as_deref(), Some("STANDARD"));
+    // Read, but not applied yet: the file says so.
+    assert!(
+        c.diagnostics()
+            .iter()
+            .any(|d| d.code == Code::NotApplied && d.message.contains("storage-class")),
+        "{:?}",
+        c.diagnostics()
+    );
     assert_eq!(r.server_side_encryption.as_deref(), Some("AES256"));
     // What `config show` prints: the settings serialized, and the template as written.
     let shown = format!(
