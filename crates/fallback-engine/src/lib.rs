@@ -36,8 +36,8 @@ pub(crate) use faults::{Faults, Step};
 pub use relpath::{MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_SEGMENTS, PathError, RESERVED, RelPath};
 pub use store::{Entry, EntryKind, ManifestEntry, Opened, Storage};
 pub use upload::{
-    AppendOutcome, CHECKSUM_ALGORITHMS, ChunkChecksum, Completed, Concat, Modes, NewUpload,
-    UploadId, UploadInfo, UploadWriter,
+    AppendOutcome, CHECKSUM_ALGORITHMS, ChunkChecksum, ChunkVerifier, Completed, Concat, Modes,
+    NewUpload, UploadId, UploadInfo, UploadWriter,
 };
 
 /// What went wrong in the engine. [`Error::kind`] tells the server which status to send.

@@ -1207,6 +1207,28 @@ impl ChunkHasher {
     }
 }
 
+/// The running check of one chunk against its [`ChunkChecksum`], for a store that
+/// is not this crate's (an object store verifies a tus chunk as it streams).
+#[derive(Debug)]
+pub struct ChunkVerifier(ChunkHasher);
+
+impl ChunkVerifier {
+    /// A verifier of bytes that must have `expected`.
+    pub fn new(expected: ChunkChecksum) -> Self {
+        ChunkVerifier(ChunkHasher::new(expected))
+    }
+
+    /// Takes the chunk's next bytes.
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    /// Whether the bytes taken have the expected digest.
+    pub fn matches(self) -> bool {
+        self.0.matches()
+    }
+}
+
 /// An append's write buffer, at most.
 const WRITE_BUF: usize = 1 << 20;
 

@@ -12,7 +12,7 @@
 pub mod parts;
 mod upload;
 
-pub use upload::{Appended, LEASE_SECS, UploadState};
+pub use upload::{AppendOptions, Appended, LEASE_SECS, UploadState};
 
 use std::sync::Arc;
 
@@ -395,8 +395,7 @@ fn io(e: &object_store::Error) -> Error {
 /// store sends it bare).
 fn etag_of(meta: &ObjectMeta) -> String {
     match meta.e_tag.as_deref() {
-        Some(t) if t.starts_with('"') => t.to_owned(),
-        Some(t) => format!("\"{t}\""),
+        Some(t) => upload::quoted(t),
         // No ETag: size and time stand in (weak in spirit, but changes when they do).
         None => format!(
             "\"{}-{}\"",

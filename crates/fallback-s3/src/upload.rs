@@ -6,10 +6,8 @@
 //! as the bytes arrive, carried across requests and instances in the state) matches
 //! what the sender announced. Memory per request: one part buffer plus one chunk.
 
-use std::collections::BTreeMap;
-
 use bytes::{Bytes, BytesMut};
-use fallback_engine::{Error, RESERVED, RelPath};
+use fallback_engine::{ChunkChecksum, ChunkVerifier, Error, NewUpload, RESERVED, RelPath};
 use futures_util::{Stream, StreamExt as _};
 use object_store::multipart::{MultipartStore as _, PartId};
 use object_store::path::Path as Key;
@@ -36,8 +34,22 @@ pub struct UploadState {
     pub dest: String,
     /// The declared length (`None`: deferred).
     pub length: Option<u64>,
-    /// tus `Upload-Metadata`, decoded.
-    pub metadata: BTreeMap<String, String>,
+    /// tus `Upload-Metadata`, decoded, in the order sent.
+    pub metadata: Vec<(String, String)>,
+    /// The whole file's SHA-256 the sender announced at creation, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_sha256: Option<String>,
+    /// Never replace an object at the destination (`If-None-Match: *`, or
+    /// `overwrite` `deny`): checked at creation and again just before completing.
+    #[serde(default)]
+    pub no_replace: bool,
+    /// A single-shot upload (HTTP PUT): forgotten once published, as nobody asks.
+    #[serde(default)]
+    pub single_shot: bool,
+    /// Set once the object is published: its SHA-256, hex. The state then stays,
+    /// answerable (a lost last answer is asked again), until it expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done: Option<String>,
     /// When it expires unless completed, Unix seconds.
     pub expires: u64,
     /// The multipart upload's id at the final key.
@@ -56,6 +68,11 @@ impl UploadState {
         self.progress.offset()
     }
 
+    /// The published object's SHA-256, once done.
+    pub fn published_sha256(&self) -> Option<[u8; 32]> {
+        hex::decode(self.done.as_deref()?).ok()?.try_into().ok()
+    }
+
     fn hasher(&self) -> Result<Sha256, Error> {
         let bytes = hex::decode(&self.sha256_state).map_err(|_| corrupt("sha256_state"))?;
         let state = bytes
@@ -63,6 +80,32 @@ impl UploadState {
             .try_into()
             .map_err(|_| corrupt("sha256_state"))?;
         Sha256::deserialize(state).map_err(|_| corrupt("sha256_state"))
+    }
+}
+
+/// How an append may end.
+#[derive(Default, Clone, Copy)]
+pub struct AppendOptions<'a> {
+    /// The whole file's SHA-256 (`Repr-Digest` of the request that completes it).
+    pub expected: Option<[u8; 32]>,
+    /// The checksum of this request's bytes (tus `Upload-Checksum`): they are
+    /// recorded only if it matches, else the upload stays where it was.
+    pub chunk: Option<ChunkChecksum>,
+    /// The body's clean end is the file's end (a single-shot upload of unknown
+    /// length).
+    pub finish: bool,
+    /// Asked just before the object is completed; `false` (the token expired while
+    /// the bytes arrived) keeps every byte, as a tail, and leaves the upload open.
+    pub may_complete: Option<&'a (dyn Fn() -> bool + Send + Sync)>,
+}
+
+impl std::fmt::Debug for AppendOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppendOptions")
+            .field("expected", &self.expected.map(hex::encode))
+            .field("chunk", &self.chunk)
+            .field("finish", &self.finish)
+            .finish_non_exhaustive()
     }
 }
 
@@ -79,6 +122,23 @@ pub struct Appended {
 struct Lease {
     holder: String,
     until: u64,
+}
+
+/// One step's bytes for `store_step`: a part or the tail; `record`: write the state
+/// after it (else the caller records the steps together).
+struct StepData {
+    data: BytesMut,
+    is_tail: bool,
+    record: bool,
+}
+
+/// An `ETag` quoted, as S3 sends it (some stores send it bare).
+pub(crate) fn quoted(tag: &str) -> String {
+    if tag.starts_with('"') {
+        tag.to_owned()
+    } else {
+        format!("\"{tag}\"")
+    }
 }
 
 /// A lease this request holds: renewed (by its `ETag`) as the request goes on, so a
@@ -110,23 +170,26 @@ impl Bucket {
         self.key(&format!("{RESERVED}/uploads/{id}{suffix}"))
     }
 
-    /// Starts an upload of `length` bytes (`None`: declared later) to `dest` for
-    /// `user`: a multipart upload at the final key and its state object. Nothing is
-    /// visible at `dest`.
+    /// Starts upload `new` (its length `None`: a single-shot upload whose body's end
+    /// is the file's end): a multipart upload at the final key and its state object.
+    /// Nothing is visible at the destination. `single_shot`: an HTTP PUT, forgotten
+    /// once published. Modes do not apply to objects.
     pub async fn create_upload(
         &self,
-        user: &str,
-        dest: &RelPath,
-        length: Option<u64>,
-        metadata: BTreeMap<String, String>,
+        new: &NewUpload,
+        single_shot: bool,
         ttl_secs: u64,
     ) -> Result<UploadState, Error> {
+        let length = new.length;
         if length.is_some_and(|l| l > capacity(Some(l))) {
             return Err(Error::Limit(
                 "the upload is larger than an S3 object can be (5 TiB)".to_owned(),
             ));
         }
-        let key = self.key_of(dest)?;
+        let key = self.key_of(&new.dest)?;
+        if new.no_replace && self.object_exists(&key).await? {
+            return Err(Error::Exists);
+        }
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).map_err(|e| Error::Io(std::io::Error::other(e)))?;
         let id = hex::encode(nonce);
@@ -137,10 +200,14 @@ impl Bucket {
             .map_err(|e| io(&e))?;
         let state = UploadState {
             id,
-            user: user.to_owned(),
-            dest: dest.segments().join("/"),
+            user: new.user.clone(),
+            dest: new.dest.segments().join("/"),
             length,
-            metadata,
+            metadata: new.metadata.clone(),
+            expected_sha256: new.expected_sha256.map(hex::encode),
+            no_replace: new.no_replace,
+            single_shot,
+            done: None,
             expires: now() + ttl_secs,
             multipart_id,
             part_size: part_size(length),
@@ -154,6 +221,44 @@ impl Bucket {
     /// The state of upload `id`, as any instance last recorded it.
     pub async fn upload(&self, id: &str) -> Result<UploadState, Error> {
         self.read_state(id).await
+    }
+
+    /// The state of upload `id` once no request is writing it (its lease free or
+    /// lapsed), waiting up to `wait` for one that is: what a client resuming after a
+    /// cut asks, so the offset it gets is where the cut request's bytes ended.
+    pub async fn upload_settled(
+        &self,
+        id: &str,
+        wait: std::time::Duration,
+    ) -> Result<UploadState, Error> {
+        let until = std::time::Instant::now() + wait;
+        let key = self.upload_key(id, ".lock");
+        let mut pause = std::time::Duration::from_millis(10);
+        while std::time::Instant::now() < until {
+            let held = match self.store.get(&key).await {
+                Ok(got) => got
+                    .bytes()
+                    .await
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Lease>(&b).ok())
+                    .is_some_and(|l| l.until > now()),
+                Err(_) => false,
+            };
+            if !held {
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(200));
+        }
+        self.read_state(id).await
+    }
+
+    async fn object_exists(&self, key: &Key) -> Result<bool, Error> {
+        match self.store.head(key).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(io(&e)),
+        }
     }
 
     async fn read_state(&self, id: &str) -> Result<UploadState, Error> {
@@ -277,17 +382,18 @@ impl Bucket {
 
     /// Appends `body` to upload `id` at `offset` (which must be where it is) for
     /// `user`, under the upload's lease: full parts are stored as they fill, the rest
-    /// as a tail; each stored step is recorded before the next. If the bytes complete
-    /// the upload, its SHA-256 is checked against `expected` (when given) and only then
-    /// is the object completed at its final key. A body that fails midway keeps what
-    /// was recorded (the offset a client resumes from).
+    /// as a tail; each stored step is recorded before the next (with a chunk checksum:
+    /// all of them at the end, once the chunk proved intact). If the bytes complete
+    /// the upload, its SHA-256 is checked against what the sender announced, and only
+    /// then is the object completed at its final key. A body that fails midway keeps
+    /// what was recorded (the offset a client resumes from).
     pub async fn append<S>(
         &self,
         id: &str,
         user: &str,
         offset: u64,
         body: S,
-        expected: Option<[u8; 32]>,
+        opts: AppendOptions<'_>,
     ) -> Result<Appended, Error>
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Unpin,
@@ -297,7 +403,7 @@ impl Bucket {
         let holder = hex::encode(holder);
         let mut held = self.lease(id, &holder).await?;
         let r = self
-            .append_leased(id, user, offset, body, expected, &mut held)
+            .append_leased(id, user, offset, body, opts, &mut held)
             .await;
         // A lease lost to a takeover is not ours to delete.
         if !matches!(r, Err(Error::Locked)) {
@@ -312,7 +418,7 @@ impl Bucket {
         user: &str,
         offset: u64,
         mut body: S,
-        expected: Option<[u8; 32]>,
+        opts: AppendOptions<'_>,
         held: &mut Held,
     ) -> Result<Appended, Error>
     where
@@ -322,17 +428,23 @@ impl Bucket {
         if state.user != user {
             return Err(Error::NotOwner);
         }
+        if state.done.is_some() {
+            return Err(Error::Finished);
+        }
         if state.offset() != offset {
             return Err(Error::OffsetMismatch {
                 actual: state.offset(),
             });
         }
-        if state.length == Some(offset) && offset > 0 {
-            return Err(Error::Finished);
-        }
         let dest = RelPath::parse(&state.dest).map_err(|_| corrupt("destination"))?;
         let key = self.key_of(&dest)?;
         let mut hasher = state.hasher()?;
+        // With a chunk checksum nothing is recorded until the chunk proved intact: a
+        // chunk that fails leaves the upload exactly where it was (parts stored for it
+        // are replaced by the next attempt's, which take the same numbers).
+        let mut verify = opts.chunk.map(ChunkVerifier::new);
+        let record = verify.is_none();
+        let first_tail = state.progress.tail;
         // The buffer starts with the tail (already hashed).
         let mut buf = BytesMut::new();
         let mut hashed = state.progress.offset();
@@ -367,16 +479,37 @@ impl Bucket {
                 break;
             }
             received += chunk.len() as u64;
+            if let Some(v) = verify.as_mut() {
+                v.update(&chunk);
+            }
             buf.extend_from_slice(&chunk);
             // Full parts go as soon as they fill: one part buffer at most.
             while buf.len() as u64 >= state.part_size {
                 let part = buf.split_to(usize::try_from(state.part_size).unwrap_or(usize::MAX));
-                self.store_step(&key, &mut state, &mut hasher, &mut hashed, part, false)
+                let step = StepData {
+                    data: part,
+                    is_tail: false,
+                    record,
+                };
+                self.store_step(&key, &mut state, &mut hasher, &mut hashed, step)
                     .await?;
                 self.renew(id, held).await?;
             }
         }
-        let completes = failed.is_none() && state.length == Some(received);
+        if !record {
+            if let Some(e) = failed {
+                // A chunk cut short cannot match its checksum: none of it is kept.
+                return Err(e);
+            }
+            if !verify.take().is_some_and(ChunkVerifier::matches) {
+                return Err(Error::ChecksumMismatch);
+            }
+        }
+        if failed.is_none() && state.length.is_none() && opts.finish {
+            state.length = Some(received);
+        }
+        let complete_len = failed.is_none() && state.length == Some(received);
+        let completes = complete_len && opts.may_complete.is_none_or(|f| f());
         // What is left: the last part, or a new tail (a failed body keeps what came).
         if !buf.is_empty() || completes {
             let steps = plan(
@@ -391,9 +524,22 @@ impl Bucket {
                     Step::Part { len, .. } | Step::Tail { len } => len,
                 };
                 let data = buf.split_to(usize::try_from(len).unwrap_or(usize::MAX));
-                let is_tail = matches!(step, Step::Tail { .. });
-                self.store_step(&key, &mut state, &mut hasher, &mut hashed, data, is_tail)
+                let step = StepData {
+                    data,
+                    is_tail: matches!(step, Step::Tail { .. }),
+                    record,
+                };
+                self.store_step(&key, &mut state, &mut hasher, &mut hashed, step)
                     .await?;
+            }
+        }
+        if !record {
+            // The chunk is intact: everything it stored is recorded at once.
+            self.write_state(&state, PutMode::Overwrite).await?;
+            if let Some(t) = first_tail
+                && state.progress.tail != first_tail
+            {
+                self.delete_tail(&state.id, t.version).await;
             }
         }
         if let Some(e) = failed {
@@ -406,47 +552,68 @@ impl Bucket {
             });
         }
         let sha: [u8; 32] = hasher.finalize().into();
-        if expected.is_some_and(|e| e != sha) {
+        let announced = state
+            .expected_sha256
+            .as_deref()
+            .and_then(|h| hex::decode(h).ok());
+        if opts.expected.is_some_and(|e| e != sha)
+            || announced.is_some_and(|e| e.as_slice() != sha.as_slice())
+        {
             // The bytes stored are not the sender's file: none are kept.
             self.abort(&state).await;
             return Err(Error::ChecksumMismatch);
         }
-        if state.progress.parts.is_empty() {
+        if state.no_replace && self.object_exists(&key).await? {
+            // One appeared since the upload began. (S3 cannot complete a multipart
+            // upload only if the key is free; this check narrows the race to the
+            // completion call itself.)
+            self.abort(&state).await;
+            return Err(Error::Exists);
+        }
+        let etag = if state.progress.parts.is_empty() {
             // An empty file: a multipart upload needs a part, a plain object does not.
             let _ = self.store.abort_multipart(&key, &state.multipart_id).await;
-            let done = self
-                .store
+            self.store
                 .put(&key, PutPayload::default())
                 .await
-                .map_err(|e| io(&e))?;
-            let etag = done.e_tag.unwrap_or_default();
-            self.record_digest(&state.dest, &etag, &sha).await;
-            self.forget(&state).await;
-            return Ok(Appended {
-                offset: 0,
-                completed: Some((sha, etag)),
-            });
-        }
-        let parts = state
-            .progress
-            .parts
-            .iter()
-            .map(|p| PartId {
-                content_id: p.etag.clone(),
-            })
-            .collect();
-        let done = self
-            .store
-            .complete_multipart(&key, &state.multipart_id, parts)
-            .await
-            .map_err(|e| io(&e))?;
-        let etag = done.e_tag.unwrap_or_default();
+                .map_err(|e| io(&e))?
+                .e_tag
+        } else {
+            let parts = state
+                .progress
+                .parts
+                .iter()
+                .map(|p| PartId {
+                    content_id: p.etag.clone(),
+                })
+                .collect();
+            self.store
+                .complete_multipart(&key, &state.multipart_id, parts)
+                .await
+                .map_err(|e| io(&e))?
+                .e_tag
+        };
+        let etag = quoted(etag.as_deref().unwrap_or_default());
         self.record_digest(&state.dest, &etag, &sha).await;
-        self.forget(&state).await;
+        self.published(&mut state, &sha).await;
         Ok(Appended {
             offset: state.offset(),
             completed: Some((sha, etag)),
         })
+    }
+
+    /// What is kept of an upload whose object was published: nothing for a
+    /// single-shot one; else its state, marked done, until it expires.
+    async fn published(&self, state: &mut UploadState, sha: &[u8; 32]) {
+        if state.single_shot {
+            self.forget(state).await;
+            return;
+        }
+        if let Some(t) = state.progress.tail.take() {
+            self.delete_tail(&state.id, t.version).await;
+        }
+        state.done = Some(hex::encode(sha));
+        let _ = self.write_state(state, PutMode::Overwrite).await;
     }
 
     /// Stores one step (a part, or the tail as a new tail object), then records it.
@@ -456,9 +623,13 @@ impl Bucket {
         state: &mut UploadState,
         hasher: &mut Sha256,
         hashed: &mut u64,
-        data: BytesMut,
-        is_tail: bool,
+        step: StepData,
     ) -> Result<(), Error> {
+        let StepData {
+            data,
+            is_tail,
+            record,
+        } = step;
         let data = data.freeze();
         let len = data.len() as u64;
         let start = state.progress.in_parts();
@@ -492,9 +663,11 @@ impl Bucket {
         };
         state.progress.apply(step, &etag);
         state.sha256_state = serialize(hasher);
-        self.write_state(state, PutMode::Overwrite).await?;
-        if let Some(t) = old_tail {
-            self.delete_tail(&state.id, t.version).await;
+        if record {
+            self.write_state(state, PutMode::Overwrite).await?;
+            if let Some(t) = old_tail {
+                self.delete_tail(&state.id, t.version).await;
+            }
         }
         Ok(())
     }
@@ -533,7 +706,7 @@ impl Bucket {
             .await
             .ok()?;
         let v: serde_json::Value = serde_json::from_slice(&got.bytes().await.ok()?).ok()?;
-        if v.get("etag")?.as_str()? != etag {
+        if quoted(v.get("etag")?.as_str()?) != quoted(etag) {
             return None;
         }
         hex::decode(v.get("sha256")?.as_str()?)

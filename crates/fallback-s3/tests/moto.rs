@@ -4,7 +4,7 @@
 // Test helpers panic on purpose: a panic is how a failed expectation is reported.
 #![allow(clippy::unwrap_used)]
 
-use fallback_s3::{Bucket, CheckError, Location};
+use fallback_s3::{AppendOptions, Bucket, CheckError, Location};
 use fallback_testkit::Moto;
 
 fn location(endpoint: &str, bucket: &str, prefix: &str) -> Location {
@@ -310,6 +310,25 @@ fn data(n: usize) -> Vec<u8> {
         .collect()
 }
 
+fn new(user: &str, dest: &str, length: Option<u64>) -> fallback_engine::NewUpload {
+    fallback_engine::NewUpload {
+        user: user.to_owned(),
+        dest: rel(dest),
+        length,
+        metadata: Vec::new(),
+        expected_sha256: None,
+        no_replace: false,
+        modes: fallback_engine::Modes::default(),
+    }
+}
+
+fn expect(sha: [u8; 32]) -> AppendOptions<'static> {
+    AppendOptions {
+        expected: Some(sha),
+        ..AppendOptions::default()
+    }
+}
+
 fn sha(b: &[u8]) -> [u8; 32] {
     use sha2::Digest as _;
     sha2::Sha256::digest(b).into()
@@ -359,10 +378,8 @@ fn an_upload_cut_on_one_instance_resumes_on_another_and_appears_only_when_whole(
         let dest = rel("in/big.bin");
         let up = a
             .create_upload(
-                "alice",
-                &dest,
-                Some(file.len() as u64),
-                std::collections::BTreeMap::new(),
+                &new("alice", "in/big.bin", Some(file.len() as u64)),
+                false,
                 3600,
             )
             .await
@@ -374,7 +391,7 @@ fn an_upload_cut_on_one_instance_resumes_on_another_and_appears_only_when_whole(
                 "alice",
                 0,
                 body(&file[..12 << 20], true),
-                Some(sha(&file)),
+                expect(sha(&file)),
             )
             .await;
         assert!(matches!(r, Err(Error::Io(_))), "{r:?}");
@@ -388,14 +405,28 @@ fn an_upload_cut_on_one_instance_resumes_on_another_and_appears_only_when_whole(
         assert_eq!(seen.progress.parts.len(), 1);
         assert_eq!(seen.progress.tail.map(|t| t.size), Some(4 << 20));
         // A wrong offset is refused with the right one.
-        let r = b.append(&up.id, "alice", 1, body(b"x", false), None).await;
+        let r = b
+            .append(
+                &up.id,
+                "alice",
+                1,
+                body(b"x", false),
+                AppendOptions::default(),
+            )
+            .await;
         assert!(
             matches!(r, Err(Error::OffsetMismatch { actual }) if actual == 12 << 20),
             "{r:?}"
         );
         // Someone else's upload is not theirs to write.
         let r = b
-            .append(&up.id, "mallory", 12 << 20, body(b"x", false), None)
+            .append(
+                &up.id,
+                "mallory",
+                12 << 20,
+                body(b"x", false),
+                AppendOptions::default(),
+            )
             .await;
         assert!(matches!(r, Err(Error::NotOwner)), "{r:?}");
         // The rest, from the other instance, with the whole file's SHA-256.
@@ -405,7 +436,7 @@ fn an_upload_cut_on_one_instance_resumes_on_another_and_appears_only_when_whole(
                 "alice",
                 12 << 20,
                 body(&file[12 << 20..], false),
-                Some(sha(&file)),
+                expect(sha(&file)),
             )
             .await
             .unwrap();
@@ -418,8 +449,22 @@ fn an_upload_cut_on_one_instance_resumes_on_another_and_appears_only_when_whole(
         assert_eq!(entry.etag, etag);
         assert_eq!(a.digest(&dest, &entry.etag).await, Some(sha(&file)));
         assert_eq!(a.digest(&dest, "\"other\"").await, None);
-        // Nothing of the upload is left: state, tail, lease.
-        assert!(matches!(a.upload(&up.id).await, Err(Error::UnknownUpload)));
+        // The state stays, done (a lost last answer is asked again); the tail and
+        // lease are gone.
+        let after = b.upload(&up.id).await.unwrap();
+        assert_eq!(after.published_sha256(), Some(sha(&file)));
+        assert_eq!(after.offset(), file.len() as u64);
+        assert!(after.progress.tail.is_none());
+        let r = b
+            .append(
+                &up.id,
+                "alice",
+                after.offset(),
+                body(b"", false),
+                AppendOptions::default(),
+            )
+            .await;
+        assert!(matches!(r, Err(Error::Finished)), "{r:?}");
         let left = a.list(&rel("/"), 100, true).await.unwrap();
         assert_eq!(left.len(), 2, "{left:?}"); // in, in/big.bin
     });
@@ -435,47 +480,35 @@ fn a_file_that_is_not_the_senders_is_never_completed() {
     let file = data(9 << 20);
     rt.block_on(async {
         let up = b
-            .create_upload(
-                "u",
-                &rel("f.bin"),
-                Some(file.len() as u64),
-                std::collections::BTreeMap::new(),
-                60,
-            )
+            .create_upload(&new("u", "f.bin", Some(file.len() as u64)), false, 60)
             .await
             .unwrap();
         let r = b
-            .append(&up.id, "u", 0, body(&file, false), Some([7u8; 32]))
+            .append(&up.id, "u", 0, body(&file, false), expect([7u8; 32]))
             .await;
         assert!(matches!(r, Err(Error::ChecksumMismatch)), "{r:?}");
         assert!(object(&b, "f.bin").await.is_none());
         assert!(matches!(b.upload(&up.id).await, Err(Error::UnknownUpload)));
         // An empty file completes as a plain object.
         let empty = b
-            .create_upload(
-                "u",
-                &rel("empty"),
-                Some(0),
-                std::collections::BTreeMap::new(),
-                60,
-            )
+            .create_upload(&new("u", "empty", Some(0)), false, 60)
             .await
             .unwrap();
         let done = b
-            .append(&empty.id, "u", 0, body(b"", false), None)
+            .append(
+                &empty.id,
+                "u",
+                0,
+                body(b"", false),
+                AppendOptions::default(),
+            )
             .await
             .unwrap();
         assert_eq!(done.completed.unwrap().0, sha(b""));
         assert_eq!(object(&b, "empty").await.unwrap(), b"");
         // Expired uploads are swept, wherever they were made.
         let old = b
-            .create_upload(
-                "u",
-                &rel("old"),
-                Some(10),
-                std::collections::BTreeMap::new(),
-                0,
-            )
+            .create_upload(&new("u", "old", Some(10)), false, 0)
             .await
             .unwrap();
         let now = std::time::SystemTime::now()
@@ -503,13 +536,7 @@ fn a_live_writer_holds_the_upload_against_a_second_one() {
     let b = Bucket::connect(&loc).unwrap();
     rt.block_on(async {
         let up = a
-            .create_upload(
-                "u",
-                &rel("f"),
-                Some(3),
-                std::collections::BTreeMap::new(),
-                60,
-            )
+            .create_upload(&new("u", "f", Some(3)), false, 60)
             .await
             .unwrap();
         // The first writer's body stays open until the test sends the rest.
@@ -518,8 +545,10 @@ fn a_live_writer_holds_the_upload_against_a_second_one() {
             rx.recv().await.map(|item| (item, rx))
         });
         let id = up.id.clone();
-        let first =
-            tokio::spawn(async move { a.append(&id, "u", 0, Box::pin(stream), None).await });
+        let first = tokio::spawn(async move {
+            a.append(&id, "u", 0, Box::pin(stream), AppendOptions::default())
+                .await
+        });
         tx.send(Ok(bytes::Bytes::from_static(b"ab"))).await.unwrap();
         // Wait for the event: the lease object exists.
         let lock =
@@ -527,7 +556,15 @@ fn a_live_writer_holds_the_upload_against_a_second_one() {
         while b.store().head(&lock).await.is_err() {
             tokio::task::yield_now().await;
         }
-        let second = b.append(&up.id, "u", 0, body(b"abc", false), None).await;
+        let second = b
+            .append(
+                &up.id,
+                "u",
+                0,
+                body(b"abc", false),
+                AppendOptions::default(),
+            )
+            .await;
         assert!(matches!(second, Err(Error::Locked)), "{second:?}");
         tx.send(Ok(bytes::Bytes::from_static(b"c"))).await.unwrap();
         drop(tx);
@@ -537,5 +574,138 @@ fn a_live_writer_holds_the_upload_against_a_second_one() {
             b.store().head(&lock).await.is_err(),
             "the lease is released"
         );
+    });
+}
+
+#[test]
+fn a_chunk_that_fails_its_checksum_leaves_the_upload_where_it_was() {
+    use fallback_engine::{ChunkChecksum, Error};
+    let moto = Moto::start();
+    moto.create_bucket("chunks");
+    let rt = rt();
+    let b = Bucket::connect(&location(&moto.endpoint(), "chunks", "p")).unwrap();
+    let file = data(20 << 20);
+    rt.block_on(async {
+        let up = b
+            .create_upload(&new("u", "f.bin", Some(file.len() as u64)), false, 60)
+            .await
+            .unwrap();
+        // 3 MiB kept as a tail.
+        b.append(
+            &up.id,
+            "u",
+            0,
+            body(&file[..3 << 20], false),
+            AppendOptions::default(),
+        )
+        .await
+        .unwrap();
+        // A 10 MiB chunk (a full part stored on the way) whose checksum is wrong.
+        let chunk = &file[3 << 20..13 << 20];
+        let wrong = AppendOptions {
+            chunk: Some(ChunkChecksum::Sha256([1; 32])),
+            ..AppendOptions::default()
+        };
+        let r = b
+            .append(&up.id, "u", 3 << 20, body(chunk, false), wrong)
+            .await;
+        assert!(matches!(r, Err(Error::ChecksumMismatch)), "{r:?}");
+        let seen = b.upload(&up.id).await.unwrap();
+        assert_eq!(seen.offset(), 3 << 20, "the chunk is not kept");
+        assert!(seen.progress.parts.is_empty());
+        // The same chunk with its right checksum, cut: nothing of it is kept either.
+        let right = AppendOptions {
+            chunk: Some(ChunkChecksum::Sha256(sha(chunk))),
+            ..AppendOptions::default()
+        };
+        let r = b
+            .append(&up.id, "u", 3 << 20, body(chunk, true), right)
+            .await;
+        assert!(matches!(r, Err(Error::Io(_))), "{r:?}");
+        assert_eq!(b.upload(&up.id).await.unwrap().offset(), 3 << 20);
+        // Intact, it is recorded whole.
+        let got = b
+            .append(&up.id, "u", 3 << 20, body(chunk, false), right)
+            .await
+            .unwrap();
+        assert_eq!(got.offset, 13 << 20);
+        // A token that expired while the last bytes came keeps them, uncompleted;
+        // an empty request completes the file.
+        let no = || false;
+        let held = AppendOptions {
+            may_complete: Some(&no),
+            ..AppendOptions::default()
+        };
+        let got = b
+            .append(&up.id, "u", 13 << 20, body(&file[13 << 20..], false), held)
+            .await
+            .unwrap();
+        assert_eq!((got.offset, got.completed), (file.len() as u64, None));
+        assert!(object(&b, "p/f.bin").await.is_none());
+        let done = b
+            .append(
+                &up.id,
+                "u",
+                file.len() as u64,
+                body(b"", false),
+                expect(sha(&file)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(done.completed.unwrap().0, sha(&file));
+        assert_eq!(object(&b, "p/f.bin").await.unwrap(), file);
+    });
+}
+
+#[test]
+fn a_single_shot_upload_ends_with_its_body_and_never_replaces_when_told() {
+    use fallback_engine::Error;
+    let moto = Moto::start();
+    moto.create_bucket("puts");
+    let rt = rt();
+    let b = Bucket::connect(&location(&moto.endpoint(), "puts", "")).unwrap();
+    let file = data(6 << 20);
+    rt.block_on(async {
+        // Length unknown (a chunked PUT): the body's clean end is the file's.
+        let up = b
+            .create_upload(&new("u", "a/put.bin", None), true, 60)
+            .await
+            .unwrap();
+        let finish = AppendOptions {
+            finish: true,
+            ..AppendOptions::default()
+        };
+        let done = b
+            .append(&up.id, "u", 0, body(&file, false), finish)
+            .await
+            .unwrap();
+        assert_eq!(done.offset, file.len() as u64);
+        assert_eq!(object(&b, "a/put.bin").await.unwrap(), file);
+        // A single-shot upload leaves no state behind.
+        assert!(matches!(b.upload(&up.id).await, Err(Error::UnknownUpload)));
+        // `no_replace`: refused at creation when the object exists...
+        let mut keep = new("u", "a/put.bin", Some(3));
+        keep.no_replace = true;
+        let r = b.create_upload(&keep, true, 60).await;
+        assert!(matches!(r, Err(Error::Exists)), "{r:?}");
+        // ...and at completion when one appeared meanwhile.
+        keep.dest = rel("a/late.bin");
+        let up = b.create_upload(&keep, false, 60).await.unwrap();
+        b.append(&up.id, "u", 0, body(b"ab", false), AppendOptions::default())
+            .await
+            .unwrap();
+        {
+            use object_store::ObjectStoreExt as _;
+            let key = object_store::path::Path::parse("a/late.bin").unwrap();
+            b.store()
+                .put(&key, b"theirs".to_vec().into())
+                .await
+                .unwrap();
+        }
+        let r = b
+            .append(&up.id, "u", 2, body(b"c", false), AppendOptions::default())
+            .await;
+        assert!(matches!(r, Err(Error::Exists)), "{r:?}");
+        assert_eq!(object(&b, "a/late.bin").await.unwrap(), b"theirs");
     });
 }
