@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use fallback_conf::{Account, Overwrite, TransferAuth, UserSettings};
-use fallback_engine::{RelPath, Storage};
+use fallback_engine::RelPath;
 use fallback_token::{Access, Claims, Direction, VerifyOptions};
 
 use crate::error::ApiError;
@@ -36,7 +36,7 @@ pub(crate) struct Identity {
     /// The token's claims; `None` for an anonymous request allowed by `allow`.
     pub(crate) claims: Option<Claims>,
     /// The user's docroot.
-    pub(crate) storage: Arc<Storage>,
+    pub(crate) storage: crate::store::Store,
     /// The user's effective settings (what aspera.conf says for them).
     pub(crate) settings: Arc<UserSettings>,
     /// Bytes per second this request may move (the user's rate cap for its
@@ -327,11 +327,9 @@ impl Identity {
 
     /// Whether the docroot restrictions let this user transfer the file at `path`.
     pub(crate) fn restriction_allows(&self, path: &RelPath) -> bool {
-        crate::restrict::allows_in(
-            &self.settings.restrictions.value,
-            self.storage.docroot(),
-            path,
-        )
+        let rules = &self.settings.restrictions.value;
+        rules.is_empty()
+            || crate::restrict::allows_in(rules, &self.storage.restriction_base(), path)
     }
 
     /// Refuses a file the docroot restrictions do not allow this user to transfer.

@@ -12,11 +12,12 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 use bytes::Bytes;
-use fallback_engine::{AppendOutcome, RelPath, Storage, UploadId, UploadWriter};
+use fallback_engine::{AppendOutcome, Completed, RelPath, Storage, UploadId, UploadWriter};
 use futures_util::StreamExt as _;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::store::Store;
 
 /// Most bytes of a refused request's body read and thrown away so that the client,
 /// still writing, reads the refusal instead of a reset (`write EPIPE`).
@@ -137,6 +138,8 @@ pub(crate) enum Start {
     /// tus PATCH (or creation-with-upload): append at `offset`.
     Append {
         id: UploadId,
+        /// Where the upload publishes its file (the root for a partial upload).
+        dest: RelPath,
         user: String,
         offset: u64,
         chunk: Option<fallback_engine::ChunkChecksum>,
@@ -194,6 +197,7 @@ fn open(storage: &Storage, start: Start) -> Result<UploadWriter<'_>, ApiError> {
             offset,
             chunk,
             whole,
+            dest: _,
             ..
         } => {
             let mut w = storage.writer(&id, &user, offset, chunk)?;
@@ -214,24 +218,109 @@ fn open(storage: &Storage, start: Start) -> Result<UploadWriter<'_>, ApiError> {
     })
 }
 
+/// How a request body may flow: the activity timeout, the size limit, the rate cap
+/// (bytes per second) and how long a new upload lives unfinished.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Flow {
+    pub(crate) activity: Option<Duration>,
+    pub(crate) max_bytes: u64,
+    pub(crate) rate: Option<u64>,
+    pub(crate) upload_ttl: Duration,
+}
+
+impl Flow {
+    /// The service's limits, at `rate`.
+    pub(crate) fn new(options: &crate::Options, rate: Option<u64>) -> Self {
+        Flow {
+            activity: options.activity_timeout,
+            max_bytes: options.max_upload_size,
+            rate,
+            upload_ttl: options.upload_ttl,
+        }
+    }
+}
+
 /// Streams `body` into the upload. Returns the new offset (and the completed file when
 /// this completed it). A body that breaks off or stalls keeps what arrived (tus) or
 /// removes the single-shot upload (PUT), and reports the failure. Under a rate cap
-/// (`rate`, bytes per second) the body is read no faster than that: TCP then slows the
-/// client down, and time spent waiting on the cap never counts as inactivity.
+/// the body is read no faster than that: TCP then slows the client down, and time
+/// spent waiting on the cap never counts as inactivity. `body_complete`: the body's
+/// clean end is the file's end (a PUT).
 pub(crate) async fn pump(
+    store: Store,
+    start: Start,
+    body: Body,
+    flow: Flow,
+    body_complete: bool,
+) -> Result<AppendOutcome, ApiError> {
+    crate::stats::transfer_started("upload");
+    let (outcome, total) = match store {
+        Store::Local(s) => pump_local(s, start, body, flow, body_complete).await,
+        Store::S3(b) => pump_bucket(&b, start, body, flow, body_complete).await,
+    };
+    crate::stats::bytes_received(total);
+    match &outcome {
+        Ok(o) => {
+            crate::stats::transfer_ended("upload", "ok");
+            if o.completed.is_some() {
+                crate::stats::upload_completed();
+            }
+        }
+        Err(_) => crate::stats::transfer_ended("upload", "failed"),
+    }
+    outcome
+}
+
+/// The next bytes of a request body under `flow`: `Ok(None)` at its clean end, the
+/// refusal when it stalls, grows past the limit or breaks off. Waits out the rate cap.
+async fn next_bytes(
+    stream: &mut axum::body::BodyDataStream,
+    flow: &Flow,
+    pace: &mut Option<crate::pace::Pace>,
+    total: &mut u64,
+) -> Result<Option<Bytes>, ApiError> {
+    let next = match flow.activity {
+        Some(d) => tokio::time::timeout(d, stream.next())
+            .await
+            .map_err(|_| ApiError::Timeout)?,
+        None => stream.next().await,
+    };
+    match next {
+        None => Ok(None),
+        Some(Ok(bytes)) => {
+            *total += bytes.len() as u64;
+            if let Some(p) = pace.as_mut() {
+                let wait = p.after(bytes.len());
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            if *total > flow.max_bytes {
+                return Err(ApiError::TooLarge(format!(
+                    "uploads are limited to {} bytes",
+                    flow.max_bytes
+                )));
+            }
+            Ok(Some(bytes))
+        }
+        Some(Err(e)) => Err(ApiError::BadRequest(format!(
+            "the request body broke off: {e}"
+        ))),
+    }
+}
+
+/// [`pump`] into a docroot on this host: one blocking thread writes what the async
+/// side reads.
+async fn pump_local(
     storage: Arc<Storage>,
     start: Start,
     body: Body,
-    activity: Option<Duration>,
-    max_bytes: u64,
+    flow: Flow,
     body_complete: bool,
-    rate: Option<u64>,
-) -> Result<AppendOutcome, ApiError> {
-    let mut pace = rate.map(crate::pace::Pace::new);
+) -> (Result<AppendOutcome, ApiError>, u64) {
+    let mut pace = flow.rate.map(crate::pace::Pace::new);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Msg>(32);
     let valid_until = start.valid_until();
-    crate::stats::transfer_started("upload");
     let writer = tokio::task::spawn_blocking(move || {
         let mut w = open(&storage, start)?;
         loop {
@@ -260,11 +349,7 @@ pub(crate) async fn pump(
                         // re-checked before a file is completed. Bytes are kept (tus); a
                         // request with a valid token completes the file.
                         let kept = w.abort()?;
-                        return Err(ApiError::Unauthorized {
-                            reason: format!(
-                                "token expired during the upload: {kept} bytes kept, file not completed"
-                            ),
-                        });
+                        return Err(expired_during(kept));
                     }
                     return Ok(w.finish(body_complete)?);
                 }
@@ -274,45 +359,16 @@ pub(crate) async fn pump(
     let mut stream = body.into_data_stream();
     let mut total: u64 = 0;
     loop {
-        let next = if let Some(d) = activity {
-            if let Ok(n) = tokio::time::timeout(d, stream.next()).await {
-                n
-            } else {
-                let _ = tx.send(Msg::Broken(ApiError::Timeout)).await;
-                break;
-            }
-        } else {
-            stream.next().await
-        };
-        match next {
-            None => break,
-            Some(Ok(bytes)) => {
-                total += bytes.len() as u64;
-                if let Some(p) = pace.as_mut() {
-                    let wait = p.after(bytes.len());
-                    if !wait.is_zero() {
-                        tokio::time::sleep(wait).await;
-                    }
-                }
-                if total > max_bytes {
-                    let _ = tx
-                        .send(Msg::Broken(ApiError::TooLarge(format!(
-                            "uploads are limited to {max_bytes} bytes"
-                        ))))
-                        .await;
-                    break;
-                }
+        match next_bytes(&mut stream, &flow, &mut pace, &mut total).await {
+            Ok(None) => break,
+            Ok(Some(bytes)) => {
                 if tx.send(Msg::Data(bytes)).await.is_err() {
                     // The writer stopped (it reports why).
                     break;
                 }
             }
-            Some(Err(e)) => {
-                let _ = tx
-                    .send(Msg::Broken(ApiError::BadRequest(format!(
-                        "the request body broke off: {e}"
-                    ))))
-                    .await;
+            Err(reason) => {
+                let _ = tx.send(Msg::Broken(reason)).await;
                 break;
             }
         }
@@ -322,19 +378,170 @@ pub(crate) async fn pump(
         .await
         .map_err(|e| ApiError::Internal(format!("writer task: {e}")))
         .and_then(|r| r);
-    crate::stats::bytes_received(total);
-    match &outcome {
-        Ok(o) => {
-            crate::stats::transfer_ended("upload", "ok");
-            if o.completed.is_some() {
-                crate::stats::upload_completed();
-            }
-        }
-        Err(_) => crate::stats::transfer_ended("upload", "failed"),
-    }
-    outcome
+    (outcome, total)
 }
 
+fn expired_during(kept: u64) -> ApiError {
+    ApiError::Unauthorized {
+        reason: format!("token expired during the upload: {kept} bytes kept, file not completed"),
+    }
+}
+
+/// [`pump`] into a bucket: the body is read as the bucket's append takes it (one part
+/// buffered at most, [`fallback_s3::AppendOptions`]); a refusal of the body (stall,
+/// size, break) is what the request answers, after what was recorded is kept.
+async fn pump_bucket(
+    bucket: &fallback_s3::Bucket,
+    start: Start,
+    body: Body,
+    flow: Flow,
+    body_complete: bool,
+) -> (Result<AppendOutcome, ApiError>, u64) {
+    let total = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let broken: Arc<Mutex<Option<ApiError>>> = Arc::new(Mutex::new(None));
+    let feed = {
+        let (total, broken) = (Arc::clone(&total), Arc::clone(&broken));
+        let pace = flow.rate.map(crate::pace::Pace::new);
+        let state = (body.into_data_stream(), pace, 0u64, false);
+        futures_util::stream::unfold(state, move |(mut stream, mut pace, mut n, done)| {
+            let (total, broken) = (Arc::clone(&total), Arc::clone(&broken));
+            async move {
+                if done {
+                    return None;
+                }
+                let got = next_bytes(&mut stream, &flow, &mut pace, &mut n).await;
+                total.store(n, std::sync::atomic::Ordering::Relaxed);
+                match got {
+                    Ok(Some(b)) => Some((Ok(b), (stream, pace, n, false))),
+                    Ok(None) => None,
+                    Err(reason) => {
+                        let why = std::io::Error::other(reason.reason());
+                        if let Ok(mut slot) = broken.lock() {
+                            *slot = Some(reason);
+                        }
+                        Some((Err(why), (stream, pace, n, true)))
+                    }
+                }
+            }
+        })
+    };
+    let feed = Box::pin(feed);
+    let outcome = append_bucket(bucket, start, feed, flow, body_complete).await;
+    // The body's own refusal, when it was the cause, is the answer.
+    let outcome = match (outcome, broken.lock().ok().and_then(|mut b| b.take())) {
+        (Err(_), Some(reason)) => Err(reason),
+        (o, _) => o,
+    };
+    (outcome, total.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+async fn append_bucket<S>(
+    bucket: &fallback_s3::Bucket,
+    start: Start,
+    feed: S,
+    flow: Flow,
+    body_complete: bool,
+) -> Result<AppendOutcome, ApiError>
+where
+    S: futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Unpin,
+{
+    let valid_until = start.valid_until();
+    // The token is re-checked before an object is completed; an expired one keeps the
+    // bytes (resumable) and completes nothing.
+    let expired = std::sync::atomic::AtomicBool::new(false);
+    let may_complete = || {
+        let ok = !valid_until
+            .as_ref()
+            .is_some_and(crate::auth::Deadline::passed);
+        expired.store(!ok, std::sync::atomic::Ordering::Relaxed);
+        ok
+    };
+    let mut opts = fallback_s3::AppendOptions {
+        may_complete: Some(&may_complete),
+        ..fallback_s3::AppendOptions::default()
+    };
+    let (id, user, dest, single_shot, offset) = match start {
+        Start::Create {
+            new,
+            chunk,
+            created,
+            ..
+        } => {
+            let state = bucket
+                .create_upload(&new, false, flow.upload_ttl.as_secs())
+                .await?;
+            let info = crate::store::info_of(&state)?;
+            let _ = created.set(info);
+            opts.chunk = chunk;
+            (state.id, new.user, new.dest, false, 0)
+        }
+        Start::Append {
+            id,
+            dest,
+            user,
+            offset,
+            chunk,
+            whole,
+            ..
+        } => {
+            opts.chunk = chunk;
+            opts.expected = whole;
+            (id.as_str().to_owned(), user, dest, false, offset)
+        }
+        Start::Put {
+            user,
+            dest,
+            length,
+            expected,
+            no_replace,
+            ..
+        } => {
+            let new = fallback_engine::NewUpload {
+                user: user.clone(),
+                dest: dest.clone(),
+                length,
+                metadata: Vec::new(),
+                expected_sha256: expected,
+                no_replace,
+                modes: fallback_engine::Modes::default(),
+            };
+            let state = bucket
+                .create_upload(&new, true, flow.upload_ttl.as_secs())
+                .await?;
+            opts.finish = body_complete;
+            (state.id, user, dest, true, 0)
+        }
+    };
+    let appended = bucket.append(&id, &user, offset, feed, opts).await;
+    let result = match appended {
+        Ok(a) => match a.completed {
+            Some((sha256, _)) => Ok(AppendOutcome {
+                offset: a.offset,
+                completed: Some(Completed {
+                    path: dest,
+                    size: a.offset,
+                    sha256,
+                }),
+            }),
+            None if expired.load(std::sync::atomic::Ordering::Relaxed) => {
+                Err(expired_during(a.offset))
+            }
+            None if single_shot => Err(ApiError::Internal(
+                "single-shot upload did not complete".to_owned(),
+            )),
+            None => Ok(AppendOutcome {
+                offset: a.offset,
+                completed: None,
+            }),
+        },
+        Err(e) => Err(e.into()),
+    };
+    if single_shot && result.is_err() {
+        // A PUT never resumes: nothing of it stays.
+        let _ = bucket.terminate(&id, &user).await;
+    }
+    result
+}
 /// One log line per transfer end: user, direction, path, bytes, duration, rate, outcome.
 pub(crate) fn log_end(
     who: &crate::auth::Identity,

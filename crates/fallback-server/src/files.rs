@@ -16,6 +16,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use crate::auth::token_in_query;
 use crate::body::{Start, log_end, pump};
 use crate::error::ApiError;
+use crate::store::Store;
 use crate::wire::http_date;
 use crate::{AppState, PROTOCOL, split_base};
 
@@ -29,6 +30,8 @@ enum Source {
     Small(Bytes),
     /// Streamed by a reader thread.
     File(std::fs::File),
+    /// Streamed from a bucket.
+    Object(std::sync::Arc<fallback_s3::Bucket>),
     /// A directory: the manifest.
     Dir,
 }
@@ -372,6 +375,75 @@ fn stream_file(
     }))
 }
 
+/// Streams `len` bytes of an object as the bucket sends them (each GET's bytes flow
+/// through as they arrive: memory stays flat); paced under a rate cap. A stream that
+/// fails or ends short is an error, so the response is cut, never shorter. A reader
+/// that takes nothing is cut by the connection's watchdog.
+fn stream_object(
+    stream: futures_util::stream::BoxStream<'static, Result<Bytes, fallback_engine::Error>>,
+    len: u64,
+    rate: Option<u64>,
+    log: DownloadLog,
+) -> Body {
+    use futures_util::StreamExt as _;
+    struct Sending {
+        stream: futures_util::stream::BoxStream<'static, Result<Bytes, fallback_engine::Error>>,
+        sent: u64,
+        pace: Option<crate::pace::Pace>,
+        log: Option<DownloadLog>,
+    }
+    impl Sending {
+        fn end(&mut self, outcome: &'static str) {
+            if let Some(log) = self.log.take() {
+                log.end(self.sent, outcome);
+            }
+        }
+    }
+    impl Drop for Sending {
+        fn drop(&mut self) {
+            self.end("client-gone");
+        }
+    }
+    let start = Sending {
+        stream,
+        sent: 0,
+        pace: rate.map(crate::pace::Pace::new),
+        log: Some(log),
+    };
+    let body = futures_util::stream::unfold(start, move |mut s| async move {
+        match s.stream.next().await {
+            Some(Ok(b)) => {
+                s.sent += b.len() as u64;
+                if let Some(p) = s.pace.as_mut() {
+                    let wait = p.after(b.len());
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+                Some((Ok(b), s))
+            }
+            Some(Err(e)) => {
+                s.end("read-error");
+                Some((Err(std::io::Error::other(e.to_string())), s))
+            }
+            None if s.sent < len => {
+                s.end("read-error");
+                let short = std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the object ended before the length announced",
+                );
+                s.sent = len;
+                Some((Err(short), s))
+            }
+            None => {
+                s.end("ok");
+                None
+            }
+        }
+    });
+    Body::from_stream(body)
+}
+
 pub(crate) async fn get_file(
     State(state): State<AppState>,
     req: Request,
@@ -381,23 +453,35 @@ pub(crate) async fn get_file(
     let id = state.identify(&parts, Direction::Download).await?;
     id.permit(Direction::Download, &path)?;
     let query_token = token_in_query(&parts);
-    let storage = &id.storage;
     let p = &path;
-    // Opening, and reading a small file, happen right here: they are a few syscalls on
-    // cached metadata, and a hop to a blocking thread would cost more than they do
-    // (it halved small-file request rates). Large files stream from a reader thread.
-    // Under a rate cap every file streams, paced; otherwise a small one is answered
-    // from memory (kept while unchanged, see `Storage::open_read_small`).
-    let small = if id.rate.is_none() { SMALL_FILE } else { 0 };
-    let opened: Result<(Source, Entry), fallback_engine::Error> =
-        match storage.open_read_small(p, small) {
-            Ok(Opened::Small(bytes, e)) => Ok((Source::Small(Bytes::from_owner(bytes)), e)),
-            Ok(Opened::File(f, e)) => Ok((Source::File(f), e)),
-            Err(fallback_engine::Error::WrongKind(_)) => storage.stat(p).map(|e| (Source::Dir, e)),
-            Err(e) => Err(e),
-        };
-    let opened = opened?;
-    let (source, entry) = opened;
+    let opened: Result<(Source, Entry), fallback_engine::Error> = match &id.storage {
+        // Opening, and reading a small file, happen right here: they are a few syscalls
+        // on cached metadata, and a hop to a blocking thread would cost more than they
+        // do (it halved small-file request rates). Large files stream from a reader
+        // thread. Under a rate cap every file streams, paced; otherwise a small one is
+        // answered from memory (kept while unchanged, see `Storage::open_read_small`).
+        Store::Local(storage) => {
+            let small = if id.rate.is_none() { SMALL_FILE } else { 0 };
+            match storage.open_read_small(p, small) {
+                Ok(Opened::Small(bytes, e)) => Ok((Source::Small(Bytes::from_owner(bytes)), e)),
+                Ok(Opened::File(f, e)) => Ok((Source::File(f), e)),
+                Err(fallback_engine::Error::WrongKind(_)) => {
+                    storage.stat(p).map(|e| (Source::Dir, e))
+                }
+                Err(e) => Err(e),
+            }
+        }
+        // An object is described by its HEAD and streamed by ranged GETs bound to its
+        // ETag.
+        Store::S3(bucket) => id.storage.stat(p).await.map(|e| {
+            let source = match e.kind {
+                EntryKind::Dir => Source::Dir,
+                EntryKind::File => Source::Object(std::sync::Arc::clone(bucket)),
+            };
+            (source, e)
+        }),
+    };
+    let (source, entry) = opened?;
     if matches!(source, Source::Dir) {
         id.may_browse()?;
         if wants_json(&parts.headers) {
@@ -452,6 +536,28 @@ pub(crate) async fn get_file(
             id.rate,
             log,
         )
+    } else if let Source::Object(bucket) = source {
+        tracing::info!(
+            user = %id.user,
+            client = %id.client,
+            direction = "download",
+            path = %path,
+            bytes = len,
+            range = range.is_some(),
+            rate_cap_kbps = id.rate.map(|r| r / 125),
+            "transfer start"
+        );
+        let log = DownloadLog::start(&id, &path);
+        let stream = bucket
+            .read(&path, start..start + len, Some(&entry.etag))
+            .await;
+        match stream {
+            Ok(stream) => stream_object(stream, len, id.rate, log),
+            Err(e) => {
+                log.end(0, "read-error");
+                return Err(e.into());
+            }
+        }
     } else {
         Body::empty()
     };
@@ -529,12 +635,8 @@ async fn html_listing(
     query_token: bool,
 ) -> Result<Response, ApiError> {
     use std::fmt::Write as _;
-    let storage = id.storage.clone();
-    let d = dir.clone();
     let limit = state.options().manifest_limit;
-    let mut entries = tokio::task::spawn_blocking(move || storage.list(&d, limit))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let mut entries = id.storage.list(dir, limit, false).await?;
     restrict_entries(id, dir, &mut entries);
     let suffix = if query_token {
         parts
@@ -610,12 +712,10 @@ fn restrict_entries(
     dir: &RelPath,
     entries: &mut Vec<fallback_engine::ManifestEntry>,
 ) {
-    crate::restrict::retain_allowed(
-        &id.settings.restrictions.value,
-        id.storage.docroot(),
-        dir,
-        entries,
-    );
+    let rules = &id.settings.restrictions.value;
+    if !rules.is_empty() {
+        crate::restrict::retain_allowed(rules, &id.storage.restriction_base(), dir, entries);
+    }
 }
 
 async fn manifest(
@@ -625,12 +725,8 @@ async fn manifest(
     method: &Method,
     query_token: bool,
 ) -> Result<Response, ApiError> {
-    let storage = id.storage.clone();
-    let d = dir.clone();
     let limit = state.options().manifest_limit;
-    let mut entries = tokio::task::spawn_blocking(move || storage.manifest(&d, limit))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let mut entries = id.storage.list(dir, limit, true).await?;
     restrict_entries(id, dir, &mut entries);
     let files = entries.iter().filter(|e| e.kind == EntryKind::File).count();
     let bytes: u64 = entries.iter().map(|e| e.size).sum();
@@ -738,14 +834,12 @@ pub(crate) async fn put_file(
             length,
             expected: put_digest(&parts.headers)?,
             valid_until: id.deadline(state.options()),
-            no_replace: crate::precond::upload(&id, &parts.headers, &path)?,
+            no_replace: crate::precond::upload(&id, &parts.headers, &path).await?,
             modes: id.modes(),
         },
         body,
-        state.options().activity_timeout,
-        max,
+        crate::body::Flow::new(state.options(), id.rate),
         true,
-        id.rate,
     )
     .await;
     log_end(&id, "upload", &path, started, &outcome);

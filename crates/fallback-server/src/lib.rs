@@ -54,6 +54,7 @@ mod precond;
 mod restrict;
 mod service;
 mod stats;
+mod store;
 mod tus;
 mod wire;
 
@@ -67,6 +68,8 @@ use axum::routing::{get, on};
 use fallback_conf::{Config, Docroot};
 use fallback_engine::Storage;
 use fallback_token::KeyRing;
+
+use crate::store::Store;
 
 pub use check::{
     bucket_findings, check, daemon_findings, mode_findings, port_findings, s3_location, served_mode,
@@ -249,6 +252,9 @@ struct Inner {
     options: Options,
     /// Open docroots, shared with the states that replace this one on reload.
     storages: Arc<RwLock<HashMap<PathBuf, Arc<Storage>>>>,
+    /// Connected buckets (`s3://` docroots), by everything their URI says, likewise
+    /// shared.
+    buckets: Arc<RwLock<HashMap<String, Arc<fallback_s3::Bucket>>>>,
     /// Configurations replaced by reloads, newest first, with when they were replaced.
     previous: Vec<(std::time::SystemTime, Arc<Config>)>,
     /// The key id of every secret in the configuration (derived once, not per request).
@@ -314,6 +320,7 @@ impl Inner {
             keys,
             options,
             storages: Arc::new(RwLock::new(HashMap::new())),
+            buckets: Arc::new(RwLock::new(HashMap::new())),
             previous: Vec::new(),
             key_ids,
             accounts: RwLock::new(HashMap::new()),
@@ -362,6 +369,7 @@ impl AppState {
             .take(KEPT_CONFIGS)
             .collect();
         inner.storages = Arc::clone(&self.inner.storages);
+        inner.buckets = Arc::clone(&self.inner.buckets);
         Ok(AppState {
             inner: Arc::new(inner),
         })
@@ -392,19 +400,42 @@ impl AppState {
         &self.inner.options
     }
 
-    /// The storage of `docroot`, opened once and shared by every request and by
-    /// [`AppState::list`].
-    pub(crate) fn open_docroot(
-        &self,
-        docroot: &Docroot,
-    ) -> Result<Arc<Storage>, fallback_engine::Error> {
+    /// The storage of `docroot`, opened (or, for a bucket, connected) once and shared
+    /// by every request and by [`AppState::list`].
+    pub(crate) fn open_docroot(&self, docroot: &Docroot) -> Result<Store, fallback_engine::Error> {
+        let poisoned = || fallback_engine::Error::Io(std::io::Error::other("storage map poisoned"));
         let docroot = match docroot {
             Docroot::Local(p) => p.as_path(),
             Docroot::S3(r) => {
-                return Err(fallback_engine::Error::Io(std::io::Error::other(format!(
-                    "{r}: s3:// docroots are read from aspera.conf but not served by this \
-                     build yet"
-                ))));
+                let location = check::s3_location(r);
+                // Every field, credentials included (this key is never shown): two
+                // docroots that differ in any of them are two clients.
+                let key = format!(
+                    "{:?}|{}|{}|{:?}|{}|{:?}|{:?}",
+                    location.endpoint,
+                    location.bucket,
+                    location.prefix,
+                    location.credentials,
+                    location.allow_http,
+                    location.storage_class,
+                    location.server_side_encryption
+                );
+                if let Some(b) = self
+                    .inner
+                    .buckets
+                    .read()
+                    .ok()
+                    .and_then(|m| m.get(&key).cloned())
+                {
+                    return Ok(Store::S3(b));
+                }
+                let bucket = fallback_s3::Bucket::connect(&location).map_err(|e| {
+                    fallback_engine::Error::Io(std::io::Error::other(e.to_string()))
+                })?;
+                let mut map = self.inner.buckets.write().map_err(|_| poisoned())?;
+                return Ok(Store::S3(Arc::clone(
+                    map.entry(key).or_insert_with(|| Arc::new(bucket)),
+                )));
             }
         };
         if let Some(s) = self
@@ -414,16 +445,16 @@ impl AppState {
             .ok()
             .and_then(|m| m.get(docroot).cloned())
         {
-            return Ok(s);
+            return Ok(Store::Local(s));
         }
         let opened = Arc::new(Storage::open(docroot, self.inner.options.upload_ttl)?);
-        let mut map = self.inner.storages.write().map_err(|_| {
-            fallback_engine::Error::Io(std::io::Error::other("storage map poisoned"))
-        })?;
-        Ok(Arc::clone(map.entry(docroot.to_owned()).or_insert(opened)))
+        let mut map = self.inner.storages.write().map_err(|_| poisoned())?;
+        Ok(Store::Local(Arc::clone(
+            map.entry(docroot.to_owned()).or_insert(opened),
+        )))
     }
 
-    fn storage(&self, docroot: &Docroot) -> Result<Arc<Storage>, error::ApiError> {
+    fn storage(&self, docroot: &Docroot) -> Result<Store, error::ApiError> {
         self.open_docroot(docroot).map_err(|e| match e {
             // Not the client's to retry: the operator must create it (a per-user
             // docroot such as /srv/$(name) for a user who has none yet).
@@ -440,31 +471,51 @@ impl AppState {
     }
 
     /// Every docroot opened so far.
-    fn open_storages(&self) -> Vec<Arc<Storage>> {
-        self.inner
-            .storages
-            .read()
-            .map(|m| m.values().cloned().collect())
+    fn open_storages(&self) -> Vec<Store> {
+        let local = self.inner.storages.read().map(|m| {
+            m.values()
+                .map(|s| Store::Local(Arc::clone(s)))
+                .collect::<Vec<_>>()
+        });
+        let buckets = self.inner.buckets.read().map(|m| {
+            m.values()
+                .map(|b| Store::S3(Arc::clone(b)))
+                .collect::<Vec<_>>()
+        });
+        local
             .unwrap_or_default()
+            .into_iter()
+            .chain(buckets.unwrap_or_default())
+            .collect()
     }
 
     /// Updates the gauges that are read rather than counted (uploads in progress in
-    /// every docroot opened so far). A metrics exporter calls it before a scrape.
+    /// every local docroot opened so far; a bucket's are not counted, as that would
+    /// list them on every scrape). A metrics exporter calls it before a scrape; it
+    /// blocks on the file system, so call it from a blocking thread.
     pub fn refresh_metrics(&self) {
         let n = self
             .open_storages()
             .iter()
-            .map(|s| s.upload_count().unwrap_or(0))
+            .map(|s| match s {
+                Store::Local(s) => s.upload_count().unwrap_or(0),
+                Store::S3(_) => 0,
+            })
             .sum();
         stats::set_uploads_in_progress(n);
     }
 
-    /// Removes expired uploads in every docroot opened so far; returns how many.
-    pub fn sweep_expired(&self) -> usize {
-        self.open_storages()
-            .iter()
-            .map(|s| s.sweep_expired().unwrap_or(0))
-            .sum()
+    /// Removes expired uploads in every docroot opened so far, buckets included
+    /// (whichever instance created them); returns how many.
+    pub async fn sweep_expired(&self) -> usize {
+        let mut n = 0;
+        for s in self.open_storages() {
+            match s.sweep_expired().await {
+                Ok(k) => n += k,
+                Err(e) => tracing::warn!(reason = %e.reason(), "sweeping expired uploads"),
+            }
+        }
+        n
     }
 }
 

@@ -80,15 +80,8 @@ impl AppState {
         let no_docroot = || ListError::NoDocroot(settings.user.clone());
         let root = settings.docroot_for(None).ok_or_else(no_docroot)?;
         let storage = self.open_docroot(root).map_err(|_| no_docroot())?;
-        let docroot = storage.docroot().to_owned();
         let limit = self.options().manifest_limit;
-        let p = path.clone();
-        let listed = tokio::task::spawn_blocking(move || storage.list(&p, limit))
-            .await
-            .map_err(|e| ListError::Io {
-                path: path.to_string(),
-                why: e.to_string(),
-            })?;
+        let listed = storage.list(&path, limit, false).await;
         let mut entries = listed.map_err(|e| match e {
             fallback_engine::Error::NotFound
             | fallback_engine::Error::WrongKind(_)
@@ -102,7 +95,7 @@ impl AppState {
         })?;
         crate::restrict::retain_allowed(
             &settings.restrictions.value,
-            &docroot,
+            &storage.restriction_base(),
             &path,
             &mut entries,
         );

@@ -113,7 +113,7 @@ pub(crate) fn evaluate(
 /// `If-Unmodified-Since`) and the user's `overwrite` setting against what is at `dest`;
 /// whether the upload must never replace a file (`If-None-Match: *`, or `overwrite`
 /// `deny`: the final rename is then `RENAME_NOREPLACE`).
-pub(crate) fn upload(id: &Identity, h: &HeaderMap, dest: &RelPath) -> Result<bool, ApiError> {
+pub(crate) async fn upload(id: &Identity, h: &HeaderMap, dest: &RelPath) -> Result<bool, ApiError> {
     let storage = &id.storage;
     let conditional = [
         header::IF_MATCH,
@@ -125,12 +125,13 @@ pub(crate) fn upload(id: &Identity, h: &HeaderMap, dest: &RelPath) -> Result<boo
     if conditional {
         let current = storage
             .stat(dest)
+            .await
             .ok()
             .filter(|e| e.kind == fallback_engine::EntryKind::File);
         evaluate(h, current.as_ref(), false)?;
     }
     if id.overwrite_denied() {
-        if storage.exists(dest) {
+        if storage.exists(dest).await? {
             return Err(ApiError::Conflict(format!(
                 "{dest} exists, and this user's uploads may not replace files \
                  (aspera.conf <overwrite>deny</overwrite>): upload under another name"

@@ -4,15 +4,21 @@
 //! file must match one of those. `*` matches any run of characters (`/` included), `?`
 //! one character. A rule with a scheme (`file:////data/*`, the product's URI form) is
 //! matched against the file's `file:///` URI, any other rule against its absolute path.
+//! In a bucket, both kinds of rule are matched against the file's URI,
+//! `s3://HOST/BUCKET/PREFIX/PATH` (no credentials), so `!*.key` holds there too.
 
-use std::path::Path;
-
-/// Whether the file at docroot-relative `path` may be transferred under `rules`.
-pub(crate) fn allows_in(rules: &[String], docroot: &Path, path: &fallback_engine::RelPath) -> bool {
+/// Whether the file at docroot-relative `path` may be transferred under `rules`;
+/// `base` is the docroot's directory or its bucket's URI
+/// ([`crate::store::Store::restriction_base`]).
+pub(crate) fn allows_in(rules: &[String], base: &str, path: &fallback_engine::RelPath) -> bool {
     rules.is_empty()
         || allows(
             rules,
-            &docroot.join(path.to_string().trim_start_matches('/')),
+            &format!(
+                "{}/{}",
+                base.trim_end_matches('/'),
+                path.to_string().trim_start_matches('/')
+            ),
         )
 }
 
@@ -20,7 +26,7 @@ pub(crate) fn allows_in(rules: &[String], docroot: &Path, path: &fallback_engine
 /// listing shows only what may be fetched); folders stay.
 pub(crate) fn retain_allowed(
     rules: &[String],
-    docroot: &Path,
+    base: &str,
     dir: &fallback_engine::RelPath,
     entries: &mut Vec<fallback_engine::ManifestEntry>,
 ) {
@@ -30,22 +36,27 @@ pub(crate) fn retain_allowed(
     entries.retain(|e| {
         e.kind != fallback_engine::EntryKind::File
             || fallback_engine::RelPath::parse(&e.path)
-                .is_ok_and(|p| allows_in(rules, docroot, &dir.join(&p)))
+                .is_ok_and(|p| allows_in(rules, base, &dir.join(&p)))
     });
 }
 
-/// Whether the file at absolute path `abs` may be transferred under `rules`.
-pub(crate) fn allows(rules: &[String], abs: &Path) -> bool {
+/// Whether the file at `abs` (an absolute path, or a bucket's URI) may be transferred
+/// under `rules`.
+pub(crate) fn allows(rules: &[String], abs: &str) -> bool {
     if rules.is_empty() {
         return true;
     }
-    let plain = abs.to_string_lossy();
-    let uri = format!("file:///{plain}");
+    let plain = abs;
+    let uri = if abs.contains("://") {
+        abs.to_owned()
+    } else {
+        format!("file:///{plain}")
+    };
     let matches = |rule: &str| {
         let subject = if rule.contains("://") {
             uri.as_str()
         } else {
-            &plain
+            plain
         };
         glob(rule.as_bytes(), subject.as_bytes())
     };
@@ -96,7 +107,6 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
 mod tests {
     use super::{allows, glob};
     use proptest::prelude::*;
-    use std::path::Path;
 
     fn rules(r: &[&str]) -> Vec<String> {
         r.iter().map(|s| (*s).to_owned()).collect()
@@ -104,8 +114,8 @@ mod tests {
 
     #[test]
     fn the_products_examples() {
-        let key = Path::new("/srv/data/secret.key");
-        let doc = Path::new("/srv/data/docs/a.pdf");
+        let key = "/srv/data/secret.key";
+        let doc = "/srv/data/docs/a.pdf";
         assert!(!allows(&rules(&["!*.key"]), key));
         assert!(allows(&rules(&["!*.key"]), doc));
         let only_docs = rules(&["file:////srv/data/docs/*"]);
@@ -113,6 +123,23 @@ mod tests {
         assert!(!allows(&only_docs, key));
         assert!(allows(&rules(&[]), key));
         assert!(!allows(&rules(&["/srv/data/docs/*", "!*.pdf"]), doc));
+    }
+
+    #[test]
+    fn in_a_bucket_rules_match_the_objects_uri() {
+        let key = "s3://s3.amazonaws.com/b/p/secret.key";
+        let doc = "s3://s3.amazonaws.com/b/p/docs/a.pdf";
+        assert!(!allows(&rules(&["!*.key"]), key));
+        assert!(allows(&rules(&["!*.key"]), doc));
+        let only_docs = rules(&["s3://s3.amazonaws.com/b/p/docs/*"]);
+        assert!(allows(&only_docs, doc));
+        assert!(!allows(&only_docs, key));
+        let path = fallback_engine::RelPath::parse("docs/a.pdf").unwrap();
+        assert!(super::allows_in(
+            &only_docs,
+            "s3://s3.amazonaws.com/b/p",
+            &path
+        ));
     }
 
     #[test]

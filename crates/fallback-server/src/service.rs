@@ -279,9 +279,8 @@ impl Service {
             loop {
                 tick.tick().await;
                 let state = service.state();
-                if let Ok(n) = tokio::task::spawn_blocking(move || state.sweep_expired()).await
-                    && n > 0
-                {
+                let n = state.sweep_expired().await;
+                if n > 0 {
                     tracing::info!(removed = n, "expired uploads removed");
                 }
             }

@@ -215,16 +215,8 @@ async fn receive(
     body: axum::body::Body,
 ) -> (Instant, Result<fallback_engine::AppendOutcome, ApiError>) {
     let started = Instant::now();
-    let outcome = pump(
-        id.storage.clone(),
-        start,
-        body,
-        state.options().activity_timeout,
-        state.options().max_upload_size,
-        false,
-        id.rate,
-    )
-    .await;
+    let flow = crate::body::Flow::new(state.options(), id.rate);
+    let outcome = pump(id.storage.clone(), start, body, flow, false).await;
     (started, outcome)
 }
 
@@ -276,13 +268,11 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
         // Bytes for a later final upload: no destination yet (it is the final's), but
         // only a token that may upload somewhere makes one.
         id.upload_root()?;
-        let user = id.user.clone();
-        let info = tokio::task::spawn_blocking(move || storage.create_partial(&user, length, meta))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))??;
+        let info = storage.create_partial(&id.user, length, meta).await?;
         let outcome = if with_body {
             let start = Start::Append {
                 id: info.id.clone(),
+                dest: RelPath::root(),
                 user: id.user.clone(),
                 offset: 0,
                 chunk,
@@ -305,7 +295,7 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
             length: Some(length),
             metadata: meta,
             expected_sha256: expected,
-            no_replace: crate::precond::upload(&id, &parts.headers, &dest)?,
+            no_replace: crate::precond::upload(&id, &parts.headers, &dest).await?,
             modes: id.modes(),
         };
         if with_body {
@@ -326,9 +316,9 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
             };
             (info, dest, Some(outcome))
         } else {
-            let info = tokio::task::spawn_blocking(move || storage.create_upload(new))
-                .await
-                .map_err(|e| ApiError::Internal(e.to_string()))??;
+            let info = storage
+                .create_upload(new, state.options().upload_ttl)
+                .await?;
             (info, dest, None)
         }
     };
@@ -341,33 +331,19 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
             Ok(o) => offset = o.offset,
             // The upload exists: report it with what was kept, so the client resumes.
             Err(ApiError::Timeout | ApiError::BadRequest(_)) => {
-                let storage = id.storage.clone();
-                let iid = info.id.clone();
-                offset = tokio::task::spawn_blocking(move || {
-                    // Durable before its URL is given out.
-                    storage.settle(&iid)?;
-                    Ok::<_, fallback_engine::Error>(storage.upload(&iid).map_or(0, |i| i.offset))
-                })
-                .await
-                .map_err(|e| ApiError::Internal(e.to_string()))??;
+                offset = id.storage.settled_offset(&info.id).await?;
             }
             Err(e) => {
                 // Refused (a failed checksum, a storage error...) and never answered
                 // with its URL: nobody can resume it, so it does not wait for its
                 // expiry counting against the user's uploads in progress.
-                let storage = id.storage.clone();
-                let (iid, user) = (info.id.clone(), id.user.clone());
-                let _ = tokio::task::spawn_blocking(move || storage.terminate(&iid, &user)).await;
+                let _ = id.storage.terminate(&info.id, &id.user).await;
                 return Err(e);
             }
         }
     } else if length == 0 {
         // An empty file completes at creation.
-        let storage = id.storage.clone();
-        let (iid, user) = (info.id.clone(), id.user.clone());
-        tokio::task::spawn_blocking(move || storage.writer(&iid, &user, 0, None)?.finish(false))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))??;
+        id.storage.complete_empty(&info.id, &id.user).await?;
     }
     let mut resp = StatusCode::CREATED.into_response();
     let h = resp.headers_mut();
@@ -408,15 +384,12 @@ async fn create_final(
         length: Some(state.options().max_upload_size),
         expected_sha256: expected_digest(&meta, &parts.headers)?,
         metadata: meta,
-        no_replace: crate::precond::upload(id, &parts.headers, &dest)?,
+        no_replace: crate::precond::upload(id, &parts.headers, &dest).await?,
         modes: id.modes(),
     };
     let started = Instant::now();
-    let storage = id.storage.clone();
     let n = ids.len();
-    let (info, done) = tokio::task::spawn_blocking(move || storage.concatenate(&ids, new))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let (info, done) = id.storage.concatenate(ids, new).await?;
     tracing::info!(
         user = %id.user,
         client = %id.client,
@@ -456,7 +429,6 @@ async fn owned_upload(
     let uid = UploadId::parse(id).ok_or(ApiError::NotFound {
         reason: "malformed upload id".to_owned(),
     })?;
-    let storage = who.storage.clone();
     // HEAD waits for a writer still draining a broken body, so the offset it reports
     // is final (bounded by the activity timeout, 10 s at most).
     let wait = if settle {
@@ -468,9 +440,7 @@ async fn owned_upload(
     } else {
         std::time::Duration::ZERO
     };
-    let info = tokio::task::spawn_blocking(move || storage.upload_settled(&uid, wait))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let info = who.storage.upload_settled(&uid, wait).await?;
     if info.user != who.user {
         return Err(ApiError::NotFound {
             reason: format!("upload {} belongs to another user", info.id),
@@ -612,6 +582,7 @@ pub(crate) async fn patch(
             who.storage.clone(),
             Start::Append {
                 id: info.id.clone(),
+                dest: info.dest.clone(),
                 user: who.user.clone(),
                 offset,
                 chunk: chunk_checksum(&parts.headers)?,
@@ -619,10 +590,8 @@ pub(crate) async fn patch(
                 valid_until: who.deadline(state.options()),
             },
             body,
-            state.options().activity_timeout,
-            state.options().max_upload_size,
+            crate::body::Flow::new(state.options(), who.rate),
             false,
-            who.rate,
         )
         .await;
         log_end(&who, "upload", &info.dest, started, &outcome);
@@ -677,12 +646,7 @@ pub(crate) async fn delete(
     let (parts, _) = req.into_parts();
     let result = async {
         let (who, info) = owned_upload(&state, &parts, &id, false).await?;
-        let storage = who.storage.clone();
-        let user = who.user.clone();
-        let uid = info.id.clone();
-        tokio::task::spawn_blocking(move || storage.terminate(&uid, &user))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))??;
+        who.storage.terminate(&info.id, &who.user).await?;
         tracing::info!(user = %who.user, path = %info.dest, upload = %info.id, "upload terminated");
         Ok(with_tus(StatusCode::NO_CONTENT.into_response()))
     }

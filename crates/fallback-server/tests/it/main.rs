@@ -9,6 +9,7 @@ mod auth;
 mod errors;
 mod nest;
 mod ranges;
+mod s3;
 mod tus;
 
 use std::path::PathBuf;
