@@ -225,16 +225,8 @@ impl Config {
                 if root.starts_with("s3://") {
                     // Well formed, and `$(name)` usable (checked with a stand-in name;
                     // the real ones per user when they connect).
-                    match S3Root::parse(root).and_then(|r| r.for_user("user")) {
-                        Err(why) => out.push(Diagnostic::new(Code::DocrootUri, pos, path, why)),
-                        Ok(r) if r.storage_class.is_some() => out.push(Diagnostic::new(
-                            Code::NotApplied,
-                            pos,
-                            path,
-                            "the s3:// docroot's storage-class is not applied yet: objects are \
-                             stored in the bucket's default class",
-                        )),
-                        Ok(_) => {}
+                    if let Err(why) = S3Root::parse(root).and_then(|r| r.for_user("user")) {
+                        out.push(Diagnostic::new(Code::DocrootUri, pos, path, why));
                     }
                     continue;
                 }

@@ -12,7 +12,7 @@
 pub mod parts;
 mod upload;
 
-pub use upload::{AppendOptions, Appended, LEASE_SECS, UploadState};
+pub use upload::{AppendOptions, Appended, LEASE_SECS, SHA256_META, UploadState};
 
 use std::sync::Arc;
 
@@ -127,6 +127,15 @@ impl Bucket {
         })
     }
 
+    /// The attributes every object this docroot writes gets: its storage class.
+    fn attributes(&self) -> object_store::Attributes {
+        let mut a = object_store::Attributes::new();
+        if let Some(class) = &self.location.storage_class {
+            a.insert(object_store::Attribute::StorageClass, class.clone().into());
+        }
+        a
+    }
+
     /// The location.
     pub fn location(&self) -> &Location {
         &self.location
@@ -177,12 +186,27 @@ impl Bucket {
     }
 
     /// What `rel` is: an object (a file), or a folder (a prefix some key is under;
-    /// the docroot itself always is one). `ETag` and `Last-Modified` come from the object.
+    /// the docroot itself always is one). `ETag` and `Last-Modified` come from the
+    /// object, the SHA-256 from its metadata when the sender announced it at creation
+    /// (else [`Bucket::digest`] may know it).
     pub async fn stat(&self, rel: &RelPath) -> Result<Entry, Error> {
         let key = self.key_of(rel)?;
         if !rel.is_root() {
-            match self.store.head(&key).await {
-                Ok(meta) => return Ok(file_entry(&meta)),
+            let head = GetOptions {
+                head: true,
+                ..GetOptions::default()
+            };
+            match self.store.get_opts(&key, head).await {
+                Ok(got) => {
+                    let mut e = file_entry(&got.meta);
+                    // The SHA-256 the sender announced, checked before completion.
+                    e.sha256 = got
+                        .attributes
+                        .get(&object_store::Attribute::Metadata(SHA256_META.into()))
+                        .and_then(|v| hex::decode(v.as_ref()).ok())
+                        .and_then(|b| b.try_into().ok());
+                    return Ok(e);
+                }
                 Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(io(&e)),
             }

@@ -23,6 +23,10 @@ use crate::{Bucket, io};
 /// lease is taken over after it.
 pub const LEASE_SECS: u64 = 120;
 
+/// The user metadata (`x-amz-meta-…`) that holds an object's SHA-256, hex, when the
+/// sender announced it before the first byte.
+pub const SHA256_META: &str = "fallback-sha256";
+
 /// What an upload is and how far it got: its state object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadState {
@@ -193,9 +197,23 @@ impl Bucket {
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).map_err(|e| Error::Io(std::io::Error::other(e)))?;
         let id = hex::encode(nonce);
+        // The object's attributes are set here, once: the storage class, and the
+        // SHA-256 when the sender announced it (S3 cannot add metadata to an object
+        // afterwards without copying it; digests learnt later live in digest records).
+        let mut attributes = self.attributes();
+        if let Some(sha) = new.expected_sha256 {
+            attributes.insert(
+                object_store::Attribute::Metadata(SHA256_META.into()),
+                hex::encode(sha).into(),
+            );
+        }
+        let opts = object_store::PutMultipartOptions {
+            attributes,
+            ..object_store::PutMultipartOptions::default()
+        };
         let multipart_id = self
             .store
-            .create_multipart(&key)
+            .create_multipart_opts(&key, opts)
             .await
             .map_err(|e| io(&e))?;
         let state = UploadState {
@@ -573,8 +591,12 @@ impl Bucket {
         let etag = if state.progress.parts.is_empty() {
             // An empty file: a multipart upload needs a part, a plain object does not.
             let _ = self.store.abort_multipart(&key, &state.multipart_id).await;
+            let opts = PutOptions {
+                attributes: self.attributes(),
+                ..PutOptions::default()
+            };
             self.store
-                .put(&key, PutPayload::default())
+                .put_opts(&key, PutPayload::default(), opts)
                 .await
                 .map_err(|e| io(&e))?
                 .e_tag

@@ -709,3 +709,64 @@ fn a_single_shot_upload_ends_with_its_body_and_never_replaces_when_told() {
         assert_eq!(object(&b, "a/late.bin").await.unwrap(), b"theirs");
     });
 }
+
+#[test]
+fn the_storage_class_and_the_announced_digest_go_with_the_object() {
+    let moto = Moto::start();
+    moto.create_bucket("classes");
+    let rt = rt();
+    let loc = Location {
+        storage_class: Some("STANDARD_IA".to_owned()),
+        ..location(&moto.endpoint(), "classes", "p")
+    };
+    let b = Bucket::connect(&loc).unwrap();
+    let file = data(9 << 20);
+    rt.block_on(async {
+        let mut announced = new("u", "f.bin", Some(file.len() as u64));
+        announced.expected_sha256 = Some(sha(&file));
+        let up = b.create_upload(&announced, false, 60).await.unwrap();
+        let done = b
+            .append(&up.id, "u", 0, body(&file, false), AppendOptions::default())
+            .await
+            .unwrap();
+        assert!(done.completed.is_some());
+        let empty = b
+            .create_upload(&new("u", "e", Some(0)), false, 60)
+            .await
+            .unwrap();
+        b.append(
+            &empty.id,
+            "u",
+            0,
+            body(b"", false),
+            AppendOptions::default(),
+        )
+        .await
+        .unwrap();
+        // The digest comes back from the object itself (its metadata), not a record.
+        let e = b.stat(&rel("f.bin")).await.unwrap();
+        assert_eq!(e.sha256, Some(sha(&file)));
+        assert_eq!(b.stat(&rel("e")).await.unwrap().sha256, None);
+    });
+    // The class, as S3 lists it.
+    let listing = std::process::Command::new("curl")
+        .args([
+            "-s",
+            &format!("{}/classes?list-type=2&prefix=p/", moto.endpoint()),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&listing.stdout);
+    for key in ["p/f.bin", "p/e"] {
+        let at = text
+            .find(&format!("<Key>{key}</Key>"))
+            .unwrap_or_else(|| panic!("{key} in {text}"));
+        let entry = &text[at..text[at..]
+            .find("</Contents>")
+            .map_or(text.len(), |e| at + e)];
+        assert!(
+            entry.contains("<StorageClass>STANDARD_IA</StorageClass>"),
+            "{entry}"
+        );
+    }
+}

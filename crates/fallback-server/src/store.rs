@@ -70,15 +70,16 @@ impl Store {
         }
     }
 
-    /// What is at `path` (a bucket's files carry their recorded SHA-256 when the object
-    /// still has the `ETag` it was recorded for).
+    /// What is at `path` (a bucket's files carry their SHA-256 from the object's
+    /// metadata, or from its digest record while the object keeps the `ETag` it was
+    /// recorded for).
     pub(crate) async fn stat(&self, path: &RelPath) -> Result<Entry, Error> {
         match self {
             // A few syscalls on cached metadata: cheaper inline than on another thread.
             Store::Local(s) => s.stat(path),
             Store::S3(b) => {
                 let mut e = b.stat(path).await?;
-                if e.kind == EntryKind::File {
+                if e.kind == EntryKind::File && e.sha256.is_none() {
                     e.sha256 = b.digest(path, &e.etag).await;
                 }
                 Ok(e)
