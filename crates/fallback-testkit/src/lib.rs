@@ -274,6 +274,13 @@ impl Server {
         Self::spawn(dir, http_port, https_port, text, args, false)
     }
 
+    /// A server whose default docroot is `docroot` as aspera.conf writes it (an
+    /// `s3://` URI, say), on `http_port` (0: any), with `args` on its command line.
+    pub fn start_docroot(dir: &Path, docroot: &str, http_port: u16, args: &[&str]) -> Server {
+        let text = config_text_with(Path::new(docroot), "");
+        Self::spawn(dir, http_port, 0, text, args, false)
+    }
+
     /// A server on the aspera.conf fixture `fixtures/conf/<name>`, with `@DATA@` in it
     /// replaced by `dir/data` (created) and `@SECRET@` by [`SECRET`]. The fixture must
     /// enable both listeners (ports are chosen here).
