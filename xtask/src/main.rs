@@ -20,12 +20,14 @@ Tasks:
                      checks, the proxy and browser suites, the Debian package
                      (built, installed, checked), the supply-chain audit and a short
                      fuzz run
-  bench [--quick] [--check] [--no-memory] [--size MIB]
-                     installs the peers (apt nginx apache2 wrk time; cargo dufs
-                     rustus under target/bench-tools), runs the criterion benches,
-                     then fallbackd against nginx, Apache, dufs and rustus
-                     (downloads, HTTPS, uploads, 4 KiB GETs, proxy mode), ours and
-                     peer alternating: a ratio table and target/bench/results.json;
+  bench [--quick] [--check] [--no-memory] [--size MIB] [--only LIST]
+                     installs the peers (apt nginx apache2 wrk time rclone; pip moto;
+                     cargo dufs rustus under target/bench-tools), runs the criterion
+                     benches, then fallbackd against nginx, Apache, dufs, rustus and
+                     rclone on moto's S3 (downloads, HTTPS, uploads, 4 KiB GETs, proxy
+                     mode, an s3:// docroot), ours and peer alternating: a ratio
+                     table and target/bench/results.json; --only picks sections
+                     (download,upload,small,proxy,client,memory,s3);
                      then the client's and server's peak RSS moving one big file.
                      --quick: 256 MiB, 3 runs. --check: fail only if a scenario
                      errors, never on a ratio
@@ -205,27 +207,39 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-/// The external programs the end-to-end tests drive: curl, tuspy (installed with pip
-/// when missing, as `.ci/run` does), rclone and wget (apt), and tus-js-client under node (`npm
+/// Installs the PyPI package `package` with pip unless python3 can import `module`.
+fn pip_install(module: &str, package: &str) -> Result {
+    let have = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if have {
+        return Ok(());
+    }
+    let mut c = Command::new("python3");
+    c.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        package,
+    ]);
+    run(c).map_err(|e| format!("{e}; install it with: python3 -m pip install \"{package}\""))
+}
+
+/// The external programs the end-to-end tests drive: curl, tuspy and moto's S3 server
+/// (installed with pip when missing, as `.ci/run` does), rclone and wget (apt), and tus-js-client under node (`npm
 /// ci` in `bins/fallbackd/tests/clients`).
 fn test_tools() -> Result {
-    println!("\n$ checking test tools (curl, tuspy, rclone, wget, tus-js-client)");
+    println!("\n$ checking test tools (curl, tuspy, moto, rclone, wget, tus-js-client)");
     let ok = |c: &mut Command| c.output().is_ok_and(|o| o.status.success());
     if !ok(Command::new("curl").arg("--version")) {
         return Err("curl is missing: apt-get install curl".to_owned());
     }
-    if !ok(Command::new("python3").args(["-c", "import tusclient"])) {
-        let mut c = Command::new("python3");
-        c.args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "tuspy",
-        ]);
-        run(c).map_err(|e| format!("{e}; install it with: python3 -m pip install tuspy"))?;
-    }
+    pip_install("tusclient", "tuspy")?;
+    // moto's S3 server: the object-storage tests run against it on loopback.
+    pip_install("moto.server", "moto[server]")?;
     // rclone's http remote and wget -r read the HTML listings.
     apt_install(&[("rclone", "/usr/bin/rclone"), ("wget", "/usr/bin/wget")])?;
     if Command::new("npm").arg("--version").output().is_err() {
@@ -517,15 +531,18 @@ fn dist(args: &[String]) -> Result {
     Ok(())
 }
 
-/// Installs what the benchmarks compare against: Debian's nginx, apache2, wrk and time
-/// (as root), and dufs and rustus with cargo into `target/bench-tools`.
+/// Installs what the benchmarks compare against: Debian's nginx, apache2, wrk, time and
+/// rclone (as root), moto's S3 server (pip), and dufs and rustus with cargo into
+/// `target/bench-tools`.
 fn bench_peers() -> Result {
     apt_install(&[
         ("nginx", "/usr/sbin/nginx"),
         ("apache2", "/usr/sbin/apache2"),
         ("wrk", "/usr/bin/wrk"),
         ("time", "/usr/bin/time"),
+        ("rclone", "/usr/bin/rclone"),
     ])?;
+    pip_install("moto.server", "moto[server]")?;
     for name in ["dufs", "rustus"] {
         tool_in("target/bench-tools", name)?;
     }
@@ -555,6 +572,10 @@ fn bench(args: &[String]) -> Result {
     }
     if check {
         flags.push("--check");
+    }
+    if let Some(i) = args.iter().position(|a| a == "--only") {
+        flags.push("--only");
+        flags.push(args.get(i + 1).map_or("", String::as_str));
     }
     run_release_e2e_bin("bench", &flags)?;
     if args.iter().any(|a| a == "--no-memory") {

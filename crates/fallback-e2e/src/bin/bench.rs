@@ -5,7 +5,8 @@
 //!
 //! Arguments: `--quick` (256 MiB files, 3 runs, 3 s load tests), `--check` (exit 1 if
 //! a scenario failed to run; never because of a ratio) and `--only LIST` (sections to
-//! run, comma-separated: download, upload, small, proxy, client, memory; all by default).
+//! run, comma-separated: download, upload, small, proxy, client, memory, s3; all by
+//! default).
 
 // A measuring tool prints; a failure is a panic or an error line with the reason.
 #![allow(
@@ -547,6 +548,154 @@ fn sha256_hex(path: &Path) -> String {
 fn b64(s: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// What the object-storage section measured.
+#[derive(Default)]
+struct S3Bench {
+    comparisons: Vec<Result<Comparison, String>>,
+    /// The file size, bytes (0: not run).
+    size: u64,
+    /// fallbackd's peak RSS over its uploads.
+    peak_kib: u64,
+}
+
+/// rclone against moto at `endpoint`, as the remote `moto:` (configured by the
+/// environment, so no config file is read or written).
+fn rclone(endpoint: &str, args: &[&str], out: Option<&Path>) -> Result<f64, String> {
+    let start = Instant::now();
+    let stdout = match out {
+        Some(p) => Stdio::from(std::fs::File::create(p).map_err(|e| e.to_string())?),
+        None => Stdio::null(),
+    };
+    let got = Command::new("rclone")
+        .args(args)
+        .env("RCLONE_CONFIG_MOTO_TYPE", "s3")
+        .env("RCLONE_CONFIG_MOTO_PROVIDER", "Other")
+        .env("RCLONE_CONFIG_MOTO_ENDPOINT", endpoint)
+        .env("RCLONE_CONFIG_MOTO_ACCESS_KEY_ID", "AKIDBENCH")
+        .env("RCLONE_CONFIG_MOTO_SECRET_ACCESS_KEY", "bench-secret")
+        .env("RCLONE_CONFIG_MOTO_REGION", "us-east-1")
+        .env("RCLONE_CONFIG_MOTO_FORCE_PATH_STYLE", "true")
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("rclone (apt-get install rclone): {e}"))?;
+    if !got.status.success() {
+        return Err(format!(
+            "rclone {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&got.stderr).trim()
+        ));
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// Uploads and downloads through fallbackd on an `s3://` docroot against rclone
+/// talking to the same bucket directly, both against moto's S3 server on loopback
+/// (1 GiB, or 64 MiB with --quick), each rclone at its best of a few settings; and
+/// fallbackd's peak RSS over its uploads.
+fn s3_section(s: &Settings, quick: bool) -> S3Bench {
+    let size: u64 = if quick { 64 << 20 } else { 1 << 30 };
+    let runs = s.runs;
+    let moto = fallback_testkit::Moto::start();
+    moto.create_bucket("bench");
+    let endpoint = moto.endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let docroot = format!(
+        "s3://AKIDBENCH:bench-secret@{}/bench/fb?allow-http=true",
+        endpoint.trim_start_matches("http://")
+    );
+    let server = Server::start_docroot(dir.path(), &docroot, 0, &[]);
+    let pid = Some(server.pid());
+    let src = dir.path().join("s3.bin");
+    make_file(&src, size, 10);
+    let src_s = src.to_str().unwrap().to_owned();
+    let up = format!("Authorization: Bearer {}", upload_token("alice", "/up"));
+    let down = format!(
+        "Authorization: Bearer {}",
+        download_token("alice", &["/up"])
+    );
+    let url = format!("http://{}/files/up/s3.bin", server.http);
+    let at = Settings {
+        size,
+        runs,
+        load_secs: s.load_secs,
+    };
+    let mut comparisons = Vec::new();
+    let mut put = || curl(&["-T", &src_s, "-H", &up, &url]);
+    // rclone's own checksum (an MD5 of the file before it sends) is off in one
+    // candidate: fallbackd hashes as the bytes pass, rclone would read the file twice.
+    let uploads: Vec<Candidate<'_>> = [
+        ("rclone (4 streams, 5 MiB chunks)", vec![]),
+        (
+            "rclone (4 streams, 16 MiB chunks, no MD5)",
+            vec!["--s3-chunk-size", "16M", "--s3-disable-checksum"],
+        ),
+        (
+            "rclone (8 streams, 8 MiB chunks, no MD5)",
+            vec![
+                "--s3-upload-concurrency",
+                "8",
+                "--s3-chunk-size",
+                "8M",
+                "--s3-disable-checksum",
+            ],
+        ),
+    ]
+    .into_iter()
+    .map(|(name, flags)| {
+        let (endpoint, src) = (endpoint.clone(), src_s.clone());
+        let run = move || {
+            let mut args = vec!["copyto", src.as_str(), "moto:bench/peer/s3.bin"];
+            args.extend(flags.iter().copied());
+            rclone(&endpoint, &args, None)
+        };
+        (
+            name.to_owned(),
+            None,
+            Box::new(run) as Box<dyn FnMut() -> Result<f64, String>>,
+        )
+    })
+    .collect();
+    comparisons.push(against_best(
+        &at,
+        "S3 upload (PUT / rclone)",
+        (pid, &mut put),
+        uploads,
+    ));
+    let peak_kib = proc_kib(server.pid(), "VmHWM:");
+    let mut get = || curl(&["-H", &down, &url]);
+    let downloads: Vec<Candidate<'_>> = [
+        ("rclone cat", vec![]),
+        ("rclone cat (64 MiB buffer)", vec!["--buffer-size", "64M"]),
+    ]
+    .into_iter()
+    .map(|(name, flags)| {
+        let endpoint = endpoint.clone();
+        let run = move || {
+            let mut args = vec!["cat", "moto:bench/peer/s3.bin"];
+            args.extend(flags.iter().copied());
+            rclone(&endpoint, &args, Some(Path::new("/dev/null")))
+        };
+        (
+            name.to_owned(),
+            None,
+            Box::new(run) as Box<dyn FnMut() -> Result<f64, String>>,
+        )
+    })
+    .collect();
+    comparisons.push(against_best(
+        &at,
+        "S3 download (GET / rclone)",
+        (pid, &mut get),
+        downloads,
+    ));
+    S3Bench {
+        comparisons,
+        size,
+        peak_kib,
+    }
 }
 
 fn main() {
@@ -1097,6 +1246,16 @@ fn main() {
         let _ = std::fs::remove_dir_all(server.docroot().join("up"));
     }
 
+    // 6b. Object storage: fallbackd on an s3:// docroot against rclone talking to the
+    //     same bucket itself (moto's server on loopback).
+    let mut s3 = S3Bench::default();
+    if want("s3") {
+        s3 = s3_section(&s, quick);
+        for r in s3.comparisons.drain(..) {
+            record(r);
+        }
+    }
+
     // 7. Memory: one big upload to a fresh instance (peak RSS must not grow with the
     //    file: 10 GiB, or 1 GiB with --quick), then 1,000 idle connections.
     let big_upload: u64 = if quick { 1 << 30 } else { 10 << 30 };
@@ -1225,6 +1384,13 @@ fn main() {
         many_peak_kib / 1024,
         idle_rss_kib / 1024
     );
+    if s3.size > 0 {
+        println!(
+            "fallbackd peak RSS during {} MiB uploads to an s3:// docroot: {} MiB",
+            s3.size >> 20,
+            s3.peak_kib / 1024
+        );
+    }
     let json = results
         .iter()
         .map(|c| {
@@ -1241,8 +1407,8 @@ fn main() {
     std::fs::write(
         out.join("results.json"),
         format!(
-            "{{\n\"size_bytes\":{},\"runs\":{},\"upload_peak_rss_kib\":{upload_peak_kib},\"big_upload_bytes\":{big_upload},\"big_upload_peak_rss_kib\":{big_upload_peak_kib},\"idle_connections\":{idle_conns},\"idle_rss_kib\":{idle_rss_kib},\"disk_durable_gbps\":{disk_gbps},\"upload_disk_durable_gbps\":{upload_disk_gbps},\"concurrent_downloads_peak_rss_kib\":{many_peak_kib},\n\"failures\":{failures:?},\n\"comparisons\":[\n  {json}\n]}}\n",
-            s.size, s.runs
+            "{{\n\"size_bytes\":{},\"runs\":{},\"upload_peak_rss_kib\":{upload_peak_kib},\"big_upload_bytes\":{big_upload},\"big_upload_peak_rss_kib\":{big_upload_peak_kib},\"idle_connections\":{idle_conns},\"idle_rss_kib\":{idle_rss_kib},\"disk_durable_gbps\":{disk_gbps},\"upload_disk_durable_gbps\":{upload_disk_gbps},\"concurrent_downloads_peak_rss_kib\":{many_peak_kib},\"s3_size_bytes\":{},\"s3_upload_peak_rss_kib\":{},\n\"failures\":{failures:?},\n\"comparisons\":[\n  {json}\n]}}\n",
+            s.size, s.runs, s3.size, s3.peak_kib
         ),
     )
     .unwrap();
