@@ -207,7 +207,7 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-/// Installs the PyPI package `package` with pip unless python3 can import `module`.
+/// Installs the package `package` from `PyPI` with pip unless python3 can import `module`.
 fn pip_install(module: &str, package: &str) -> Result {
     let have = Command::new("python3")
         .args(["-c", &format!("import {module}")])
