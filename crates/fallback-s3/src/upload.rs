@@ -6,6 +6,8 @@
 //! as the bytes arrive, carried across requests and instances in the state) matches
 //! what the sender announced. Memory per request: one part buffer plus one chunk.
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 use fallback_engine::{ChunkChecksum, ChunkVerifier, Error, NewUpload, RESERVED, RelPath};
 use futures_util::{Stream, StreamExt as _};
@@ -126,6 +128,15 @@ pub struct Appended {
 struct Lease {
     holder: String,
     until: u64,
+}
+
+/// A step on its way to the bucket.
+struct Pending {
+    step: Step,
+    /// The whole file's hash state once this step's bytes are in.
+    sha256_state: String,
+    /// Stores it; the part's `ETag` (empty for a tail).
+    upload: tokio::task::JoinHandle<Result<String, object_store::Error>>,
 }
 
 /// One step's bytes for `store_step`: a part or the tail; `record`: write the state
@@ -465,6 +476,9 @@ impl Bucket {
         let first_tail = state.progress.tail;
         // The buffer starts with the tail (already hashed).
         let mut buf = BytesMut::new();
+        if state.length.is_none_or(|l| l.saturating_sub(offset) >= state.part_size) {
+            buf.reserve(usize::try_from(state.part_size).unwrap_or(0));
+        }
         let mut hashed = state.progress.offset();
         if let Some(t) = state.progress.tail {
             let tail = self
@@ -483,6 +497,9 @@ impl Bucket {
         let limit = state.length.unwrap_or(capacity(None));
         let mut received = offset;
         let mut failed = None;
+        // One full part is sent while the next one fills from the body: two part
+        // buffers at most, and the body keeps flowing while S3 takes a part.
+        let mut sending: Option<Pending> = None;
         loop {
             let chunk = match body.next().await {
                 None => break,
@@ -501,18 +518,29 @@ impl Bucket {
                 v.update(&chunk);
             }
             buf.extend_from_slice(&chunk);
-            // Full parts go as soon as they fill: one part buffer at most.
+            // Full parts go as soon as they fill, each once the one before is stored.
             while buf.len() as u64 >= state.part_size {
-                let part = buf.split_to(usize::try_from(state.part_size).unwrap_or(usize::MAX));
+                let size = usize::try_from(state.part_size).unwrap_or(usize::MAX);
+                let part = buf.split_to(size);
+                // The next part's room at once, not grown chunk by chunk (the part
+                // split off keeps the old allocation until S3 has it).
+                buf.reserve(size);
+                if let Some(p) = sending.take() {
+                    self.finish_step(&mut state, p, record).await?;
+                }
                 let step = StepData {
                     data: part,
                     is_tail: false,
                     record,
                 };
-                self.store_step(&key, &mut state, &mut hasher, &mut hashed, step)
-                    .await?;
+                sending = Some(self.start_step(&key, &state, &mut hasher, &mut hashed, step));
                 self.renew(id, held).await?;
             }
+        }
+        // The part on its way is stored (and recorded) whatever ended the body: its
+        // bytes were received.
+        if let Some(p) = sending.take() {
+            self.finish_step(&mut state, p, record).await?;
         }
         if !record {
             if let Some(e) = failed {
@@ -647,11 +675,23 @@ impl Bucket {
         hashed: &mut u64,
         step: StepData,
     ) -> Result<(), Error> {
-        let StepData {
-            data,
-            is_tail,
-            record,
-        } = step;
+        let record = step.record;
+        let p = self.start_step(key, state, hasher, hashed, step);
+        self.finish_step(state, p, record).await
+    }
+
+    /// Hashes what is new in one step and starts storing it, on a task of its own:
+    /// the next step's bytes can arrive meanwhile. [`Bucket::finish_step`] records
+    /// it; nothing else may be stored in between.
+    fn start_step(
+        &self,
+        key: &Key,
+        state: &UploadState,
+        hasher: &mut Sha256,
+        hashed: &mut u64,
+        step: StepData,
+    ) -> Pending {
+        let StepData { data, is_tail, .. } = step;
         let data = data.freeze();
         let len = data.len() as u64;
         let start = state.progress.in_parts();
@@ -661,30 +701,55 @@ impl Bucket {
             hasher.update(new);
         }
         *hashed = (*hashed).max(start + len);
-        let old_tail = state.progress.tail;
-        // Stored first, recorded after: a crash between leaves the last record valid.
-        let (step, etag) = if is_tail {
+        let store = Arc::clone(&self.store);
+        let (step, upload) = if is_tail {
             let key = self.upload_key(
                 &state.id,
                 &format!(".tail.{}", state.progress.tail_versions + 1),
             );
-            self.store
-                .put(&key, PutPayload::from(data))
-                .await
-                .map_err(|e| io(&e))?;
-            (Step::Tail { len }, String::new())
+            let upload = tokio::spawn(async move {
+                store
+                    .put(&key, PutPayload::from(data))
+                    .await
+                    .map(|_| String::new())
+            });
+            (Step::Tail { len }, upload)
         } else {
             let number = u32::try_from(state.progress.parts.len() + 1).unwrap_or(u32::MAX);
             let idx = usize::try_from(number - 1).unwrap_or(usize::MAX);
-            let part = self
-                .store
-                .put_part(key, &state.multipart_id, idx, PutPayload::from(data))
-                .await
-                .map_err(|e| io(&e))?;
-            (Step::Part { number, len }, part.content_id)
+            let (key, multipart_id) = (key.clone(), state.multipart_id.clone());
+            let upload = tokio::spawn(async move {
+                store
+                    .put_part(&key, &multipart_id, idx, PutPayload::from(data))
+                    .await
+                    .map(|p| p.content_id)
+            });
+            (Step::Part { number, len }, upload)
         };
-        state.progress.apply(step, &etag);
-        state.sha256_state = serialize(hasher);
+        Pending {
+            step,
+            sha256_state: serialize(hasher),
+            upload,
+        }
+    }
+
+    /// Waits for a step started by [`Bucket::start_step`] to be stored, then records
+    /// it (`record`; else the caller records the steps together). Stored first,
+    /// recorded after: a crash between leaves the last record valid.
+    async fn finish_step(
+        &self,
+        state: &mut UploadState,
+        p: Pending,
+        record: bool,
+    ) -> Result<(), Error> {
+        let etag = p
+            .upload
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?
+            .map_err(|e| io(&e))?;
+        let old_tail = state.progress.tail;
+        state.progress.apply(p.step, &etag);
+        state.sha256_state = p.sha256_state;
         if record {
             self.write_state(state, PutMode::Overwrite).await?;
             if let Some(t) = old_tail {
