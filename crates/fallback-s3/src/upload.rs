@@ -476,7 +476,10 @@ impl Bucket {
         let first_tail = state.progress.tail;
         // The buffer starts with the tail (already hashed).
         let mut buf = BytesMut::new();
-        if state.length.is_none_or(|l| l.saturating_sub(offset) >= state.part_size) {
+        if state
+            .length
+            .is_none_or(|l| l.saturating_sub(offset) >= state.part_size)
+        {
             buf.reserve(usize::try_from(state.part_size).unwrap_or(0));
         }
         let mut hashed = state.progress.offset();

@@ -15,6 +15,7 @@ mod metrics;
 mod ops;
 mod real_http;
 mod refusals;
+mod s3_clients;
 mod slow_clients;
 mod transfers;
 mod tus_clients;
