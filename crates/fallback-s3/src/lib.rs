@@ -82,6 +82,14 @@ pub enum CheckError {
     /// No such bucket.
     #[error("{0}: no such bucket: {1}")]
     NoBucket(String, String),
+    /// The store ignores conditional writes (`If-None-Match: *`, `If-Match`), which
+    /// keep one writer per upload across instances.
+    #[error(
+        "{0}: this store does not honour conditional writes (PUT with If-None-Match: * or a \
+         stale If-Match succeeded), which fallbackd needs to keep one writer per upload \
+         across instances: use a store that does (AWS S3 and MinIO do)"
+    )]
+    NoConditionalWrites(String),
 }
 
 impl Bucket {
@@ -129,6 +137,17 @@ impl Bucket {
                 .parse::<AmazonS3ConfigKey>()
                 .map_err(|e| setup(e.to_string()))?;
             b = b.with_config(key, sse);
+        }
+        // object_store's default cuts every request at 30 s, body included: a
+        // download streamed to a slow client, or the CompleteMultipartUpload of a large
+        // object (S3 may take minutes), would fail. A request fails instead after 60 s
+        // without a byte, or an hour in all (a download then resumes where it was,
+        // bound to the object's ETag).
+        for (key, value) in [("read_timeout", "60s"), ("timeout", "1h")] {
+            let key = key
+                .parse::<AmazonS3ConfigKey>()
+                .map_err(|e| setup(e.to_string()))?;
+            b = b.with_config(key, value);
         }
         let store = b.build().map_err(|e| setup(e.to_string()))?;
         Ok(Bucket {
@@ -345,8 +364,10 @@ impl Bucket {
     }
 
     /// Proves the bucket usable: lists the prefix (reachable, credentials accepted,
-    /// the bucket exists), then writes and deletes a probe object under
-    /// `PREFIX/.fallback/` (writable). Returns what it did, for the operator.
+    /// the bucket exists), then writes a probe object under `PREFIX/.fallback/`
+    /// (writable), writes it again conditionally (both must be refused: the store
+    /// honours the conditional writes leases need) and deletes it. Returns what it
+    /// did, for the operator.
     pub async fn check(&self) -> Result<String, CheckError> {
         let shown = || self.location.shown.clone();
         let prefix = self.key("");
@@ -358,17 +379,50 @@ impl Bucket {
         let mut nonce = [0u8; 8];
         getrandom::fill(&mut nonce).map_err(|e| CheckError::Setup(shown(), e.to_string()))?;
         let probe = self.key(&format!("{RESERVED}/check-{}", hex::encode(nonce)));
+        let create = || object_store::PutOptions {
+            mode: object_store::PutMode::Create,
+            ..object_store::PutOptions::default()
+        };
         self.store
-            .put(&probe, PutPayload::from_static(b"fallback bucket check\n"))
+            .put_opts(
+                &probe,
+                PutPayload::from_static(b"fallback bucket check\n"),
+                create(),
+            )
             .await
             .map_err(|e| classify(shown(), "writing", &e))?;
+        // One writer per upload across instances rests on conditional writes: a store
+        // that ignores `If-None-Match: *` or a stale `If-Match` cannot hold a lease.
+        let again = self
+            .store
+            .put_opts(&probe, PutPayload::from_static(b"again\n"), create())
+            .await;
+        let stale = object_store::PutOptions {
+            mode: object_store::PutMode::Update(object_store::UpdateVersion {
+                e_tag: Some("\"fallback-stale-etag\"".to_owned()),
+                version: None,
+            }),
+            ..object_store::PutOptions::default()
+        };
+        let updated = self
+            .store
+            .put_opts(&probe, PutPayload::from_static(b"stale\n"), stale)
+            .await;
         self.store
             .delete(&probe)
             .await
             .map_err(|e| classify(shown(), "deleting", &e))?;
+        let refused_create = matches!(again, Err(object_store::Error::AlreadyExists { .. }));
+        let refused_update = matches!(
+            updated,
+            Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. })
+        );
+        if !(refused_create && refused_update) {
+            return Err(CheckError::NoConditionalWrites(shown()));
+        }
         Ok(format!(
-            "{}: reachable, credentials accepted, writable ({} objects and {} folders at \
-             the top of the docroot)",
+            "{}: reachable, credentials accepted, writable, conditional writes honoured \
+             ({} objects and {} folders at the top of the docroot)",
             self.location.shown,
             listed.objects.len(),
             listed.common_prefixes.len()

@@ -770,3 +770,67 @@ fn the_storage_class_and_the_announced_digest_go_with_the_object() {
         );
     }
 }
+
+/// A store that ignores conditional writes: moto behind a relay that drops the
+/// `If-None-Match` and `If-Match` request headers. Returns the relay's endpoint.
+fn without_conditions(upstream: u16) -> String {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().map_while(Result::ok) {
+            let server = std::net::TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+            let (mut back, mut to_client) =
+                (server.try_clone().unwrap(), client.try_clone().unwrap());
+            std::thread::spawn(move || std::io::copy(&mut back, &mut to_client));
+            let mut server = server;
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(client);
+                loop {
+                    let mut head = Vec::new();
+                    let mut length = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let lower = line.to_ascii_lowercase();
+                        if let Some(v) = lower.strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                        let end = line == "\r\n";
+                        if !lower.starts_with("if-none-match:") && !lower.starts_with("if-match:") {
+                            head.extend_from_slice(line.as_bytes());
+                        }
+                        if end {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0u8; length];
+                    if reader.read_exact(&mut body).is_err()
+                        || server.write_all(&head).is_err()
+                        || server.write_all(&body).is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+#[test]
+fn a_store_that_ignores_conditional_writes_is_refused_by_the_check() {
+    let moto = Moto::start();
+    moto.create_bucket("naive");
+    let port: u16 = moto.endpoint().rsplit(':').next().unwrap().parse().unwrap();
+    let relay = without_conditions(port);
+    // Through the relay the bucket is reachable and writable, but cannot hold a lease.
+    let e = check(&location(&relay, "naive", "p")).unwrap_err();
+    assert!(matches!(e, CheckError::NoConditionalWrites(..)), "{e}");
+    assert!(e.to_string().contains("conditional writes"), "{e}");
+    assert!(!e.to_string().contains("fallback-test-secret"), "{e}");
+    // The same bucket, straight: usable.
+    check(&location(&moto.endpoint(), "naive", "p")).unwrap();
+}

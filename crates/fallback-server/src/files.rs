@@ -414,6 +414,10 @@ fn stream_object(
         match s.stream.next().await {
             Some(Ok(b)) => {
                 s.sent += b.len() as u64;
+                if s.sent >= len {
+                    // The last bytes: hyper may not ask for the stream's end.
+                    s.end("ok");
+                }
                 if let Some(p) = s.pace.as_mut() {
                     let wait = p.after(b.len());
                     if !wait.is_zero() {

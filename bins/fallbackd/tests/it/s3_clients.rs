@@ -32,6 +32,18 @@ fn downloaded(server: &Server, rel: &str, into: &Path) -> String {
         Some(into),
     );
     assert_eq!(got.status, 200, "{rel}: {got:?}");
+    // Its end is logged as such, whole (hyper stops asking once the length is sent).
+    let size = std::fs::metadata(into).unwrap().len();
+    assert!(
+        server.wait_for_log(std::time::Duration::from_secs(10), |v| {
+            v["message"] == "transfer end"
+                && v["direction"] == "download"
+                && v["path"] == format!("/{rel}")
+                && v["outcome"] == "ok"
+                && v["bytes"] == size
+        }),
+        "no whole download of /{rel} in the log"
+    );
     sha256_file(into)
 }
 
