@@ -166,6 +166,21 @@ impl DownloadLog {
         }
     }
 
+    /// A download that streams: its start is logged, as its end will be.
+    fn streaming(id: &crate::auth::Identity, path: &RelPath, len: u64, ranged: bool) -> Self {
+        tracing::info!(
+            user = %id.user,
+            client = %id.client,
+            direction = "download",
+            path = %path,
+            bytes = len,
+            range = ranged,
+            rate_cap_kbps = id.rate.map(|r| r / 125),
+            "transfer start"
+        );
+        DownloadLog::start(id, path)
+    }
+
     fn end(&self, sent: u64, outcome: &'static str) {
         crate::stats::bytes_sent(sent);
         crate::stats::transfer_ended("download", outcome);
@@ -521,17 +536,7 @@ pub(crate) async fn get_file(
         DownloadLog::start(&id, &path).end(len, "ok");
         Body::from(bytes.slice(start..end))
     } else if let Source::File(file) = source {
-        tracing::info!(
-            user = %id.user,
-            client = %id.client,
-            direction = "download",
-            path = %path,
-            bytes = len,
-            range = range.is_some(),
-            rate_cap_kbps = id.rate.map(|r| r / 125),
-            "transfer start"
-        );
-        let log = DownloadLog::start(&id, &path);
+        let log = DownloadLog::streaming(&id, &path, len, range.is_some());
         stream_file(
             file,
             start,
@@ -541,17 +546,7 @@ pub(crate) async fn get_file(
             log,
         )
     } else if let Source::Object(bucket) = source {
-        tracing::info!(
-            user = %id.user,
-            client = %id.client,
-            direction = "download",
-            path = %path,
-            bytes = len,
-            range = range.is_some(),
-            rate_cap_kbps = id.rate.map(|r| r / 125),
-            "transfer start"
-        );
-        let log = DownloadLog::start(&id, &path);
+        let log = DownloadLog::streaming(&id, &path, len, range.is_some());
         let stream = bucket
             .read(&path, start..start + len, Some(&entry.etag))
             .await;
