@@ -220,6 +220,7 @@ impl Bucket {
     /// (else [`Bucket::digest`] may know it).
     pub async fn stat(&self, rel: &RelPath) -> Result<Entry, Error> {
         let key = self.key_of(rel)?;
+        let mut folder = None;
         if !rel.is_root() {
             let head = GetOptions {
                 head: true,
@@ -237,10 +238,21 @@ impl Bucket {
                     return Ok(e);
                 }
                 Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(io(&e)),
+                // Some stores fail a HEAD of a name that is also a folder (s3s-fs,
+                // which keeps keys as files, answers 500): a folder is still a folder.
+                Err(e) => {
+                    if !self.is_folder(&key).await.unwrap_or(false) {
+                        return Err(io(&e));
+                    }
+                    folder = Some(true);
+                }
             }
         }
-        if rel.is_root() || self.is_folder(&key).await? {
+        let folder = match folder {
+            Some(f) => f,
+            None => rel.is_root() || self.is_folder(&key).await?,
+        };
+        if folder {
             return Ok(Entry {
                 kind: EntryKind::Dir,
                 size: 0,

@@ -771,9 +771,18 @@ fn the_storage_class_and_the_announced_digest_go_with_the_object() {
     }
 }
 
-/// A store that ignores conditional writes: moto behind a relay that drops the
-/// `If-None-Match` and `If-Match` request headers. Returns the relay's endpoint.
-fn without_conditions(upstream: u16) -> String {
+/// What a relay in front of moto changes.
+#[derive(Clone, Copy)]
+enum Quirk {
+    /// Drops the `If-None-Match` and `If-Match` request headers: a store that ignores
+    /// conditional writes.
+    NoConditions,
+    /// Answers every HEAD with 500, as s3s-fs does for a name that is also a folder.
+    FailedHeads,
+}
+
+/// moto behind a relay with `quirk`. Returns the relay's endpoint.
+fn relay(upstream: u16, quirk: Quirk) -> String {
     use std::io::{BufRead as _, BufReader, Read as _, Write as _};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -782,6 +791,7 @@ fn without_conditions(upstream: u16) -> String {
             let server = std::net::TcpStream::connect(("127.0.0.1", upstream)).unwrap();
             let (mut back, mut to_client) =
                 (server.try_clone().unwrap(), client.try_clone().unwrap());
+            let mut answer = client.try_clone().unwrap();
             std::thread::spawn(move || std::io::copy(&mut back, &mut to_client));
             let mut server = server;
             std::thread::spawn(move || {
@@ -799,7 +809,10 @@ fn without_conditions(upstream: u16) -> String {
                             length = v.trim().parse().unwrap_or(0);
                         }
                         let end = line == "\r\n";
-                        if !lower.starts_with("if-none-match:") && !lower.starts_with("if-match:") {
+                        let dropped = matches!(quirk, Quirk::NoConditions)
+                            && (lower.starts_with("if-none-match:")
+                                || lower.starts_with("if-match:"));
+                        if !dropped {
                             head.extend_from_slice(line.as_bytes());
                         }
                         if end {
@@ -807,6 +820,12 @@ fn without_conditions(upstream: u16) -> String {
                         }
                     }
                     let mut body = vec![0u8; length];
+                    if matches!(quirk, Quirk::FailedHeads) && head.starts_with(b"HEAD ") {
+                        let _ = answer.write_all(
+                            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
+                        );
+                        continue;
+                    }
                     if reader.read_exact(&mut body).is_err()
                         || server.write_all(&head).is_err()
                         || server.write_all(&body).is_err()
@@ -825,7 +844,7 @@ fn a_store_that_ignores_conditional_writes_is_refused_by_the_check() {
     let moto = Moto::start();
     moto.create_bucket("naive");
     let port: u16 = moto.endpoint().rsplit(':').next().unwrap().parse().unwrap();
-    let relay = without_conditions(port);
+    let relay = relay(port, Quirk::NoConditions);
     // Through the relay the bucket is reachable and writable, but cannot hold a lease.
     let e = check(&location(&relay, "naive", "p")).unwrap_err();
     assert!(matches!(e, CheckError::NoConditionalWrites(..)), "{e}");
@@ -833,4 +852,36 @@ fn a_store_that_ignores_conditional_writes_is_refused_by_the_check() {
     assert!(!e.to_string().contains("fallback-test-secret"), "{e}");
     // The same bucket, straight: usable.
     check(&location(&moto.endpoint(), "naive", "p")).unwrap();
+}
+
+#[test]
+fn a_folder_whose_head_fails_is_still_a_folder() {
+    let moto = Moto::start();
+    moto.create_bucket("heads");
+    let rt = rt();
+    let port: u16 = moto.endpoint().rsplit(':').next().unwrap().parse().unwrap();
+    let direct = Bucket::connect(&location(&moto.endpoint(), "heads", "p")).unwrap();
+    let quirky =
+        Bucket::connect(&location(&relay(port, Quirk::FailedHeads), "heads", "p")).unwrap();
+    rt.block_on(async {
+        let up = direct
+            .create_upload(&new("u", "dir/f.txt", Some(3)), false, 60)
+            .await
+            .unwrap();
+        direct
+            .append(
+                &up.id,
+                "u",
+                0,
+                body(b"abc", false),
+                AppendOptions::default(),
+            )
+            .await
+            .unwrap();
+        let e = quirky.stat(&rel("dir")).await.unwrap();
+        assert_eq!(e.kind, fallback_engine::EntryKind::Dir);
+        // A name that is no folder: the failed HEAD is the answer, never "missing".
+        let r = quirky.stat(&rel("dir/f.txt")).await;
+        assert!(matches!(r, Err(fallback_engine::Error::Io(_))), "{r:?}");
+    });
 }
