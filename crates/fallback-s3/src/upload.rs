@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use fallback_engine::{ChunkChecksum, ChunkVerifier, Error, NewUpload, RESERVED, RelPath};
-use futures_util::{Stream, StreamExt as _};
+use futures_util::{FutureExt as _, Stream, StreamExt as _};
 use object_store::multipart::{MultipartStore as _, PartId};
 use object_store::path::Path as Key;
 use object_store::{ObjectStore as _, ObjectStoreExt as _, PutMode, PutOptions, PutPayload};
@@ -56,6 +56,13 @@ pub struct UploadState {
     /// answerable (a lost last answer is asked again), until it expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done: Option<String>,
+    /// A partial upload (tus concatenation): its bytes become the object `<id>.data`
+    /// in the reserved area, never a file; a final upload assembles it with others.
+    #[serde(default)]
+    pub partial: bool,
+    /// For a final upload, the partial uploads it was assembled from, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<String>,
     /// When it expires unless completed, Unix seconds.
     pub expires: u64,
     /// The multipart upload's id at the final key.
@@ -195,19 +202,55 @@ impl Bucket {
         single_shot: bool,
         ttl_secs: u64,
     ) -> Result<UploadState, Error> {
+        self.create(new, single_shot, false, ttl_secs).await
+    }
+
+    /// Starts a partial upload of `length` bytes for `user` (tus `Upload-Concat:
+    /// partial`): written like any upload, into the reserved area, never published
+    /// alone; [`Bucket::concatenate`] assembles it with others.
+    pub async fn create_partial(
+        &self,
+        user: &str,
+        length: u64,
+        metadata: Vec<(String, String)>,
+        ttl_secs: u64,
+    ) -> Result<UploadState, Error> {
+        let new = NewUpload {
+            user: user.to_owned(),
+            dest: RelPath::root(),
+            length: Some(length),
+            metadata,
+            expected_sha256: None,
+            no_replace: false,
+            modes: fallback_engine::Modes::default(),
+        };
+        self.create(&new, false, true, ttl_secs).await
+    }
+
+    async fn create(
+        &self,
+        new: &NewUpload,
+        single_shot: bool,
+        partial: bool,
+        ttl_secs: u64,
+    ) -> Result<UploadState, Error> {
         let length = new.length;
         if length.is_some_and(|l| l > capacity(Some(l))) {
             return Err(Error::Limit(
                 "the upload is larger than an S3 object can be (5 TiB)".to_owned(),
             ));
         }
-        let key = self.key_of(&new.dest)?;
-        if new.no_replace && self.object_exists(&key).await? {
-            return Err(Error::Exists);
-        }
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).map_err(|e| Error::Io(std::io::Error::other(e)))?;
         let id = hex::encode(nonce);
+        let key = if partial {
+            self.upload_key(&id, ".data")
+        } else {
+            self.key_of(&new.dest)?
+        };
+        if new.no_replace && self.object_exists(&key).await? {
+            return Err(Error::Exists);
+        }
         // The object's attributes are set here, once: the storage class, and the
         // SHA-256 when the sender announced it (S3 cannot add metadata to an object
         // afterwards without copying it; digests learnt later live in digest records).
@@ -237,6 +280,8 @@ impl Bucket {
             no_replace: new.no_replace,
             single_shot,
             done: None,
+            partial,
+            parts: Vec::new(),
             expires: now() + ttl_secs,
             multipart_id,
             part_size: part_size(length),
@@ -465,8 +510,7 @@ impl Bucket {
                 actual: state.offset(),
             });
         }
-        let dest = RelPath::parse(&state.dest).map_err(|_| corrupt("destination"))?;
-        let key = self.key_of(&dest)?;
+        let key = self.object_key(&state)?;
         let mut hasher = state.hasher()?;
         // With a chunk checksum nothing is recorded until the chunk proved intact: a
         // chunk that fails leaves the upload exactly where it was (parts stored for it
@@ -647,7 +691,9 @@ impl Bucket {
                 .e_tag
         };
         let etag = quoted(etag.as_deref().unwrap_or_default());
-        self.record_digest(&state.dest, &etag, &sha).await;
+        if !state.partial {
+            self.record_digest(&state.dest, &etag, &sha).await;
+        }
         self.published(&mut state, &sha).await;
         Ok(Appended {
             offset: state.offset(),
@@ -808,20 +854,124 @@ impl Bucket {
     /// Drops an upload that will not complete: the multipart upload (its parts), the
     /// tail and the state.
     async fn abort(&self, state: &UploadState) {
-        if let Ok(Ok(key)) = RelPath::parse(&state.dest).map(|d| self.key_of(&d)) {
+        if let Ok(key) = self.object_key(state) {
             let _ = self.store.abort_multipart(&key, &state.multipart_id).await;
         }
         self.forget(state).await;
+    }
+
+    /// Where an upload's object is made: its destination, or for a partial upload
+    /// `<id>.data` in the reserved area.
+    fn object_key(&self, state: &UploadState) -> Result<Key, Error> {
+        if state.partial {
+            return Ok(self.upload_key(&state.id, ".data"));
+        }
+        let dest = RelPath::parse(&state.dest).map_err(|_| corrupt("destination"))?;
+        self.key_of(&dest)
     }
 
     async fn forget(&self, state: &UploadState) {
         if let Some(t) = state.progress.tail {
             self.delete_tail(&state.id, t.version).await;
         }
+        if state.partial {
+            let _ = self
+                .store
+                .delete(&self.upload_key(&state.id, ".data"))
+                .await;
+        }
         let _ = self
             .store
             .delete(&self.upload_key(&state.id, ".info"))
             .await;
+    }
+
+    /// Assembles the finished partial uploads `ids` of `new.user`, in order, into
+    /// upload `new` (its length: the most the whole may be) and publishes it like any
+    /// upload: the parts' bytes are read back and written once more (S3's part copy
+    /// is not in object_store), the whole file hashed and checked against what the
+    /// sender announced before the object appears. The partials are then dropped.
+    pub async fn concatenate(
+        &self,
+        ids: &[String],
+        new: &NewUpload,
+        ttl_secs: u64,
+    ) -> Result<(UploadState, Appended), Error> {
+        use futures_util::TryStreamExt as _;
+        if ids.is_empty() {
+            return Err(Error::NotConcatenable(
+                "a final upload names no partial upload",
+            ));
+        }
+        let mut partials = Vec::with_capacity(ids.len());
+        let mut length: u64 = 0;
+        for id in ids {
+            let p = self.read_state(id).await?;
+            if p.user != new.user {
+                return Err(Error::NotOwner);
+            }
+            if !p.partial {
+                return Err(Error::NotConcatenable(
+                    "only partial uploads can be concatenated",
+                ));
+            }
+            if p.done.is_none() {
+                return Err(Error::NotConcatenable("a partial upload is not finished"));
+            }
+            length = length.checked_add(p.offset()).ok_or(Error::Limit(
+                "the partial uploads are too large together".to_owned(),
+            ))?;
+            partials.push(p);
+        }
+        if let Some(max) = new.length
+            && length > max
+        {
+            return Err(Error::Limit(format!("uploads are limited to {max} bytes")));
+        }
+        let whole = NewUpload {
+            length: Some(length),
+            ..new.clone()
+        };
+        let mut state = self.create(&whole, false, false, ttl_secs).await?;
+        state.parts = ids.to_vec();
+        self.write_state(&state, PutMode::Overwrite).await?;
+        // Each partial's object, opened when its turn comes.
+        let keys: Vec<Key> = partials
+            .iter()
+            .map(|p| self.upload_key(&p.id, ".data"))
+            .collect();
+        let store = Arc::clone(&self.store);
+        let failed = |e: object_store::Error| std::io::Error::other(crate::summary(&e.to_string()));
+        let body = futures_util::stream::iter(keys)
+            .then(move |key| {
+                let store = Arc::clone(&store);
+                // Boxed: the stream then has one concrete, 'static type.
+                async move {
+                    let got = store.get(&key).await.map_err(failed)?;
+                    Ok::<_, std::io::Error>(got.into_stream().map_err(failed).boxed())
+                }
+                .boxed()
+            })
+            .try_flatten()
+            .boxed();
+        let appended = self
+            .append(&state.id, &new.user, 0, body, AppendOptions::default())
+            .await;
+        let appended = match appended {
+            Ok(a) => a,
+            Err(e) => {
+                // The partials stay; the final goes.
+                if let Ok(s) = self.read_state(&state.id).await {
+                    self.abort(&s).await;
+                }
+                return Err(e);
+            }
+        };
+        for p in &partials {
+            self.forget(p).await;
+        }
+        let state = self.read_state(&state.id).await.unwrap_or(state);
+        Ok((state, appended))
     }
 
     /// Ends upload `id` of `user` without a file (tus termination).

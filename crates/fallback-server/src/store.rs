@@ -38,16 +38,6 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-/// Concatenation is a file-system feature here: on a bucket, the parts would have to
-/// be read back and written again.
-fn no_concat() -> ApiError {
-    ApiError::NotImplemented(
-        "this docroot is in object storage, where tus concatenation (Upload-Concat) is not \
-         supported: send the file as one upload"
-            .to_owned(),
-    )
-}
-
 impl Store {
     /// What docroot restrictions match a file's path against: the docroot's directory,
     /// or its bucket as `s3://HOST/BUCKET/PREFIX` (no credentials, no options), to
@@ -148,13 +138,17 @@ impl Store {
         user: &str,
         length: u64,
         metadata: Vec<(String, String)>,
+        ttl: Duration,
     ) -> Result<UploadInfo, ApiError> {
         match self {
             Store::Local(s) => {
                 let (s, user) = (Arc::clone(s), user.to_owned());
                 blocking(move || s.create_partial(&user, length, metadata)).await
             }
-            Store::S3(_) => Err(no_concat()),
+            Store::S3(b) => Ok(info_of(
+                &b.create_partial(user, length, metadata, ttl.as_secs())
+                    .await?,
+            )?),
         }
     }
 
@@ -163,13 +157,26 @@ impl Store {
         &self,
         ids: Vec<UploadId>,
         new: NewUpload,
+        ttl: Duration,
     ) -> Result<(UploadInfo, Completed), ApiError> {
         match self {
             Store::Local(s) => {
                 let s = Arc::clone(s);
                 blocking(move || s.concatenate(&ids, new)).await
             }
-            Store::S3(_) => Err(no_concat()),
+            Store::S3(b) => {
+                let ids: Vec<String> = ids.iter().map(|i| i.as_str().to_owned()).collect();
+                let (state, appended) = b.concatenate(&ids, &new, ttl.as_secs()).await?;
+                let (sha256, _) = appended
+                    .completed
+                    .ok_or_else(|| ApiError::Internal("final upload not completed".to_owned()))?;
+                let completed = Completed {
+                    path: new.dest,
+                    size: appended.offset,
+                    sha256,
+                };
+                Ok((info_of(&state)?, completed))
+            }
         }
     }
 
@@ -266,8 +273,14 @@ pub(crate) fn info_of(s: &UploadState) -> Result<UploadInfo, Error> {
         offset: s.offset(),
         metadata: s.metadata.clone(),
         expires_at: s.expires,
-        concat: Concat::None,
-        parts: Vec::new(),
+        concat: if s.partial {
+            Concat::Partial
+        } else if s.parts.is_empty() {
+            Concat::None
+        } else {
+            Concat::Final
+        },
+        parts: s.parts.iter().filter_map(|p| UploadId::parse(p)).collect(),
         done: s.done.is_some(),
         sha256: s.published_sha256(),
         single_shot: s.single_shot,

@@ -268,7 +268,9 @@ async fn create_inner(state: AppState, req: Request) -> Result<Response, ApiErro
         // Bytes for a later final upload: no destination yet (it is the final's), but
         // only a token that may upload somewhere makes one.
         id.upload_root()?;
-        let info = storage.create_partial(&id.user, length, meta).await?;
+        let info = storage
+            .create_partial(&id.user, length, meta, state.options().upload_ttl)
+            .await?;
         let outcome = if with_body {
             let start = Start::Append {
                 id: info.id.clone(),
@@ -389,7 +391,10 @@ async fn create_final(
     };
     let started = Instant::now();
     let n = ids.len();
-    let (info, done) = id.storage.concatenate(ids, new).await?;
+    let (info, done) = id
+        .storage
+        .concatenate(ids, new, state.options().upload_ttl)
+        .await?;
     tracing::info!(
         user = %id.user,
         client = %id.client,

@@ -1,6 +1,7 @@
 //! Clients no one here wrote, against fallbackd on an `s3://` docroot (moto's S3 server
-//! on loopback): tuspy with chunk checksums, tus-js-client (method override, and a lost
-//! last answer), rclone reading the HTML listings, and the project's own CLI. Each
+//! on loopback): tuspy with chunk checksums, tus-js-client (method override, a lost
+//! last answer, parallel uploads), rclone reading the HTML listings, and the project's
+//! own CLI (with `--streams`, which concatenates too). Each
 //! file is checked whole, by SHA-256, through a download.
 
 use std::path::Path;
@@ -109,6 +110,24 @@ print(u.offset)
     assert_eq!(v["patchBytes"].as_u64(), Some(len), "sent again: {v}");
     assert_eq!(downloaded(&server, "in/lost.bin", &got), sha256_file(&src));
 
+    // tus-js-client's parallelUploads: four partial uploads, then a final one that
+    // names them; the bucket assembles them into one object.
+    let src = dir.path().join("parallel.bin");
+    make_file(&src, (20 << 20) + 3, 4);
+    let v = fallback_testkit::tus_js(&[
+        "parallel",
+        &endpoint,
+        &token,
+        src.to_str().unwrap(),
+        "parallel.bin",
+        "4",
+    ]);
+    assert!(v["url"].is_string(), "{v}");
+    assert_eq!(
+        downloaded(&server, "in/parallel.bin", &got),
+        sha256_file(&src)
+    );
+
     // rclone's http remote reads the HTML listing of the bucket's folder and copies
     // the tree through ranged-capable GETs.
     let down = download_token("alice", &["/in"]);
@@ -127,7 +146,7 @@ print(u.offset)
         "rclone (apt-get install rclone): {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for f in ["tuspy.bin", "js.bin", "lost.bin"] {
+    for f in ["tuspy.bin", "js.bin", "lost.bin", "parallel.bin"] {
         assert_eq!(
             sha256_file(&copied.join(f)),
             sha256_file(&dir.path().join(f)),
@@ -140,7 +159,7 @@ print(u.offset)
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["js.bin", "lost.bin", "tuspy.bin"]);
+    assert_eq!(names, ["js.bin", "lost.bin", "parallel.bin", "tuspy.bin"]);
     let logs: String = server
         .log_values()
         .iter()
@@ -180,7 +199,13 @@ fn the_cli_moves_a_tree_to_and_from_a_bucket_docroot() {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    run(&["upload", &url("/in", &up), tree.to_str().unwrap()]);
+    run(&[
+        "upload",
+        &url("/in", &up),
+        tree.to_str().unwrap(),
+        "--streams",
+        "3",
+    ]);
     let down = download_token("alice", &["/in"]);
     let back = dir.path().join("back");
     run(&["download", &url("/in/tree", &down), back.to_str().unwrap()]);

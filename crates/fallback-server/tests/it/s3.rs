@@ -518,23 +518,113 @@ async fn tus_on_a_bucket_resumes_after_a_cut_and_publishes_only_when_whole() {
     assert_eq!(empty.status, StatusCode::CREATED, "{}", empty.text());
     assert_eq!(b.object("data/in/empty").await.unwrap(), b"");
 
-    // Concatenation is refused plainly on a bucket.
-    let partial = tus(
+    // Concatenation: two partial uploads, then a final that names them.
+    let halves = [data(3 << 20, 4), data((2 << 20) + 5, 5)];
+    let mut urls = Vec::new();
+    for half in &halves {
+        let p = tus(
+            &app,
+            "POST",
+            "/uploads",
+            &up,
+            &[
+                ("upload-length", half.len().to_string()),
+                ("upload-concat", "partial".to_owned()),
+            ],
+            Body::empty(),
+        )
+        .await;
+        assert_eq!(p.status, StatusCode::CREATED, "{}", p.text());
+        let url = p.header("location").unwrap().to_owned();
+        let early = tus(
+            &app,
+            "POST",
+            "/uploads",
+            &up,
+            &[
+                ("upload-concat", format!("final;{url}")),
+                ("upload-metadata", format!("filename {}", b64(b"early.bin"))),
+            ],
+            Body::empty(),
+        )
+        .await;
+        assert_eq!(
+            early.status,
+            StatusCode::BAD_REQUEST,
+            "an unfinished partial"
+        );
+        let done = tus(
+            &app,
+            "PATCH",
+            &url,
+            &up,
+            &patch_headers(0),
+            Body::from(half.clone()),
+        )
+        .await;
+        assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.text());
+        let asked = tus(&app, "HEAD", &url, &up, &[], Body::empty()).await;
+        assert_eq!(asked.header("upload-concat"), Some("partial"));
+        urls.push(url);
+    }
+    let theirs = tus(
         &app,
         "POST",
         "/uploads",
-        &up,
+        &upload_token("bob", "/in"),
         &[
-            ("upload-length", "10".to_owned()),
-            ("upload-concat", "partial".to_owned()),
+            ("upload-concat", format!("final;{} {}", urls[0], urls[1])),
+            (
+                "upload-metadata",
+                format!("filename {}", b64(b"stolen.bin")),
+            ),
         ],
         Body::empty(),
     )
     .await;
     assert_eq!(
-        partial.status,
-        StatusCode::NOT_IMPLEMENTED,
-        "{}",
-        partial.text()
+        theirs.status,
+        StatusCode::NOT_FOUND,
+        "another user's partials"
+    );
+    assert!(b.object("data/in/stolen.bin").await.is_none());
+    let whole = [halves[0].clone(), halves[1].clone()].concat();
+    let fin = tus(
+        &app,
+        "POST",
+        "/uploads",
+        &up,
+        &[
+            ("upload-concat", format!("final;{} {}", urls[0], urls[1])),
+            (
+                "upload-metadata",
+                format!("filename {}", b64(b"joined.bin")),
+            ),
+        ],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(fin.status, StatusCode::CREATED, "{}", fin.text());
+    assert_eq!(
+        fin.header("repr-digest").unwrap(),
+        format!("sha-256=:{}:", sha_b64(&whole))
+    );
+    assert_eq!(b.object("data/in/joined.bin").await.unwrap(), whole);
+    let final_url = fin.header("location").unwrap().to_owned();
+    let asked = tus(&app, "HEAD", &final_url, &up, &[], Body::empty()).await;
+    assert_eq!(
+        asked.header("upload-concat"),
+        Some(format!("final;{} {}", urls[0], urls[1]).as_str())
+    );
+    // The partials are consumed: their bytes are gone from the bucket.
+    for url in &urls {
+        let gone = tus(&app, "HEAD", url, &up, &[], Body::empty()).await;
+        assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    }
+    let id = urls[0].rsplit('/').next().unwrap();
+    assert!(
+        b.object(&format!("data/.fallback/uploads/{id}.data"))
+            .await
+            .is_none()
     );
 }
