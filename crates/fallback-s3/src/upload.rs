@@ -889,7 +889,7 @@ impl Bucket {
     /// Assembles the finished partial uploads `ids` of `new.user`, in order, into
     /// upload `new` (its length: the most the whole may be) and publishes it like any
     /// upload: the parts' bytes are read back and written once more (S3's part copy
-    /// is not in object_store), the whole file hashed and checked against what the
+    /// is not in `object_store`), the whole file hashed and checked against what the
     /// sender announced before the object appears. The partials are then dropped.
     pub async fn concatenate(
         &self,
