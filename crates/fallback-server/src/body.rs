@@ -197,7 +197,6 @@ fn open(storage: &Storage, start: Start) -> Result<UploadWriter<'_>, ApiError> {
             offset,
             chunk,
             whole,
-            dest: _,
             ..
         } => {
             let mut w = storage.writer(&id, &user, offset, chunk)?;
