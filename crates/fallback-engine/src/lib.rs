@@ -99,6 +99,11 @@ pub enum Error {
     /// Any other I/O failure.
     #[error("storage error")]
     Io(#[source] std::io::Error),
+    /// The storage did not answer, or asked to slow down (a bucket unreachable,
+    /// throttling, or failing with 5xx past its retries): transient, try again later.
+    /// Never produced for a local docroot.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl Error {
@@ -138,6 +143,7 @@ impl Error {
             Error::NotConcatenable(_) => "not-concatenable",
             Error::Limit(_) => "limit",
             Error::Io(_) => "io",
+            Error::Unavailable(_) => "unavailable",
         }
     }
 }

@@ -482,13 +482,43 @@ fn classify(shown: String, what: &'static str, e: &object_store::Error) -> Check
     }
 }
 
-/// An S3 failure as the engine's error: a missing object is `NotFound`, the rest I/O
-/// with the service's code and message.
+/// An S3 failure as the engine's error: a missing object is `NotFound`; a store that
+/// did not answer, asked to slow down or failed with 5xx (past the client's retries)
+/// is `Unavailable` (transient); the rest I/O, with the service's code and message.
 fn io(e: &object_store::Error) -> Error {
     match e {
         object_store::Error::NotFound { .. } => Error::NotFound,
-        _ => Error::Io(std::io::Error::other(summary(&e.to_string()))),
+        _ => {
+            let full = e.to_string();
+            let text = summary(&full);
+            if transient(&full) {
+                Error::Unavailable(text)
+            } else {
+                Error::Io(std::io::Error::other(text))
+            }
+        }
     }
+}
+
+/// Whether an S3 failure is the store's passing state rather than the request's
+/// fault: no connection, a timeout, throttling, or a 5xx answer.
+fn transient(full: &str) -> bool {
+    [
+        "error sending request",
+        "error trying to connect",
+        "Connection refused",
+        "timed out",
+        "SlowDown",
+        "ServiceUnavailable",
+        "InternalError",
+        "Server returned non-2xx status code: 5",
+        "status 500",
+        "status 502",
+        "status 503",
+        "status 504",
+    ]
+    .iter()
+    .any(|m| full.contains(m))
 }
 
 /// An object's `ETag` as a strong validator (quoted, as S3 sends it; quoted here when a

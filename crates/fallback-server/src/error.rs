@@ -42,6 +42,8 @@ pub(crate) enum ApiError {
     Timeout,
     /// Disk full.
     NoSpace,
+    /// The storage (a bucket) did not answer or asked to slow down: retry later.
+    Unavailable,
     /// A request feature the server does not do (a transfer coding other than
     /// `chunked`).
     NotImplemented(String),
@@ -71,6 +73,7 @@ impl ApiError {
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::NoSpace => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -102,6 +105,11 @@ impl ApiError {
             ApiError::NoSpace => {
                 "insufficient storage: the server's disk is full. Bytes acknowledged before \
                  this request are kept; resume from Upload-Offset once space is freed"
+                    .to_owned()
+            }
+            ApiError::Unavailable => {
+                "the storage is unavailable for now; bytes acknowledged before are kept: \
+                 retry shortly"
                     .to_owned()
             }
             ApiError::Internal(_) => "internal error".to_owned(),
@@ -142,6 +150,11 @@ impl From<fallback_engine::Error> for ApiError {
             }
             E::Finished => ApiError::Conflict("the upload is finished".to_owned()),
             E::NotConcatenable(m) => ApiError::BadRequest(m.to_owned()),
+            E::Unavailable(why) => {
+                crate::stats::storage_error("unavailable");
+                tracing::warn!(reason = %why, "storage unavailable");
+                ApiError::Unavailable
+            }
             E::Limit(m) => ApiError::Forbidden {
                 public: m.clone(),
                 reason: m,
@@ -181,6 +194,9 @@ impl IntoResponse for ApiError {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"fallback\""),
                 );
+            }
+            ApiError::Unavailable => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             ApiError::RangeNotSatisfiable { len } => {
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {

@@ -628,3 +628,55 @@ async fn tus_on_a_bucket_resumes_after_a_cut_and_publishes_only_when_whole() {
             .is_none()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_that_stops_answering_is_503_with_retry_after() {
+    let Bucketed { moto, state } = Bucketed::new();
+    let app = fallback_server::router(state);
+    let up = upload_token("alice", "/in");
+    assert_eq!(
+        put(&app, "in/a.txt", &up, b"abc").await.status,
+        StatusCode::CREATED
+    );
+    drop(moto);
+    let down = download_token("alice", &["/in"]);
+    let get = send(
+        &app,
+        req("GET", "/files/in/a.txt", Some(&down))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        get.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        get.text()
+    );
+    assert_eq!(get.header("retry-after"), Some("5"));
+    let again = put(&app, "in/b.txt", &up, b"def").await;
+    assert_eq!(
+        again.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        again.text()
+    );
+    let created = tus(
+        &app,
+        "POST",
+        "/uploads",
+        &up,
+        &[
+            ("upload-length", "3".to_owned()),
+            ("upload-metadata", format!("filename {}", b64(b"c.txt"))),
+        ],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(
+        created.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        created.text()
+    );
+}
