@@ -37,7 +37,7 @@ pub use relpath::{MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_SEGMENTS, PathError, RESER
 pub use store::{Entry, EntryKind, ManifestEntry, Opened, Storage};
 pub use upload::{
     AppendOutcome, CHECKSUM_ALGORITHMS, ChunkChecksum, ChunkVerifier, Completed, Concat, Modes,
-    NewUpload, UploadId, UploadInfo, UploadWriter,
+    NewUpload, UploadId, UploadInfo, UploadWriter, concatenated_length,
 };
 
 /// What went wrong in the engine. [`Error::kind`] tells the server which status to send.

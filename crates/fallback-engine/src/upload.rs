@@ -197,7 +197,46 @@ pub struct UploadInfo {
     pub single_shot: bool,
 }
 
+/// The length of a file assembled from partial uploads of `lengths` bytes, in order,
+/// if it is at most `max`: the tus concatenation rule every store applies.
+pub fn concatenated_length(
+    lengths: impl IntoIterator<Item = u64>,
+    max: Option<u64>,
+) -> Result<u64> {
+    let mut total: Option<u64> = None;
+    for len in lengths {
+        total = Some(total.unwrap_or(0).checked_add(len).ok_or(Error::Limit(
+            "the partial uploads are too large together".to_owned(),
+        ))?);
+    }
+    let total = total.ok_or(Error::NotConcatenable(
+        "a final upload names no partial upload",
+    ))?;
+    if let Some(max) = max
+        && total > max
+    {
+        return Err(Error::Limit(format!("uploads are limited to {max} bytes")));
+    }
+    Ok(total)
+}
+
 impl UploadInfo {
+    /// Whether a final upload of `user` may take this upload in: it is `user`'s, a
+    /// partial upload, and finished.
+    pub fn check_concatenable(&self, user: &str) -> Result<()> {
+        if self.user != user {
+            return Err(Error::NotOwner);
+        }
+        if self.concat != Concat::Partial {
+            return Err(Error::NotConcatenable(
+                "only partial uploads can be concatenated",
+            ));
+        }
+        if self.length != Some(self.offset) {
+            return Err(Error::NotConcatenable("a partial upload is not finished"));
+        }
+        Ok(())
+    }
     /// The info of upload `id` from its state, at `offset`; `done` when finished, with
     /// the digest of what it published when known.
     fn of(
@@ -995,39 +1034,15 @@ impl Storage {
         parts: &[UploadId],
         new: NewUpload,
     ) -> Result<(UploadInfo, Completed)> {
-        if parts.is_empty() {
-            return Err(Error::NotConcatenable(
-                "a final upload names no partial upload",
-            ));
-        }
         let mut sources = Vec::with_capacity(parts.len());
-        let mut length: u64 = 0;
         for id in parts {
-            let info = self.upload(id)?;
-            if info.user != new.user {
-                return Err(Error::NotOwner);
-            }
-            if info.concat != Concat::Partial {
-                return Err(Error::NotConcatenable(
-                    "only partial uploads can be concatenated",
-                ));
-            }
-            if info.length != Some(info.offset) {
-                return Err(Error::NotConcatenable("a partial upload is not finished"));
-            }
+            self.upload(id)?.check_concatenable(&new.user)?;
             // Held until the end: no other final consumes it meanwhile.
             let f = self.lock_part(id)?;
             let len = f.metadata().map_err(Error::io)?.len();
-            length = length.checked_add(len).ok_or(Error::Limit(
-                "the partial uploads are too large together".to_owned(),
-            ))?;
             sources.push((f, len));
         }
-        if let Some(max) = new.length
-            && length > max
-        {
-            return Err(Error::Limit(format!("uploads are limited to {max} bytes")));
-        }
+        let length = concatenated_length(sources.iter().map(|(_, len)| *len), new.length)?;
         let info = self.create_with_parts(
             NewUpload {
                 length: Some(length),

@@ -9,7 +9,10 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use fallback_engine::{ChunkChecksum, ChunkVerifier, Error, NewUpload, RESERVED, RelPath};
+use fallback_engine::{
+    ChunkChecksum, ChunkVerifier, Concat, Error, NewUpload, RESERVED, RelPath, UploadId,
+    UploadInfo, concatenated_length,
+};
 use futures_util::{FutureExt as _, Stream, StreamExt as _};
 use object_store::multipart::{MultipartStore as _, PartId};
 use object_store::path::Path as Key;
@@ -79,6 +82,34 @@ impl UploadState {
     /// Bytes received and stored.
     pub fn offset(&self) -> u64 {
         self.progress.offset()
+    }
+
+    /// The upload as the engine describes one (what the server answers about it).
+    pub fn info(&self) -> Result<UploadInfo, Error> {
+        Ok(UploadInfo {
+            id: UploadId::parse(&self.id).ok_or(Error::UnknownUpload)?,
+            user: self.user.clone(),
+            dest: RelPath::parse(&self.dest).map_err(|_| Error::UnknownUpload)?,
+            length: self.length,
+            offset: self.offset(),
+            metadata: self.metadata.clone(),
+            expires_at: self.expires,
+            concat: if self.partial {
+                Concat::Partial
+            } else if self.parts.is_empty() {
+                Concat::None
+            } else {
+                Concat::Final
+            },
+            parts: self
+                .parts
+                .iter()
+                .filter_map(|p| UploadId::parse(p))
+                .collect(),
+            done: self.done.is_some(),
+            sha256: self.published_sha256(),
+            single_shot: self.single_shot,
+        })
     }
 
     /// The published object's SHA-256, once done.
@@ -898,36 +929,17 @@ impl Bucket {
         ttl_secs: u64,
     ) -> Result<(UploadState, Appended), Error> {
         use futures_util::TryStreamExt as _;
-        if ids.is_empty() {
-            return Err(Error::NotConcatenable(
-                "a final upload names no partial upload",
-            ));
-        }
         let mut partials = Vec::with_capacity(ids.len());
-        let mut length: u64 = 0;
         for id in ids {
             let p = self.read_state(id).await?;
-            if p.user != new.user {
-                return Err(Error::NotOwner);
-            }
-            if !p.partial {
-                return Err(Error::NotConcatenable(
-                    "only partial uploads can be concatenated",
-                ));
-            }
+            p.info()?.check_concatenable(&new.user)?;
+            // Every byte stored is not enough here: the partial's object must exist.
             if p.done.is_none() {
                 return Err(Error::NotConcatenable("a partial upload is not finished"));
             }
-            length = length.checked_add(p.offset()).ok_or(Error::Limit(
-                "the partial uploads are too large together".to_owned(),
-            ))?;
             partials.push(p);
         }
-        if let Some(max) = new.length
-            && length > max
-        {
-            return Err(Error::Limit(format!("uploads are limited to {max} bytes")));
-        }
+        let length = concatenated_length(partials.iter().map(UploadState::offset), new.length)?;
         let whole = NewUpload {
             length: Some(length),
             ..new.clone()

@@ -469,7 +469,7 @@ where
             let state = bucket
                 .create_upload(&new, false, flow.upload_ttl.as_secs())
                 .await?;
-            let info = crate::store::info_of(&state)?;
+            let info = state.info()?;
             let _ = created.set(info);
             opts.chunk = chunk;
             (state.id, new.user, new.dest, false, 0)

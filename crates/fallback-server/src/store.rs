@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fallback_engine::{
-    Completed, Concat, Entry, EntryKind, Error, ManifestEntry, NewUpload, RelPath, Storage,
-    UploadId, UploadInfo,
+    Completed, Entry, EntryKind, Error, ManifestEntry, NewUpload, RelPath, Storage, UploadId,
+    UploadInfo,
 };
-use fallback_s3::{Bucket, UploadState};
+use fallback_s3::Bucket;
 
 use crate::error::ApiError;
 
@@ -126,9 +126,7 @@ impl Store {
                 let s = Arc::clone(s);
                 blocking(move || s.create_upload(new)).await
             }
-            Store::S3(b) => Ok(info_of(
-                &b.create_upload(&new, false, ttl.as_secs()).await?,
-            )?),
+            Store::S3(b) => Ok(b.create_upload(&new, false, ttl.as_secs()).await?.info()?),
         }
     }
 
@@ -145,10 +143,10 @@ impl Store {
                 let (s, user) = (Arc::clone(s), user.to_owned());
                 blocking(move || s.create_partial(&user, length, metadata)).await
             }
-            Store::S3(b) => Ok(info_of(
-                &b.create_partial(user, length, metadata, ttl.as_secs())
-                    .await?,
-            )?),
+            Store::S3(b) => Ok(b
+                .create_partial(user, length, metadata, ttl.as_secs())
+                .await?
+                .info()?),
         }
     }
 
@@ -175,7 +173,7 @@ impl Store {
                     size: appended.offset,
                     sha256,
                 };
-                Ok((info_of(&state)?, completed))
+                Ok((state.info()?, completed))
             }
         }
     }
@@ -192,7 +190,7 @@ impl Store {
                 let (s, id) = (Arc::clone(s), id.clone());
                 blocking(move || s.upload_settled(&id, wait)).await
             }
-            Store::S3(b) => Ok(info_of(&b.upload_settled(id.as_str(), wait).await?)?),
+            Store::S3(b) => Ok(b.upload_settled(id.as_str(), wait).await?.info()?),
         }
     }
 
@@ -261,28 +259,4 @@ impl Store {
             }
         }
     }
-}
-
-/// A bucket upload's state as the engine's description of an upload.
-pub(crate) fn info_of(s: &UploadState) -> Result<UploadInfo, Error> {
-    Ok(UploadInfo {
-        id: UploadId::parse(&s.id).ok_or(Error::UnknownUpload)?,
-        user: s.user.clone(),
-        dest: RelPath::parse(&s.dest).map_err(|_| Error::UnknownUpload)?,
-        length: s.length,
-        offset: s.offset(),
-        metadata: s.metadata.clone(),
-        expires_at: s.expires,
-        concat: if s.partial {
-            Concat::Partial
-        } else if s.parts.is_empty() {
-            Concat::None
-        } else {
-            Concat::Final
-        },
-        parts: s.parts.iter().filter_map(|p| UploadId::parse(p)).collect(),
-        done: s.done.is_some(),
-        sha256: s.published_sha256(),
-        single_shot: s.single_shot,
-    })
 }
