@@ -70,16 +70,7 @@ u = c.uploader(sys.argv[3], chunk_size=1024 * 1024, upload_checksum=True,
 u.upload()
 print(u.offset)
 "#;
-    let out = Command::new("python3")
-        .args(["-c", script, &endpoint, &token])
-        .arg(&src)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "tuspy (python3 -m pip install tuspy): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::tus_clients::tuspy(&server, &token, script, &[&src]);
     assert_eq!(downloaded(&server, "in/tuspy.bin", &got), sha256_file(&src));
 
     // tus-js-client, PATCH sent as POST with X-HTTP-Method-Override.

@@ -8,7 +8,7 @@ use crate::{Server, make_file, sha256_file, upload_token};
 
 /// Runs a tuspy `script` with `sys.argv[1:]` = the server's tus endpoint, `token` and
 /// `args`; returns what it printed.
-fn tuspy(server: &Server, token: &str, script: &str, args: &[&Path]) -> String {
+pub(crate) fn tuspy(server: &Server, token: &str, script: &str, args: &[&Path]) -> String {
     let probe = Command::new("python3")
         .args(["-c", "import tusclient"])
         .output();
