@@ -197,10 +197,22 @@ impl AppState {
         parts: &Parts,
         direction: Direction,
     ) -> Result<Identity, ApiError> {
-        let (https, client) = self.transport(parts);
         let query_allowed =
             parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD;
         let token = bearer(&parts.headers, parts.uri.query(), query_allowed);
+        self.identify_token(parts, token, direction).await
+    }
+
+    /// [`AppState::identify`] with a token that came some other way than the request's
+    /// headers (inside an IBM HTTP Gateway transfer spec); the request still says the
+    /// transport and the client.
+    pub(crate) async fn identify_token(
+        &self,
+        parts: &Parts,
+        token: Option<String>,
+        direction: Direction,
+    ) -> Result<Identity, ApiError> {
+        let (https, client) = self.transport(parts);
         let conf = self.config();
         let (user, settings, claims) = match token {
             None => {

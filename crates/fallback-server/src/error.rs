@@ -79,7 +79,7 @@ impl ApiError {
         }
     }
 
-    fn public(&self) -> String {
+    pub(crate) fn public(&self) -> String {
         match self {
             ApiError::BadRequest(m)
             | ApiError::Conflict(m)

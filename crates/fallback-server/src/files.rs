@@ -69,7 +69,7 @@ fn file_path(uri_path: &str) -> Result<(RelPath, bool), ApiError> {
 }
 
 /// RFC 6266 / 5987: an ASCII fallback without quotes or controls, and the UTF-8 name.
-fn content_disposition(name: &str) -> HeaderValue {
+pub(crate) fn content_disposition(name: &str) -> HeaderValue {
     const ATTR: &AsciiSet = &NON_ALPHANUMERIC
         .remove(b'-')
         .remove(b'.')
@@ -147,7 +147,7 @@ fn wanted_range(headers: &HeaderMap, e: &Entry) -> Result<Option<(u64, u64)>, Ap
 }
 
 /// Who a download is for, to log its end.
-struct DownloadLog {
+pub(crate) struct DownloadLog {
     user: String,
     client: String,
     path: RelPath,
@@ -156,7 +156,7 @@ struct DownloadLog {
 
 impl DownloadLog {
     /// A download begins (counted as an active transfer until [`DownloadLog::end`]).
-    fn start(id: &crate::auth::Identity, path: &RelPath) -> Self {
+    pub(crate) fn start(id: &crate::auth::Identity, path: &RelPath) -> Self {
         crate::stats::transfer_started("download");
         DownloadLog {
             user: id.user.clone(),
@@ -181,7 +181,7 @@ impl DownloadLog {
         DownloadLog::start(id, path)
     }
 
-    fn end(&self, sent: u64, outcome: &'static str) {
+    pub(crate) fn end(&self, sent: u64, outcome: &'static str) {
         crate::stats::bytes_sent(sent);
         crate::stats::transfer_ended("download", outcome);
         let elapsed = self.started.elapsed();

@@ -46,6 +46,7 @@ mod cors;
 mod error;
 mod files;
 mod framing;
+mod gateway;
 mod links;
 mod listen;
 mod listing;
@@ -583,6 +584,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes(""))
         .merge(routes("/aspera/http"))
         .merge(routes("/aspera/https"))
+        .merge(gateway::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             body::edge,

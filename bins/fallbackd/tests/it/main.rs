@@ -9,6 +9,7 @@ mod concurrency;
 mod conf_applied;
 mod disk_full;
 mod embedded;
+mod gateway;
 mod hardening;
 mod js_clients;
 mod metrics;
