@@ -7,6 +7,7 @@
 
 mod auth;
 mod errors;
+mod gateway;
 mod nest;
 mod ranges;
 mod s3;
