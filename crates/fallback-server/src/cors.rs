@@ -27,6 +27,9 @@ const ALLOW_HEADERS: &[&str] = &[
     "if-range",
     "if-modified-since",
     "if-unmodified-since",
+    // IBM HTTP Gateway API v3 (aspera-sdk-js).
+    "x-aspera-spec",
+    "x-aspera-accesskey",
 ];
 
 /// Response headers a page may read.
@@ -47,6 +50,9 @@ const EXPOSE_HEADERS: &[&str] = &[
     "content-range",
     "content-disposition",
     "fallback-kind",
+    // IBM HTTP Gateway API v3 reads these.
+    "x-request-id",
+    "content-length",
 ];
 
 /// Checks an origin as an operator writes it: `*`, or `scheme://host[:port]` with

@@ -6,6 +6,13 @@
 //   node gateway.mjs upload   GATEWAY_URL v1|v2 TOKEN DEST_ROOT FILE=NAME...
 //   node gateway.mjs download GATEWAY_URL TOKEN OUT zip|plain PATH...
 //
+// API v3 (aspera-sdk-js's HTTP flow, not on npm here): a client written from its public
+// description, with Node's own fetch, FormData and Blob as a browser would send them.
+//
+//   node gateway.mjs v3-upload   GATEWAY_URL TOKEN DEST_ROOT FILE=NAME...
+//   node gateway.mjs v3-download GATEWAY_URL TOKEN OUT PATH...       X-Aspera-Spec
+//   node gateway.mjs v3-presign  GATEWAY_URL TOKEN OUT PATH...       signed URL, then GET
+//
 // v1 or v2 is what the SDK picks from the server's version; `v1` here tells the SDK the
 // server is 2.2 (as an older gateway would say), so it sends base64 slices.
 import fs from 'node:fs'
@@ -117,7 +124,92 @@ async function download() {
   })
 }
 
-const run = { upload, download }[mode]
+function receiveSpec(paths) {
+  return {
+    direction: 'receive',
+    remote_host: new URL(url).hostname,
+    paths: paths.map((source) => ({ source })),
+  }
+}
+
+async function saved(res, out) {
+  const body = Buffer.from(await res.arrayBuffer())
+  fs.writeFileSync(out, body)
+  return {
+    status: res.status,
+    bytes: body.length,
+    sha256: crypto.createHash('sha256').update(body).digest('hex'),
+    type: res.headers.get('content-type'),
+    disposition: res.headers.get('content-disposition'),
+    requestId: res.headers.get('x-request-id'),
+    length: res.headers.get('content-length'),
+    body: res.status >= 400 ? body.toString() : undefined,
+  }
+}
+
+async function v3Upload() {
+  const [token, destinationRoot, ...pairs] = rest
+  const files = pairs.map((p) => {
+    const i = p.indexOf('=')
+    return { file: p.slice(0, i), name: p.slice(i + 1) }
+  })
+  const spec = {
+    direction: 'send',
+    remote_host: new URL(url).hostname,
+    destination_root: destinationRoot,
+    paths: files.map((f) => ({ source: f.name })),
+  }
+  const body = new FormData()
+  body.append('x-aspera-spec', JSON.stringify(spec))
+  for (const f of files) {
+    const data = fs.readFileSync(f.file)
+    body.append('Content-Length', String(data.length))
+    // A browser's File is named by its own name, not its folder path.
+    body.append('file', new Blob([data]), f.name.split('/').pop())
+  }
+  const res = await fetch(`${url}/v3/upload`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, 'X-Aspera-AccessKey': 'unused' },
+    body,
+  })
+  const text = await res.text()
+  let json
+  try { json = JSON.parse(text) } catch { json = text }
+  done({ status: res.status, body: json, requestId: res.headers.get('x-request-id') })
+}
+
+async function v3Download() {
+  const [token, out, ...paths] = rest
+  const spec = JSON.stringify(receiveSpec(paths))
+  const res = await fetch(`${url}/v3/download`, {
+    headers: {
+      'X-Aspera-Spec': Buffer.from(spec, 'utf8').toString('base64'),
+      Authorization: `Bearer ${token}`,
+    },
+  })
+  done(await saved(res, out))
+}
+
+async function v3Presign() {
+  const [token, out, ...paths] = rest
+  const u = new URL(url)
+  const res = await fetch(`${url}/v3/presign`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', accept: 'application/json', Authorization: `Bearer ${token}` },
+    body: JSON.stringify({
+      transfer_spec: receiveSpec(paths),
+      method: 'GET',
+      protocol: u.protocol === 'https:' ? 'https' : 'http',
+      headers: { host: u.host },
+    }),
+  })
+  const answer = await res.json()
+  if (res.status >= 400) done({ status: res.status, body: answer })
+  // What a browser's download manager does with it: a plain GET, no headers.
+  done({ ...(await saved(await fetch(answer.signed_url), out)), signed: answer.signed_url })
+}
+
+const run = { upload, download, 'v3-upload': v3Upload, 'v3-download': v3Download, 'v3-presign': v3Presign }[mode]
 if (!run) done({ status: 'usage', error: `unknown mode ${mode}` }, 2)
 function describe(e) {
   if (e && e.stack) return String(e.stack)

@@ -278,6 +278,10 @@ pub(crate) fn close_code(status: StatusCode) -> u16 {
 /// and published atomically, and a file cut off leaves nothing at its path.
 pub(crate) struct Sink {
     pub(crate) dest: RelPath,
+    /// The length announced, if any.
+    size: Option<u64>,
+    /// Bytes handed to the writer.
+    sent: u64,
     tx: tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>,
     writer: tokio::task::JoinHandle<Result<fallback_engine::AppendOutcome, ApiError>>,
     started: std::time::Instant,
@@ -331,6 +335,8 @@ impl Sink {
         ));
         Ok(Sink {
             dest,
+            size,
+            sent: 0,
             tx,
             writer,
             started: std::time::Instant::now(),
@@ -340,28 +346,45 @@ impl Sink {
     /// Hands the writer more bytes; `false` when it has stopped ([`Sink::stopped`]
     /// then says why).
     pub(crate) async fn send(&mut self, bytes: bytes::Bytes) -> bool {
+        self.sent += bytes.len() as u64;
         self.tx.send(Ok(bytes)).await.is_ok()
     }
 
     /// Why the writer stopped before its file's end.
     pub(crate) async fn stopped(self, id: &Identity) -> ApiError {
-        match self.finish(id).await {
+        match self.join(id).await {
             Err(e) => e,
             Ok(_) => ApiError::Internal("the file's writer ended early".to_owned()),
         }
     }
 
-    /// Ends the file with the bytes sent: published and durable when this returns Ok.
-    /// Logs the transfer's end either way.
+    /// Ends the file with the bytes sent: published and durable when this returns Ok;
+    /// a file shorter than announced is dropped. Logs the transfer's end either way.
     pub(crate) async fn finish(
         self,
         id: &Identity,
     ) -> Result<fallback_engine::Completed, ApiError> {
+        if let Some(size) = self.size
+            && self.sent != size
+        {
+            let why = format!(
+                "{} ended after {} of the {size} bytes announced",
+                self.dest, self.sent
+            );
+            self.abort(id, why.clone()).await;
+            return Err(ApiError::BadRequest(why));
+        }
+        self.join(id).await
+    }
+
+    /// Lets the writer end with what it has, and waits for its outcome.
+    async fn join(self, id: &Identity) -> Result<fallback_engine::Completed, ApiError> {
         let Sink {
             dest,
             tx,
             writer,
             started,
+            ..
         } = self;
         drop(tx);
         let outcome = writer
@@ -381,6 +404,7 @@ impl Sink {
             tx,
             writer,
             started,
+            ..
         } = self;
         let _ = tx.send(Err(std::io::Error::other(why))).await;
         drop(tx);

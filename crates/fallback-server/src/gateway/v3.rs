@@ -72,12 +72,66 @@ fn multipart_error(e: &axum::extract::multipart::MultipartError) -> ApiError {
     ApiError::BadRequest(format!("the multipart form broke off or is malformed: {e}"))
 }
 
+/// Most bytes of a refused upload's form read and thrown away, so that a client still
+/// sending reads the refusal instead of a reset.
+const DRAIN_LIMIT: u64 = 64 << 20;
+
 /// `POST /v3/upload`.
 pub(crate) async fn upload(
     State(state): State<AppState>,
     parts: Parts,
     mut form: Multipart,
+) -> Response {
+    match receive(&state, &parts, &mut form).await {
+        Ok(r) => r,
+        Err(e) => {
+            let limit = state
+                .options()
+                .activity_timeout
+                .unwrap_or(std::time::Duration::from_secs(20));
+            let drained = tokio::time::timeout(limit, drain(&mut form))
+                .await
+                .unwrap_or(false);
+            let mut resp = e.into_response();
+            if !drained {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            resp
+        }
+    }
+}
+
+/// Reads the rest of a form up to [`DRAIN_LIMIT`]; whether it ended cleanly.
+async fn drain(form: &mut Multipart) -> bool {
+    let mut n: u64 = 0;
+    loop {
+        match form.next_field().await {
+            Ok(None) => return true,
+            Err(_) => return false,
+            Ok(Some(mut field)) => loop {
+                match field.chunk().await {
+                    Ok(Some(c)) => {
+                        n += c.len() as u64;
+                        if n > DRAIN_LIMIT {
+                            return false;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(_) => return false,
+                }
+            },
+        }
+    }
+}
+
+/// The upload itself: fields in order, each file streamed to its writer.
+async fn receive(
+    state: &AppState,
+    parts: &Parts,
+    form: &mut Multipart,
 ) -> Result<Response, GwError> {
+    let (state, parts) = (state.clone(), parts.clone());
     super::check_origin(&state, &parts)?;
     let mut who: Option<(Identity, TransferSpec, RelPath)> = None;
     let mut size: Option<u64> = None;

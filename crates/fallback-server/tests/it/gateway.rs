@@ -530,3 +530,68 @@ async fn zip_of_files_and_a_folder() {
         "{listing}"
     );
 }
+
+/// A v3 multipart upload whose body breaks off in the middle of a file: refused, and
+/// nothing at the final path or in staging; the file before it is whole.
+#[tokio::test]
+async fn v3_upload_cut_mid_file_leaves_nothing() {
+    let f = Fixture::new();
+    let app = f.router();
+    let spec = serde_json::json!({"direction": "send", "remote_host": "h",
+        "destination_root": "/in", "paths": [{"source": "whole.bin"}, {"source": "cut.bin"}]});
+    let head = format!(
+        "--XyZ\r\nContent-Disposition: form-data; name=\"x-aspera-spec\"\r\n\r\n{spec}\r\n\
+         --XyZ\r\nContent-Disposition: form-data; name=\"Content-Length\"\r\n\r\n5\r\n\
+         --XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"whole.bin\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\nhello\r\n\
+         --XyZ\r\nContent-Disposition: form-data; name=\"Content-Length\"\r\n\r\n1000000\r\n\
+         --XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cut.bin\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
+    let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+    let request = req(
+        "POST",
+        "/aspera/http-gwy/v3/upload",
+        Some(&upload_token("alice", "/in")),
+    )
+    .header("content-type", "multipart/form-data; boundary=XyZ")
+    .header("transfer-encoding", "chunked")
+    .body(body)
+    .unwrap();
+    let answer = tokio::spawn(async move { send(&app, request).await });
+    tx.send(Ok(bytes::Bytes::from(head))).await.unwrap();
+    tx.send(Ok(bytes::Bytes::from(vec![1u8; 300_000])))
+        .await
+        .unwrap();
+    // The first file is published and the second one's bytes are staged: then the
+    // connection breaks.
+    let docroot = f.docroot();
+    tokio::task::spawn_blocking({
+        let f_parts = docroot.clone();
+        move || {
+            fallback_testkit::wait_until("the first file, and the second one staged", || {
+                f_parts.join("in/whole.bin").exists()
+                    && std::fs::read_dir(f_parts.join(".fallback/uploads")).is_ok_and(|d| {
+                        d.filter_map(Result::ok)
+                            .any(|e| e.file_name().to_string_lossy().ends_with(".part"))
+                    })
+            });
+        }
+    })
+    .await
+    .unwrap();
+    tx.send(Err(std::io::Error::other("connection reset")))
+        .await
+        .unwrap();
+    drop(tx);
+    let a = answer.await.unwrap();
+    assert_eq!(a.status, 400, "{}", a.text());
+    assert!(a.json()["message"].is_string());
+    assert_eq!(
+        std::fs::read(f.docroot().join("in/whole.bin")).unwrap(),
+        b"hello"
+    );
+    assert!(!f.docroot().join("in/cut.bin").exists());
+    assert_eq!(staged_parts(&f), 0);
+}
