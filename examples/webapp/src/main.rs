@@ -65,7 +65,16 @@ struct Args {
     /// Clock skew tolerated when tokens are checked, in seconds.
     #[arg(long, value_name = "SECONDS", default_value = "60")]
     token_skew: u64,
+    /// IBM's HTTP Gateway SDK browser bundle (`js/http-gateway.js` of npm's
+    /// @ibm-aspera/http-gateway-sdk-js 7.7.4) to serve to the /gateway/ page; without it
+    /// the page loads the SDK from unpkg.com.
+    #[arg(long, value_name = "FILE")]
+    gateway_sdk: Option<PathBuf>,
 }
+
+/// Where the /gateway/ page loads IBM's SDK from when no --gateway-sdk is given.
+const GATEWAY_SDK_CDN: &str =
+    "https://unpkg.com/@ibm-aspera/http-gateway-sdk-js@7.7.4/js/http-gateway.js";
 
 /// The web app's state: the fallback service's, sessions and accounts.
 #[derive(Clone)]
@@ -74,6 +83,8 @@ struct Web {
     accounts: Arc<HashMap<String, String>>,
     sessions: Arc<Mutex<HashMap<String, String>>>,
     token_ttl: Duration,
+    /// IBM's SDK bundle, when served from here (`--gateway-sdk`).
+    gateway_sdk: Option<Arc<Vec<u8>>>,
 }
 
 fn random_hex(bytes: usize) -> anyhow::Result<String> {
@@ -316,6 +327,78 @@ async fn browse(
     .into_response()
 }
 
+async fn gateway_root(state: State<Web>, headers: HeaderMap) -> Response {
+    gateway(state, headers, UrlPath(String::new())).await
+}
+
+/// The folder at `path` with IBM's HTTP Gateway SDK: upload and download through the
+/// Gateway API of this app's fallback service.
+async fn gateway(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    UrlPath(path): UrlPath<String>,
+) -> Response {
+    let Some(user) = web.user_of(&headers) else {
+        return Redirect::to("/").into_response();
+    };
+    let settings = web.fallback.settings_for(&user).await;
+    let dir = format!("/{}", path.trim_end_matches('/'));
+    let entries = match web.fallback.list(&settings, &dir).await {
+        Ok(e) => e,
+        Err(e) => return (StatusCode::NOT_FOUND, e.to_string()).into_response(),
+    };
+    let rows: Vec<page::Row> = entries
+        .iter()
+        .map(|e| page::Row {
+            name: e.name.clone(),
+            path: format!("{}/{}", dir.trim_end_matches('/'), e.name),
+            is_dir: e.is_dir,
+            size: e.size,
+            modified: String::new(),
+            token: String::new(),
+            fasp: None,
+        })
+        .collect();
+    let (Ok(upload_token), Ok(download_token)) = (
+        web.token(&settings, &dir, true),
+        web.token(&settings, &dir, false),
+    ) else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "cannot issue tokens").into_response();
+    };
+    Html(page::gateway(&page::GatewayPage {
+        user: &user,
+        dir: &dir,
+        rows: &rows,
+        upload_token: &upload_token,
+        download_token: &download_token,
+        sdk_src: if web.gateway_sdk.is_some() {
+            "/assets/http-gateway.js"
+        } else {
+            GATEWAY_SDK_CDN
+        },
+    }))
+    .into_response()
+}
+
+async fn asset_gateway_js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../assets/gateway.js"),
+    )
+        .into_response()
+}
+
+async fn asset_gateway_sdk(State(web): State<Web>) -> Response {
+    match web.gateway_sdk {
+        Some(sdk) => (
+            [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+            sdk.as_ref().clone(),
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
 async fn asset_js() -> Response {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
@@ -342,6 +425,10 @@ fn app(web: Web) -> Router {
         .route("/logout", post(logout))
         .route("/browse/", get(browse_root))
         .route("/browse/{*path}", get(browse))
+        .route("/gateway/", get(gateway_root))
+        .route("/gateway/{*path}", get(gateway))
+        .route("/assets/gateway.js", get(asset_gateway_js))
+        .route("/assets/http-gateway.js", get(asset_gateway_sdk))
         .route("/assets/app.js", get(asset_js))
         .route("/assets/app.css", get(asset_css))
         .with_state(web)
@@ -401,6 +488,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     options.token_skew = Duration::from_secs(args.token_skew);
     let (accounts, sessions) = (Arc::new(accounts), Arc::default());
     let token_ttl = Duration::from_secs(args.token_ttl);
+    let gateway_sdk = match &args.gateway_sdk {
+        Some(f) => Some(Arc::new(
+            std::fs::read(f).with_context(|| format!("--gateway-sdk {}", f.display()))?,
+        )),
+        None => None,
+    };
     let addrs = Addresses {
         bind: Some(args.bind.clone()),
         http_port: Some(args.port),
@@ -418,6 +511,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 accounts: Arc::clone(&accounts),
                 sessions: Arc::clone(&sessions),
                 token_ttl,
+                gateway_sdk: gateway_sdk.clone(),
             })
         },
     )

@@ -1,4 +1,5 @@
-//! The two pages, as plain HTML: sign-in, and a directory listing with its transfers.
+//! The pages, as plain HTML: sign-in, a directory listing with its transfers, and the
+//! same folder moved with IBM's HTTP Gateway SDK.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -107,9 +108,11 @@ pub(crate) fn listing(l: &Listing<'_>) -> String {
     let _ = write!(
         s,
         "<body><header><span>Signed in as <strong>{user}</strong></span>\
+         <a href=\"/gateway{dirlink}/\">This folder with IBM's HTTP Gateway SDK</a>\
          <form method=\"post\" action=\"/logout\"><button type=\"submit\" class=\"link\">Sign out</button></form></header>\
          <main id=\"app\" data-base=\"{base}\" data-dir=\"{dir}\" data-upload-token=\"{up}\" data-token-ttl=\"{ttl}\">",
         user = esc(l.user),
+        dirlink = link_path(l.dir.trim_end_matches('/')),
         base = esc(l.base),
         dir = esc(l.dir),
         up = esc(l.upload_token),
@@ -183,6 +186,78 @@ pub(crate) fn listing(l: &Listing<'_>) -> String {
         );
     }
     s.push_str("</tbody></table></main><script src=\"/assets/app.js\"></script></body></html>");
+    s
+}
+
+/// The page that moves files with IBM's HTTP Gateway SDK, unmodified, against this
+/// app's own fallbackd (its Gateway API at `/transfers/aspera/http-gwy`).
+pub(crate) struct GatewayPage<'a> {
+    pub(crate) user: &'a str,
+    pub(crate) dir: &'a str,
+    /// Files of `dir` (folders too: the Gateway zips them).
+    pub(crate) rows: &'a [Row],
+    pub(crate) upload_token: &'a str,
+    /// A download token for the whole of `dir`.
+    pub(crate) download_token: &'a str,
+    /// Where the SDK's browser bundle is loaded from.
+    pub(crate) sdk_src: &'a str,
+}
+
+pub(crate) fn gateway(g: &GatewayPage<'_>) -> String {
+    let mut s = head(&format!("{} - IBM HTTP Gateway SDK - fallback", g.dir));
+    let _ = write!(
+        s,
+        "<body><header><span>Signed in as <strong>{user}</strong></span>\
+         <a href=\"/browse{dirlink}/\">This folder with fallback's own page</a>\
+         <form method=\"post\" action=\"/logout\"><button type=\"submit\" class=\"link\">Sign out</button></form></header>\
+         <main id=\"app\" data-gateway=\"/transfers/aspera/http-gwy\" data-user=\"{user}\" data-dir=\"{dir}\" \
+         data-upload-token=\"{up}\" data-download-token=\"{down}\">\
+         <h1>{dir} <small>with IBM's HTTP Gateway SDK</small></h1>\
+         <p class=\"hint\">This page uses <code>@ibm-aspera/http-gateway-sdk-js</code> 7.7.4 as IBM ships it; \
+         the only change from an app written for IBM's HTTP Gateway is the server URL, which is this app's \
+         fallbackd. Uploads go over a WebSocket, downloads through the browser.</p>\
+         <p id=\"gw-state\" role=\"status\">Connecting to the gateway...</p>",
+        user = esc(g.user),
+        dir = esc(g.dir),
+        dirlink = link_path(g.dir.trim_end_matches('/')),
+        up = esc(g.upload_token),
+        down = esc(g.download_token),
+    );
+    s.push_str(
+        "<section class=\"drop\" aria-label=\"Upload with the SDK\">\
+         <p><button type=\"button\" id=\"gw-files\">Choose files</button> \
+         <button type=\"button\" id=\"gw-folder\">Choose a folder</button> \
+         <button type=\"button\" id=\"gw-upload\" disabled>Upload</button></p>\
+         <ul id=\"gw-picked\"></ul></section>\
+         <section aria-live=\"polite\"><h2>Transfers</h2><ul id=\"gw-transfers\" class=\"transfers\"></ul></section>\
+         <table class=\"listing\"><thead><tr><th scope=\"col\"><span class=\"sr-only\">Pick</span></th>\
+         <th scope=\"col\">Name</th><th scope=\"col\" class=\"num\">Size</th></tr></thead><tbody>",
+    );
+    if g.rows.is_empty() {
+        s.push_str("<tr><td colspan=\"3\" class=\"empty\">This folder is empty.</td></tr>");
+    }
+    for r in g.rows {
+        let _ = write!(
+            s,
+            "<tr data-path=\"{path}\"><td><input type=\"checkbox\" class=\"gw-pick\" value=\"{path}\" \
+             aria-label=\"Pick {name}\"></td><td>{name}{slash}</td><td class=\"num\">{size}</td></tr>",
+            path = esc(&r.path),
+            name = esc(&r.name),
+            slash = if r.is_dir { "/" } else { "" },
+            size = if r.is_dir {
+                String::new()
+            } else {
+                human(r.size)
+            },
+        );
+    }
+    let _ = write!(
+        s,
+        "</tbody></table><p><button type=\"button\" id=\"gw-download\">Download the picked ones</button> \
+         <label class=\"inline\"><input type=\"checkbox\" id=\"gw-zip\"> as one zip</label></p></main>\
+         <script src=\"{}\"></script><script src=\"/assets/gateway.js\"></script></body></html>",
+        esc(g.sdk_src)
+    );
     s
 }
 
