@@ -229,10 +229,13 @@ fn pip_install(module: &str, package: &str) -> Result {
 }
 
 /// The external programs the end-to-end tests drive: curl, tuspy and moto's S3 server
-/// (installed with pip when missing, as `.ci/run` does), rclone and wget (apt), and tus-js-client under node (`npm
-/// ci` in `bins/fallbackd/tests/clients`).
+/// (installed with pip when missing, as `.ci/run` does), rclone and wget (apt), and
+/// tus-js-client and IBM's HTTP Gateway SDK under node (`npm ci` in
+/// `bins/fallbackd/tests/clients`).
 fn test_tools() -> Result {
-    println!("\n$ checking test tools (curl, tuspy, moto, rclone, wget, tus-js-client)");
+    println!(
+        "\n$ checking test tools (curl, tuspy, moto, rclone, wget, tus-js-client, the Gateway SDK)"
+    );
     let ok = |c: &mut Command| c.output().is_ok_and(|o| o.status.success());
     if !ok(Command::new("curl").arg("--version")) {
         return Err("curl is missing: apt-get install curl".to_owned());
