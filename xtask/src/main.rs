@@ -535,8 +535,9 @@ fn dist(args: &[String]) -> Result {
 }
 
 /// Installs what the benchmarks compare against: Debian's nginx, apache2, wrk, time and
-/// rclone (as root), moto's S3 server (pip), and dufs and rustus with cargo into
-/// `target/bench-tools`.
+/// rclone (as root), moto's S3 server (pip), dufs and rustus with cargo into
+/// `target/bench-tools`, and IBM's HTTP Gateway SDK (`npm ci` in
+/// `bins/fallbackd/tests/clients`).
 fn bench_peers() -> Result {
     apt_install(&[
         ("nginx", "/usr/sbin/nginx"),
@@ -549,6 +550,14 @@ fn bench_peers() -> Result {
     for name in ["dufs", "rustus"] {
         tool_in("target/bench-tools", name)?;
     }
+    // IBM's HTTP Gateway SDK under node, for the gateway section.
+    if Command::new("npm").arg("--version").output().is_err() {
+        apt_install(&[("npm", "/usr/bin/npm")])?;
+    }
+    let mut c = Command::new("npm");
+    c.current_dir(root().join("bins/fallbackd/tests/clients"))
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]);
+    run(c)?;
     Ok(())
 }
 

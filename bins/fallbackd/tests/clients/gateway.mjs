@@ -5,6 +5,8 @@
 //
 //   node gateway.mjs upload   GATEWAY_URL v1|v2 TOKEN DEST_ROOT FILE=NAME...
 //   node gateway.mjs download GATEWAY_URL TOKEN OUT zip|plain PATH...
+//   node gateway.mjs bench-upload GATEWAY_URL v1|v2 TOKEN DEST_ROOT FILE NAME
+//                     one file, timed from the SDK's upload() to its "completed"
 //
 // API v3 (aspera-sdk-js's HTTP flow, not on npm here): a client written from its public
 // description, with Node's own fetch, FormData and Blob as a browser would send them.
@@ -124,6 +126,35 @@ async function download() {
   })
 }
 
+// For `cargo xtask bench`: the SDK's own state, read every 2 ms (its activity callback
+// runs every 2 s, which would blur the time).
+async function benchUpload() {
+  const [version, token, destinationRoot, file, name] = rest
+  await sdk.initHttpGateway(url, true)
+  gw.globals.formContainer = element('div')
+  if (version === 'v1') gw.globals.serverInfo.version = '2.2.0'
+  const data = fs.readFileSync(file)
+  const spec = {
+    direction: 'send',
+    remote_host: new URL(url).hostname,
+    remote_user: 'alice',
+    authentication: 'token',
+    token,
+    destination_root: destinationRoot,
+    paths: [{ source: name }],
+  }
+  const t0 = process.hrtime.bigint()
+  await sdk.upload(spec, 'bench', [{ data, size: data.length, type: 'application/octet-stream', name }])
+  for (;;) {
+    const ts = gw.activityTracking.getAllTransfers()
+    const failed = ts.find((t) => t.status === 'failed')
+    if (failed) done({ status: 'failed', code: failed.error_code, reason: failed.error_desc }, 1)
+    if (ts.length && ts.every((t) => t.status === 'completed')) break
+    await new Promise((r) => setTimeout(r, 2))
+  }
+  done({ status: 'completed', secs: Number(process.hrtime.bigint() - t0) / 1e9, bytes: data.length })
+}
+
 function receiveSpec(paths) {
   return {
     direction: 'receive',
@@ -209,7 +240,7 @@ async function v3Presign() {
   done({ ...(await saved(await fetch(answer.signed_url), out)), signed: answer.signed_url })
 }
 
-const run = { upload, download, 'v3-upload': v3Upload, 'v3-download': v3Download, 'v3-presign': v3Presign }[mode]
+const run = { upload, download, 'bench-upload': benchUpload, 'v3-upload': v3Upload, 'v3-download': v3Download, 'v3-presign': v3Presign }[mode]
 if (!run) done({ status: 'usage', error: `unknown mode ${mode}` }, 2)
 function describe(e) {
   if (e && e.stack) return String(e.stack)

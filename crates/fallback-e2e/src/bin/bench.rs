@@ -5,8 +5,8 @@
 //!
 //! Arguments: `--quick` (256 MiB files, 3 runs, 3 s load tests), `--check` (exit 1 if
 //! a scenario failed to run; never because of a ratio) and `--only LIST` (sections to
-//! run, comma-separated: download, upload, small, proxy, client, memory, s3; all by
-//! default).
+//! run, comma-separated: download, upload, small, proxy, client, memory, s3, gateway;
+//! all by default).
 
 // A measuring tool prints; a failure is a panic or an error line with the reason.
 #![allow(
@@ -539,6 +539,251 @@ fn tus_upload(
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
     Ok(start.elapsed().as_secs_f64())
+}
+
+/// An upload through the IBM HTTP Gateway's v2 WebSocket from a native client, as its
+/// clients drive it: 64,000-byte binary frames between two `slice_upload` messages,
+/// each frame acknowledged with `end upload`. `window` frames may wait for their
+/// acknowledgement: 1 is IBM's SDK (stop-and-wait), more is aspera-cli's default
+/// (it sends without waiting). Native, so the time is the protocol's and the
+/// server's, not node's WebSocket.
+fn gateway_v2_upload(
+    host: std::net::SocketAddr,
+    token: &str,
+    dest_root: &str,
+    file: &Path,
+    name: &str,
+    window: usize,
+) -> Result<f64, String> {
+    use std::io::Read as _;
+    use tungstenite::Message;
+    const SLICE: usize = 64_000;
+    let start = Instant::now();
+    let err = |e: tungstenite::Error| e.to_string();
+    let stream = std::net::TcpStream::connect(host).map_err(|e| e.to_string())?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let (mut ws, _) =
+        tungstenite::client::client(format!("ws://{host}/aspera/http-gwy/v2/upload"), stream)
+            .map_err(|e| e.to_string())?;
+    let ack = |ws: &mut tungstenite::WebSocket<std::net::TcpStream>| loop {
+        match ws.read().map_err(err)? {
+            Message::Text(t) if t.as_str() == "end upload" => return Ok(()),
+            Message::Text(t) if t.as_str() == "end_slice_upload" => {}
+            Message::Text(t) => return Err(format!("the gateway said {t}")),
+            Message::Close(c) => return Err(format!("the gateway closed: {c:?}")),
+            _ => {}
+        }
+    };
+    let spec = serde_json::json!({"transfer_spec": {"direction": "send",
+        "remote_host": host.ip().to_string(), "token": token, "destination_root": dest_root,
+        "paths": [{"source": name}]}});
+    ws.send(Message::text(spec.to_string())).map_err(err)?;
+    ack(&mut ws)?;
+    let mut f = std::fs::File::open(file).map_err(|e| e.to_string())?;
+    let size = f.metadata().map_err(|e| e.to_string())?.len();
+    let total = size.div_ceil(SLICE as u64);
+    let marker = serde_json::json!({"slice_upload": {"name": name,
+        "type": "application/octet-stream", "size": size, "slice": 0,
+        "total_slices": total, "fileIndex": 0}})
+    .to_string();
+    let mut buf = vec![0u8; SLICE];
+    let mut waiting = 0;
+    for i in 0..total {
+        let n = if i + 1 == total {
+            usize::try_from(size - i * SLICE as u64).unwrap_or(SLICE)
+        } else {
+            SLICE
+        };
+        f.read_exact(&mut buf[..n]).map_err(|e| e.to_string())?;
+        if i == 0 {
+            ws.send(Message::text(marker.clone())).map_err(err)?;
+        }
+        ws.send(Message::binary(buf[..n].to_vec())).map_err(err)?;
+        if i + 1 == total {
+            ws.send(Message::text(marker.clone())).map_err(err)?;
+        }
+        waiting += 1;
+        if waiting >= window {
+            ack(&mut ws)?;
+            waiting -= 1;
+        }
+    }
+    // The last acknowledgement means the file is at its path.
+    while waiting > 0 {
+        ack(&mut ws)?;
+        waiting -= 1;
+    }
+    let _ = ws.close(None);
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// IBM's SDK itself (unmodified, under node: `bins/fallbackd/tests/clients`) uploading
+/// `file`; the seconds from its `upload()` to its "completed".
+fn gateway_sdk_upload(
+    gateway: &str,
+    version: &str,
+    token: &str,
+    dest_root: &str,
+    file: &Path,
+    name: &str,
+) -> Result<f64, String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bins/fallbackd/tests/clients");
+    let out = Command::new("node")
+        .current_dir(&dir)
+        .args([
+            "--experimental-websocket",
+            "gateway.mjs",
+            "bench-upload",
+            gateway,
+            version,
+            token,
+            dest_root,
+        ])
+        .arg(file)
+        .arg(name)
+        .output()
+        .map_err(|e| format!("node: {e}"))?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "IBM's SDK under node: {e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })?;
+    v["secs"]
+        .as_f64()
+        .ok_or_else(|| format!("IBM's SDK under node: {v}"))
+}
+
+/// The IBM HTTP Gateway API against fallbackd's own protocol on the same server:
+/// uploads (v2 from a native client and from IBM's SDK under node) against tus, and
+/// downloads (one file through a download id, and as a zip) against `GET /files`.
+fn gateway_section(s: &Settings, server: &Server, work: &Path) -> Vec<Result<Comparison, String>> {
+    let mut out = Vec::new();
+    let ours_pid = Some(server.pid());
+    let src = work.join("gateway.bin");
+    make_file(&src, s.size, 7);
+    let digest = sha256_hex(&src);
+    let up = upload_token("alice", "/gw");
+    let gateway = format!("http://{}/aspera/http-gwy", server.http);
+    let clear = || {
+        let _ = std::fs::remove_dir_all(server.docroot().join("gw"));
+    };
+    let mut k = 0;
+    let mut tus = || {
+        clear();
+        k += 1;
+        let meta = format!(
+            "filename {},sha256 {}",
+            b64(&format!("tus-{k}.bin")),
+            b64(&digest)
+        );
+        tus_upload(
+            &format!("http://{}/uploads", server.http),
+            Some(&up),
+            &src,
+            s.size,
+            &meta,
+        )
+    };
+    let mut tus2 = || {
+        clear();
+        tus_upload(
+            &format!("http://{}/uploads", server.http),
+            Some(&up),
+            &src,
+            s.size,
+            &format!("filename {}", b64("tus.bin")),
+        )
+    };
+    let mut pipelined = || {
+        clear();
+        gateway_v2_upload(server.http, &up, "/gw", &src, "pipelined.bin", 32)
+    };
+    out.push(alternate(
+        s,
+        "upload, Gateway v2 (aspera-cli's pipelining, native client)",
+        "fallbackd tus (curl)",
+        (ours_pid, &mut pipelined),
+        (ours_pid, &mut tus),
+    ));
+    let mut stop_and_wait = || {
+        clear();
+        gateway_v2_upload(server.http, &up, "/gw", &src, "saw.bin", 1)
+    };
+    let mut tus3 = || {
+        clear();
+        tus_upload(
+            &format!("http://{}/uploads", server.http),
+            Some(&up),
+            &src,
+            s.size,
+            &format!("filename {}", b64("tus3.bin")),
+        )
+    };
+    out.push(alternate(
+        s,
+        "upload, Gateway v2 (IBM SDK's stop-and-wait, native client)",
+        "fallbackd tus (curl)",
+        (ours_pid, &mut stop_and_wait),
+        (ours_pid, &mut tus3),
+    ));
+    let mut sdk = || {
+        clear();
+        gateway_sdk_upload(&gateway, "v2", &up, "/gw", &src, "sdk.bin")
+    };
+    out.push(alternate(
+        s,
+        "upload, Gateway v2 (IBM's SDK under node)",
+        "fallbackd tus (curl)",
+        (ours_pid, &mut sdk),
+        (ours_pid, &mut tus2),
+    ));
+    clear();
+    // Downloads: the file the other sections use.
+    let down = download_token("alice", &["/"]);
+    let id_for = |zip: bool| -> Result<String, String> {
+        let body = serde_json::json!({"transfer_spec": {"direction": "receive",
+            "remote_host": "127.0.0.1", "token": format!("Bearer {down}"),
+            "paths": [{"source": "/big.bin"}], "zip_required": zip}});
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--fail",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+            ])
+            .arg(body.to_string())
+            .arg(format!("{gateway}/v1/download"))
+            .output()
+            .map_err(|e| e.to_string())?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).map_err(|e| format!("POST /v1/download: {e}"))?;
+        v["transfer_spec_id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("POST /v1/download: {v}"))
+    };
+    let auth = format!("Authorization: Bearer {down}");
+    let plain = format!("http://{}/files/big.bin", server.http);
+    for (zip, scenario) in [
+        (false, "download, Gateway /v1/download/{id} (curl)"),
+        (true, "download, Gateway zip of the file (curl)"),
+    ] {
+        let mut ours = || {
+            let id = id_for(zip)?;
+            curl(&[&format!("{gateway}/v1/download/{id}")])
+        };
+        out.push(alternate(
+            s,
+            scenario,
+            "fallbackd GET /files (curl)",
+            (ours_pid, &mut ours),
+            (ours_pid, &mut || curl(&["-H", &auth, &plain])),
+        ));
+    }
+    out
 }
 
 fn sha256_hex(path: &Path) -> String {
@@ -1280,6 +1525,13 @@ fn main() {
     if want("s3") {
         s3 = s3_section(&s, quick);
         for r in s3.comparisons.drain(..) {
+            record(r);
+        }
+    }
+
+    // 6c. The IBM HTTP Gateway API against fallbackd's own protocol, same server.
+    if want("gateway") {
+        for r in gateway_section(&s, &server, work.path()) {
             record(r);
         }
     }
