@@ -245,15 +245,21 @@ fn test_tools() -> Result {
     pip_install("moto.server", "moto[server]")?;
     // rclone's http remote and wget -r read the HTML listings.
     apt_install(&[("rclone", "/usr/bin/rclone"), ("wget", "/usr/bin/wget")])?;
+    client_modules()?;
+    println!("  ok");
+    Ok(())
+}
+
+/// The node clients no one here wrote (tus-js-client, IBM's HTTP Gateway SDK): `npm ci`
+/// in `bins/fallbackd/tests/clients`, npm from apt if missing.
+fn client_modules() -> Result {
     if Command::new("npm").arg("--version").output().is_err() {
         apt_install(&[("npm", "/usr/bin/npm")])?;
     }
     let mut c = Command::new("npm");
     c.current_dir(root().join("bins/fallbackd/tests/clients"))
         .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]);
-    run(c)?;
-    println!("  ok");
-    Ok(())
+    run(c)
 }
 
 /// Arrows point one way (ARCHITECTURE.md): libraries never depend on what sits above
@@ -425,6 +431,8 @@ fn e2e(args: &[String]) -> Result {
         ("apache2", "/usr/sbin/apache2"),
         ("nginx", "/usr/sbin/nginx"),
     ])?;
+    // IBM's HTTP Gateway SDK runs through both proxies.
+    client_modules()?;
     // The suite starts the workspace's binaries.
     let mut c = cargo();
     c.args(["build", "--workspace", "--bins"]);
@@ -551,14 +559,7 @@ fn bench_peers() -> Result {
         tool_in("target/bench-tools", name)?;
     }
     // IBM's HTTP Gateway SDK under node, for the gateway section.
-    if Command::new("npm").arg("--version").output().is_err() {
-        apt_install(&[("npm", "/usr/bin/npm")])?;
-    }
-    let mut c = Command::new("npm");
-    c.current_dir(root().join("bins/fallbackd/tests/clients"))
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]);
-    run(c)?;
-    Ok(())
+    client_modules()
 }
 
 fn bench(args: &[String]) -> Result {

@@ -72,13 +72,19 @@ impl Certs {
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        // Distinct names: OpenSSL (curl, node) takes a leaf whose subject is its issuer's
+        // for a self-signed certificate and refuses it (rcgen names both alike).
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "fallback e2e test CA");
         let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
         let key = rcgen::KeyPair::generate().unwrap();
-        let cert =
+        let mut leaf =
             rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-                .unwrap()
-                .signed_by(&key, &ca)
                 .unwrap();
+        leaf.distinguished_name
+            .push(rcgen::DnType::CommonName, "127.0.0.1");
+        let cert = leaf.signed_by(&key, &ca).unwrap();
         let c = Certs {
             ca: dir.join("ca.pem"),
             cert: dir.join("server.pem"),
@@ -183,7 +189,9 @@ impl Proxy {
             Kind::Apache => {
                 let members: Vec<String> = backends
                     .iter()
-                    .map(|p| format!("    BalancerMember http://127.0.0.1:{p} retry=1"))
+                    .map(|p| {
+                        format!("    BalancerMember http://127.0.0.1:{p} retry=1 upgrade=websocket")
+                    })
                     .collect();
                 let snippet = fill(
                     &read("apache/fallback.conf"),

@@ -240,7 +240,18 @@ async function v3Presign() {
   done({ ...(await saved(await fetch(answer.signed_url), out)), signed: answer.signed_url })
 }
 
-const run = { upload, download, 'bench-upload': benchUpload, 'v3-upload': v3Upload, 'v3-download': v3Download, 'v3-presign': v3Presign }[mode]
+// What /v1/info answers, or why it cannot be reached (the SDK only says "Unable to
+// communicate").
+async function probe() {
+  try {
+    const res = await fetch(`${url}/v1/info`, { headers: { 'Content-Type': 'application/json' } })
+    done({ status: res.status, body: await res.text() })
+  } catch (e) {
+    done({ status: 'error', error: String(e), cause: String(e.cause) })
+  }
+}
+
+const run = { probe, upload, download, 'bench-upload': benchUpload, 'v3-upload': v3Upload, 'v3-download': v3Download, 'v3-presign': v3Presign }[mode]
 if (!run) done({ status: 'usage', error: `unknown mode ${mode}` }, 2)
 function describe(e) {
   if (e && e.stack) return String(e.stack)

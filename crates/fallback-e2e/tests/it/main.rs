@@ -5,6 +5,7 @@
 // Test helpers panic on purpose: a panic is how a failed expectation is reported.
 #![allow(clippy::unwrap_used)]
 
+mod gateway;
 mod s3;
 
 use std::io::{BufRead as _, BufReader};
