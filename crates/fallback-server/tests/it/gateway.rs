@@ -14,19 +14,23 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use crate::{Fixture, download_token, req, send, sha256_file, upload_token};
 use axum::body::Body;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+pub(crate) type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
 /// Serves `f`'s router on 127.0.0.1 (the embedding app's own `axum::serve`).
 async fn serve(f: &Fixture) -> SocketAddr {
+    serve_app(f.router()).await
+}
+
+/// Serves `app` on 127.0.0.1.
+pub(crate) async fn serve_app(app: axum::Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = f.router();
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
 }
 
 /// Opens `/aspera/http-gwy/{version}/upload`, with `origin` if given.
-async fn connect(
+pub(crate) async fn connect(
     addr: SocketAddr,
     version: &str,
     origin: Option<&str>,
@@ -45,7 +49,7 @@ async fn connect(
 
 /// The next text message (acks, errors); `None` once closed, with the close frame's
 /// code and reason in `closed`.
-async fn next_text(ws: &mut Ws, closed: &mut Option<(u16, String)>) -> Option<String> {
+pub(crate) async fn next_text(ws: &mut Ws, closed: &mut Option<(u16, String)>) -> Option<String> {
     loop {
         let next = tokio::time::timeout(Duration::from_secs(30), ws.next()).await;
         match next.expect("a message from the server within 30 s") {
@@ -60,7 +64,7 @@ async fn next_text(ws: &mut Ws, closed: &mut Option<(u16, String)>) -> Option<St
     }
 }
 
-fn spec(token: &str) -> Message {
+pub(crate) fn spec(token: &str) -> Message {
     Message::text(
         serde_json::json!({"transfer_spec": {
             "direction": "send", "remote_host": "localhost", "remote_user": "alice",
@@ -71,7 +75,7 @@ fn spec(token: &str) -> Message {
     )
 }
 
-fn slice(name: &str, size: u64, slice: u64, total: u64) -> Message {
+pub(crate) fn slice(name: &str, size: u64, slice: u64, total: u64) -> Message {
     Message::text(
         serde_json::json!({"slice_upload": {
             "name": name, "type": "application/octet-stream", "size": size,
@@ -370,7 +374,12 @@ async fn cors_preflight_for_the_json_endpoints() {
 }
 
 /// Asks for a download id for `paths`; the answer.
-async fn download_id(app: &axum::Router, token: &str, paths: &[&str], zip: bool) -> crate::Answer {
+pub(crate) async fn download_id(
+    app: &axum::Router,
+    token: &str,
+    paths: &[&str],
+    zip: bool,
+) -> crate::Answer {
     let body = serde_json::json!({"transfer_spec": {
         "direction": "receive", "remote_host": "localhost", "token": format!("Bearer {token}"),
         "paths": paths.iter().map(|p| serde_json::json!({"source": p})).collect::<Vec<_>>(),

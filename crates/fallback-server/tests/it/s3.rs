@@ -680,3 +680,88 @@ async fn a_bucket_that_stops_answering_is_503_with_retry_after() {
         created.text()
     );
 }
+
+/// The IBM HTTP Gateway API on a bucket: a v2 WebSocket upload (a file and a folder's
+/// file) lands whole at its keys, acknowledged only then; a zip of the folder and the
+/// file streams the objects back intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_upload_and_zip_on_a_bucket() {
+    use crate::gateway::{connect, download_id, next_text, serve_app, slice, spec};
+    use futures_util::SinkExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let b = Bucketed::new();
+    let addr = serve_app(b.router()).await;
+    let mut ws = connect(addr, "v2", None).await.unwrap();
+    let mut closed = None;
+    ws.send(spec(&upload_token("alice", "/in"))).await.unwrap();
+    assert_eq!(
+        next_text(&mut ws, &mut closed).await.as_deref(),
+        Some("end upload")
+    );
+    let a: Vec<u8> = (0..150_000u32).map(|i| (i % 253) as u8).collect();
+    let c: Vec<u8> = vec![9u8; 70_000];
+    for (name, data) in [("a.bin", &a), ("folder/c.bin", &c)] {
+        let total = data.len().div_ceil(64_000) as u64;
+        ws.send(slice(name, data.len() as u64, 0, total))
+            .await
+            .unwrap();
+        assert_eq!(
+            next_text(&mut ws, &mut closed).await.as_deref(),
+            Some("end_slice_upload")
+        );
+        for chunk in data.chunks(64_000) {
+            ws.send(Message::binary(chunk.to_vec())).await.unwrap();
+            assert_eq!(
+                next_text(&mut ws, &mut closed).await.as_deref(),
+                Some("end upload")
+            );
+        }
+        // Acknowledged: the object is there, whole.
+        assert_eq!(
+            b.object(&format!("data/in/{name}")).await.as_ref(),
+            Some(data)
+        );
+        ws.send(slice(name, data.len() as u64, total - 1, total))
+            .await
+            .unwrap();
+        assert_eq!(
+            next_text(&mut ws, &mut closed).await.as_deref(),
+            Some("end_slice_upload")
+        );
+    }
+    ws.close(None).await.unwrap();
+
+    let app = b.router();
+    let token = download_token("alice", &["/in"]);
+    let answer = download_id(&app, &token, &["/in/a.bin", "/in/folder"], false).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let id = answer.json()["transfer_spec_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let got = send(
+        &app,
+        req("GET", &format!("/aspera/http-gwy/v1/download/{id}"), None)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::OK);
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("got.zip");
+    std::fs::write(&zip, &got.body).unwrap();
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None; print(' '.join(sorted(i.filename + ':' + str(i.file_size) for i in z.infolist())))"])
+        .arg(&zip)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "a.bin:150000 folder/:0 folder/c.bin:70000"
+    );
+}
