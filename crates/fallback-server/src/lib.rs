@@ -13,6 +13,7 @@
 //! | `POST /links/{path}` | a link token: one path, download only, minutes long |
 //! | `GET /access/{path}?direction=` | would the token allow it (no transfer) |
 //! | `OPTIONS\|POST /uploads`, `HEAD\|PATCH\|DELETE /uploads/{id}` | tus 1.0.0 resumable uploads |
+//! | `/aspera/http-gwy/...` | IBM HTTP Gateway's API (v1/v2 WebSocket uploads, downloads, v3), `docs/gateway.md` |
 //!
 //! Every request but `/health`, `/info` and tus discovery is authorized by a transfer
 //! token (`Authorization: Bearer`, or `?token=` on GET), verified against the user's
