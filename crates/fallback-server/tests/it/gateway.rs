@@ -604,3 +604,76 @@ async fn v3_upload_cut_mid_file_leaves_nothing() {
     assert!(!f.docroot().join("in/cut.bin").exists());
     assert_eq!(staged_parts(&f), 0);
 }
+
+/// `remote_user` must be the token's user, and the spec's direction this endpoint's.
+#[tokio::test]
+async fn spec_user_and_direction_are_checked() {
+    let f = Fixture::new();
+    f.file("out/a.bin", 10);
+    let app = f.router();
+    let token = download_token("alice", &["/out"]);
+    for (extra, status) in [
+        (serde_json::json!({"remote_user": "bob"}), 403),
+        (serde_json::json!({"direction": "send"}), 400),
+        (serde_json::json!({"remote_user": "alice"}), 200),
+    ] {
+        let mut spec = serde_json::json!({"direction": "receive", "remote_host": "h",
+            "token": token, "paths": [{"source": "/out/a.bin"}]});
+        for (k, v) in extra.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        let a = send(
+            &app,
+            req("POST", "/aspera/http-gwy/v1/download", None)
+                .header("content-type", "application/json")
+                .body(Body::from(
+                    serde_json::json!({"transfer_spec": spec}).to_string(),
+                ))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(a.status, status, "{extra}: {}", a.text());
+    }
+}
+
+/// A file that shrinks while it is being zipped: the body ends in an error, never a
+/// zip that looks whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_changing_under_a_zip_cuts_the_body() {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+    let f = Fixture::new();
+    let path = f.file("out/big.bin", 24 << 20);
+    let app = f.router();
+    let token = download_token("alice", &["/out"]);
+    let a = download_id(&app, &token, &["/out/big.bin"], true).await;
+    let id = a.json()["transfer_spec_id"].as_str().unwrap().to_owned();
+    let resp = app
+        .clone()
+        .oneshot(
+            req("GET", &format!("/aspera/http-gwy/v1/download/{id}"), None)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    // The first block is out: the file is cut short under the zip writer.
+    let first = body.frame().await.unwrap().unwrap();
+    assert!(first.data_ref().is_some_and(|d| !d.is_empty()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    let mut failed = false;
+    while let Some(frame) = body.frame().await {
+        if frame.is_err() {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "the zip ended as if whole");
+}
