@@ -45,7 +45,8 @@ pub(crate) struct Args {
     pub(crate) trust_proxy: Vec<std::net::IpAddr>,
     /// Let pages on ORIGIN (scheme://host[:port], or * for any) call the service from a
     /// browser (CORS: preflights answered, tus and digest headers exposed, never
-    /// cookies); repeatable. Off by default: only same-origin pages can.
+    /// cookies), the IBM HTTP Gateway API's WebSocket uploads included; repeatable. Off
+    /// by default: only same-origin pages can.
     #[arg(long, value_name = "ORIGIN", value_parser = fallback_server::parse_origin)]
     pub(crate) cors_origin: Vec<String>,
     /// Log format on standard error.
