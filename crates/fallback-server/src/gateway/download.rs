@@ -203,13 +203,22 @@ pub(crate) async fn serve(
         id.permit(Direction::Download, &rel)?;
         paths.push(rel);
     }
-    if let [one] = paths.as_slice()
+    let mut resp = if let [one] = paths.as_slice()
         && !cap.zip
         && id.storage.stat(one).await?.kind == EntryKind::File
     {
-        return one_file(state, parts, cap.token.as_deref(), one).await;
-    }
-    zip(state, &id, parts, &paths, cap.name.as_deref()).await
+        one_file(state, parts, cap.token.as_deref(), one).await?
+    } else {
+        zip(state, &id, parts, &paths, cap.name.as_deref()).await?
+    };
+    // The URL is the capability: never cached, never sent on as a Referer.
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    Ok(resp)
 }
 
 /// One file, answered exactly as `GET /files/{path}` answers it (Range, `If-Range`,

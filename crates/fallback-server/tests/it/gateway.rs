@@ -445,6 +445,9 @@ async fn download_ids_are_bound_and_short_lived() {
             .unwrap()
             .contains("a.bin")
     );
+    // The URL is the capability.
+    assert_eq!(whole.header("cache-control"), Some("no-store"));
+    assert_eq!(whole.header("referrer-policy"), Some("no-referrer"));
 
     // Outside the token: refused at creation.
     let a = download_id(&app, &token, &["/secret/b.bin"], false).await;
