@@ -40,11 +40,11 @@
   // One line per transfer the SDK tracks, with what it says of it.
   gw.registerActivityCallback((all) => {
     for (const t of all.transfers || []) {
-      let li = transfers.querySelector(`li[data-id="${CSS.escape(t.id)}"]`);
+      let li = transfers.querySelector(`li[data-id="${CSS.escape(t.uuid)}"]`);
       if (!li) {
         li = document.createElement("li");
         li.className = "transfer";
-        li.dataset.id = t.id;
+        li.dataset.id = t.uuid;
         li.innerHTML = '<span class="name"></span> <span class="status"></span>';
         transfers.prepend(li);
       }

@@ -59,6 +59,7 @@ async function gatewayPage(web) {
   cleanup.push(() => b.close());
   const page = await (await b.newContext({ acceptDownloads: true })).newPage();
   page.on("pageerror", (e) => console.error("page error:", e));
+  if (process.env.GW_DEBUG) page.on("console", (m) => console.error("page:", m.text()));
   await page.goto(web.url);
   await page.getByLabel("User").fill("alice");
   await page.getByLabel("Password").fill("wonderland");
@@ -103,7 +104,7 @@ function tree(root) {
 }
 
 for (const version of ["v2", "v1"]) {
-  test(`IBM's SDK uploads files and a folder (${version}), then downloads one file and a zip`, async () => {
+  test(`IBM's SDK uploads files and a folder (${version}), then downloads one file and a zip`, { timeout: 180000 }, async () => {
     const web = await startWeb();
     const work = mkdtempSync(join(tmpdir(), "fallback-web-gw-files-"));
     const files = tree(work);
@@ -146,27 +147,30 @@ print(json.dumps({i.filename: hashlib.sha256(z.read(i)).hexdigest() for i in z.i
   });
 }
 
-test("IBM's SDK with a download token for an upload: refused, nothing written", async () => {
+test("IBM's SDK with a bad token, or a download token, for an upload: refused, nothing written", { timeout: 120000 }, async () => {
   const web = await startWeb();
   const work = mkdtempSync(join(tmpdir(), "fallback-web-gw-files-"));
   writeFileSync(join(work, "x.bin"), randomBytes(100000));
   const page = await gatewayPage(web);
-  await page.evaluate(() => { const a = document.getElementById("app"); a.dataset.uploadToken = a.dataset.downloadToken; });
-  // The page read its tokens at load: hand the SDK the wrong one through a fresh spec.
-  await pick(page, "#gw-files", [join(work, "x.bin")]);
-  const outcome = await page.evaluate(() => new Promise((resolve) => {
-    const gw = window.asperaHttpGateway;
-    const app = document.getElementById("app");
-    gw.registerActivityCallback((all) => {
-      const t = (all.transfers || []).find((t) => ["completed", "failed"].includes(t.status));
-      if (t) resolve({ status: t.status, code: t.error_code, reason: t.error_desc });
-    });
-    gw.upload({ direction: "send", remote_host: location.hostname, remote_user: "alice",
-      authentication: "token", token: app.dataset.downloadToken, destination_root: "/",
-      paths: [{ source: "x.bin" }] }, "fallback-web-gateway");
-  }));
-  assert.equal(outcome.status, "failed", JSON.stringify(outcome));
-  assert.equal(outcome.code, 4403, JSON.stringify(outcome));
-  assert.ok(!existsSync(join(web.docroot, "x.bin")));
+  for (const [which, code] of [["garbage", 4401], ["download", 4403]]) {
+    await pick(page, "#gw-files", [join(work, "x.bin")]);
+    // A transfer spec as the app would make it, with the wrong token.
+    const outcome = await page.evaluate((which) => new Promise((resolve) => {
+      const gw = window.asperaHttpGateway;
+      const app = document.getElementById("app");
+      const token = which === "garbage" ? "not-a-token" : app.dataset.downloadToken;
+      const seen = new Set(gw.activityTracking.getAllTransfers().map((t) => t.uuid));
+      gw.registerActivityCallback((all) => {
+        const t = (all.transfers || []).find((t) => !seen.has(t.uuid) && ["completed", "failed"].includes(t.status));
+        if (t) resolve({ status: t.status, code: t.error_code, reason: t.error_desc });
+      });
+      gw.upload({ direction: "send", remote_host: location.hostname, remote_user: "alice",
+        authentication: "token", token, destination_root: "/",
+        paths: [{ source: "x.bin" }] }, "fallback-web-gateway");
+    }), which);
+    assert.equal(outcome.status, "failed", `${which}: ${JSON.stringify(outcome)}`);
+    assert.equal(outcome.code, code, `${which}: ${JSON.stringify(outcome)}`);
+    assert.ok(!existsSync(join(web.docroot, "x.bin")));
+  }
   rmSync(work, { recursive: true, force: true });
 });

@@ -54,10 +54,8 @@ function done(v, code = 0) {
 // Settles when every transfer the SDK tracks has completed, or one has failed.
 function settled() {
   return new Promise((resolve) => {
-    const started = new Set()
     sdk.registerActivityCallback((all) => {
       const ts = all.transfers || []
-      ts.forEach((t) => started.add(t.id))
       const failed = ts.find((t) => t.status === 'failed')
       if (failed) resolve({ status: 'failed', code: failed.error_code, reason: failed.error_desc })
       else if (ts.length && ts.every((t) => t.status === 'completed')) {
