@@ -74,6 +74,17 @@ pub(crate) struct Args {
     /// picks one, logged). Off by default; keep it on a private address.
     #[arg(long, value_name = "ADDR")]
     pub(crate) metrics: Option<std::net::SocketAddr>,
+    /// Print a reverse proxy's configuration for this instance and exit, to use as is:
+    /// apache (an include file for the port-80 and port-443 virtual hosts), nginx (for
+    /// the http block) or nginx-location (for location /aspera/). Balancer members are
+    /// this instance's HTTP listener, or the --proxy-member addresses; timeouts follow
+    /// session_activity_timeout.
+    #[arg(long, value_name = "PROXY")]
+    pub(crate) print_proxy_config: Option<crate::proxy::ProxyKind>,
+    /// A balancer member for --print-proxy-config, HOST:PORT (each fallbackd instance's
+    /// HTTP listener); repeatable. Default: this instance's own listener.
+    #[arg(long, value_name = "HOST:PORT", requires = "print_proxy_config")]
+    pub(crate) proxy_member: Vec<String>,
     /// Seconds a client has to complete the TLS handshake.
     #[arg(long, value_name = "SECONDS", default_value = "15", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub(crate) handshake_timeout: u64,

@@ -13,6 +13,7 @@ mod args;
 mod assets;
 mod embedded;
 mod logs;
+mod proxy;
 mod syslog;
 
 use std::process::ExitCode;
@@ -33,6 +34,9 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     if args.check_config {
         return check_config(&args);
+    }
+    if let Some(kind) = args.print_proxy_config {
+        return proxy::print(&args, kind);
     }
     if let Some(dir) = &args.generate_assets {
         use clap::CommandFactory as _;

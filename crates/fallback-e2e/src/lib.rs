@@ -1,6 +1,7 @@
-//! Real reverse proxies for the end-to-end suite: Apache or nginx, configured from the
-//! templates in `fixtures/apache` and `fixtures/nginx`, on ephemeral loopback ports,
-//! stopped on drop. Dev only.
+//! Real reverse proxies for the end-to-end suite: Apache or nginx, configured with
+//! what `fallbackd --print-proxy-config` prints, unchanged, inside the test servers of
+//! `fixtures/apache` and `fixtures/nginx`, on ephemeral loopback ports, stopped on
+//! drop. Dev only.
 
 // Helpers panic on purpose: a panic is how a failed expectation is reported.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
@@ -100,6 +101,25 @@ impl Certs {
     }
 }
 
+/// `fallbackd --print-proxy-config KIND` for the instances on `backends` (loopback
+/// ports), as an operator runs it; panics with its error when it fails.
+pub fn printed_proxy_config(kind: &str, backends: &[u16]) -> String {
+    let mut c = Command::new(fallback_testkit::fallbackd_bin());
+    c.args(["--print-proxy-config", kind]);
+    for p in backends {
+        c.args(["--proxy-member", &format!("127.0.0.1:{p}")]);
+    }
+    let out = c
+        .output()
+        .expect("fallbackd must be built (cargo build --workspace --bins)");
+    assert!(
+        out.status.success(),
+        "fallbackd --print-proxy-config {kind}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// A running proxy in front of some fallbackd instances.
 #[derive(Debug)]
 pub struct Proxy {
@@ -187,16 +207,8 @@ impl Proxy {
         let read = |p: &str| std::fs::read_to_string(fixtures().join(p)).unwrap();
         let mut cmd = match kind {
             Kind::Apache => {
-                let members: Vec<String> = backends
-                    .iter()
-                    .map(|p| {
-                        format!("    BalancerMember http://127.0.0.1:{p} retry=1 upgrade=websocket")
-                    })
-                    .collect();
-                let snippet = fill(
-                    &read("apache/fallback.conf"),
-                    &[("@BALANCER_MEMBERS@", members.join("\n"))],
-                );
+                // Exactly what an operator gets from fallbackd.
+                let snippet = printed_proxy_config("apache", backends);
                 let snippet_path = dir.join("fallback.conf");
                 std::fs::write(&snippet_path, snippet).unwrap();
                 let mut pairs = common.clone();
@@ -216,15 +228,17 @@ impl Proxy {
                 c
             }
             Kind::Nginx => {
-                let servers: Vec<String> = backends
-                    .iter()
-                    .map(|p| format!("    server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;"))
-                    .collect();
-                let snippet = fill(
-                    &read("nginx/fallback.conf"),
-                    &[("@UPSTREAM_SERVERS@", servers.join("\n"))],
-                );
-                std::fs::write(dir.join("fallback.conf"), snippet).unwrap();
+                // Exactly what an operator gets from fallbackd.
+                std::fs::write(
+                    dir.join("fallback.conf"),
+                    printed_proxy_config("nginx", backends),
+                )
+                .unwrap();
+                std::fs::write(
+                    dir.join("fallback-location.conf"),
+                    printed_proxy_config("nginx-location", backends),
+                )
+                .unwrap();
                 let mut pairs = common.clone();
                 pairs.push((
                     "@USER@",

@@ -368,3 +368,101 @@ fn check_config_checks_s3_buckets_without_showing_credentials() {
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("bucket-unusable"), "{text}");
 }
+
+fn print_proxy(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(fallbackd_bin())
+        .arg("--print-proxy-config")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `--print-proxy-config` takes the members from the configuration's HTTP listener
+/// (a wildcard bind reached on the loopback) and the timeouts from its
+/// `session_activity_timeout`; refuses what a proxy cannot reach. The e2e suite runs
+/// Apache and nginx with what it prints (`crates/fallback-e2e`).
+#[test]
+fn print_proxy_config_follows_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = |http: bool, extra: &str| {
+        let path = dir.path().join("aspera.conf");
+        std::fs::write(
+            &path,
+            format!(
+                "<CONF version=\"2\"><http_server><enable_http>{http}</enable_http>\
+                 <http_port>8123</http_port><session_activity_timeout>42</session_activity_timeout>\
+                 {extra}</http_server><default><file_system><access><paths><path>\
+                 <absolute>{}</absolute></path></paths></access></file_system></default></CONF>",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let file = conf(true, "<bind_address>0.0.0.0</bind_address>");
+    let (code, apache, err) = print_proxy(&["apache", "--config", &file]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        apache.contains("BalancerMember http://127.0.0.1:8123 retry=1 upgrade=websocket"),
+        "{apache}"
+    );
+    assert!(apache.contains("ProxyTimeout 342"), "{apache}");
+    assert!(
+        apache.contains("ProxyPass        /aspera/http-gwy"),
+        "{apache}"
+    );
+    assert!(!apache.contains('@'), "a placeholder is left: {apache}");
+    // The token never reaches the proxy's log: paths only.
+    let format = apache
+        .lines()
+        .find(|l| l.starts_with("LogFormat"))
+        .unwrap_or_default();
+    assert!(
+        format.contains("%U") && !format.contains("%r") && !format.contains("%q"),
+        "{format}"
+    );
+    let (code, nginx, _) = print_proxy(&[
+        "nginx",
+        "--config",
+        &file,
+        "--proxy-member",
+        "10.0.0.7:8123",
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        nginx.contains("server 10.0.0.7:8123 max_fails=1"),
+        "{nginx}"
+    );
+    assert!(!nginx.contains("127.0.0.1:8123"), "{nginx}");
+    let format: String = nginx
+        .lines()
+        .skip_while(|l| !l.starts_with("log_format"))
+        .take(2)
+        .collect();
+    assert!(
+        format.contains("$uri") && !format.contains("$request ") && !format.contains("$args"),
+        "{format}"
+    );
+    let (code, location, _) = print_proxy(&["nginx-location", "--config", &file]);
+    assert_eq!(code, 0);
+    assert!(
+        location.contains("proxy_request_buffering off;"),
+        "{location}"
+    );
+    assert!(location.contains("proxy_read_timeout 342s;"), "{location}");
+
+    // No HTTP listener: the proxy could not reach it.
+    let file = conf(false, "<enable_https>true</enable_https>");
+    let (code, out, err) = print_proxy(&["nginx", "--config", &file]);
+    assert_eq!(code, 1, "{out}");
+    assert!(err.contains("enable_http"), "{err}");
+    // A member that is not HOST:PORT.
+    let (code, _, err) = print_proxy(&["apache", "--proxy-member", "backend"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("HOST:PORT"), "{err}");
+}
