@@ -245,6 +245,8 @@ fn test_tools() -> Result {
     pip_install("moto.server", "moto[server]")?;
     // rclone's http remote and wget -r read the HTML listings.
     apt_install(&[("rclone", "/usr/bin/rclone"), ("wget", "/usr/bin/wget")])?;
+    // man renders the generated pages in fallbackd's tests.
+    apt_install(&[("man-db", "/usr/bin/man")])?;
     client_modules()?;
     println!("  ok");
     Ok(())

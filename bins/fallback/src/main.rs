@@ -79,8 +79,9 @@ enum Command {
     /// with --config, <WEB> agrees with <http_server>. Each line gives a verdict and a
     /// fix. Exit status: 0 when fallback would work, 1 otherwise.
     Doctor(transfer::DoctorArgs),
-    /// Write man pages and shell completions into DIR (packaging).
-    #[command(hide = true)]
+    /// Write the man pages (fallback.1 and one per subcommand) and shell completions
+    /// (bash, zsh, fish) into DIR: what the Debian package installs, for hosts without
+    /// it.
     GenerateAssets {
         /// Where to write them.
         dir: std::path::PathBuf,
@@ -121,7 +122,7 @@ fn main() -> ExitCode {
         Command::Doctor(a) => transfer::doctor(&a),
         Command::GenerateAssets { dir } => {
             use clap::CommandFactory as _;
-            assets::generate(&Cli::command(), "1", &dir)
+            assets::generate(&Cli::command(), "1", &dir, include_str!("man.roff"))
                 .map(|()| exit::OK)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))
         }

@@ -67,8 +67,9 @@ pub(crate) struct Args {
     /// socket (default /dev/log).
     #[arg(long, value_name = "SOCKET", num_args = 0..=1, default_missing_value = "/dev/log")]
     pub(crate) syslog: Option<PathBuf>,
-    /// Write man pages and shell completions into DIR and exit (packaging).
-    #[arg(long, value_name = "DIR", hide = true)]
+    /// Write the man pages (fallbackd.8) and shell completions (bash, zsh, fish) into
+    /// DIR and exit: what the Debian package installs, for hosts without it.
+    #[arg(long, value_name = "DIR")]
     pub(crate) generate_assets: Option<PathBuf>,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464; port 0
     /// picks one, logged). Off by default; keep it on a private address.

@@ -40,7 +40,7 @@ fn main() -> ExitCode {
     }
     if let Some(dir) = &args.generate_assets {
         use clap::CommandFactory as _;
-        return match assets::generate(&Args::command(), "8", dir) {
+        return match assets::generate(&Args::command(), "8", dir, include_str!("man.roff")) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("fallbackd: {}: {e}", dir.display());

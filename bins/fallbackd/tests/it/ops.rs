@@ -466,3 +466,112 @@ fn print_proxy_config_follows_the_configuration() {
     assert_eq!(code, 1);
     assert!(err.contains("HOST:PORT"), "{err}");
 }
+
+/// The text `man` shows for the page `page` of `dir/man`, with what groff said about it.
+fn man(dir: &std::path::Path, page: &str) -> (String, String) {
+    let out = Command::new("man")
+        .env("MANWIDTH", "100")
+        .arg("--warnings")
+        .arg("-l")
+        .arg(dir.join("man").join(page))
+        .output()
+        .expect("man must be installed (apt-get install man-db; cargo xtask ci does)");
+    assert!(out.status.success(), "man -l {page}");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The man pages teach what `--help` cannot: fallbackd(8) has the article's two
+/// deployments, signals, files, exit status, environment and examples; fallback(1)
+/// each subcommand's exit status and examples; both point to the aspera.conf reference.
+/// They are what `--generate-assets` writes (and the package installs).
+#[test]
+fn man_pages_have_the_operators_sections() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(fallbackd_bin())
+        .arg("--generate-assets")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (page, warnings) = man(dir.path(), "fallbackd.8");
+    for heading in [
+        "NAME",
+        "SYNOPSIS",
+        "DESCRIPTION",
+        "OPTIONS",
+        "DEPLOYMENTS",
+        "SIGNALS",
+        "FILES",
+        "EXIT STATUS",
+        "ENVIRONMENT",
+        "EXAMPLES",
+        "SEE ALSO",
+    ] {
+        assert!(
+            page.lines().any(|l| l == heading),
+            "fallbackd(8) has no {heading} section:\n{page}"
+        );
+    }
+    for needle in [
+        "SIGHUP",
+        "SIGTERM",
+        "Direct mode",
+        "Indirect (proxy) mode",
+        "--print-proxy-config",
+        "FALLBACKD_CONFIG",
+        "docs/configuration.md",
+    ] {
+        assert!(
+            page.contains(needle),
+            "fallbackd(8) does not mention {needle}"
+        );
+    }
+    assert!(!warnings.contains("warning"), "{warnings}");
+
+    let out = Command::new(crate::fallback_bin())
+        .arg("generate-assets")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (page, warnings) = man(dir.path(), "fallback.1");
+    for heading in [
+        "EXIT STATUS",
+        "ENVIRONMENT",
+        "FILES",
+        "EXAMPLES",
+        "SEE ALSO",
+    ] {
+        assert!(
+            page.lines().any(|l| l == heading),
+            "fallback(1) has no {heading} section:\n{page}"
+        );
+    }
+    for sub in [
+        "config check",
+        "token verify",
+        "url parse",
+        "upload",
+        "doctor",
+    ] {
+        assert!(
+            page.contains(sub),
+            "fallback(1) says nothing of {sub}'s exit status"
+        );
+    }
+    assert!(page.contains("docs/configuration.md"));
+    assert!(!warnings.contains("warning"), "{warnings}");
+    // Each subcommand has its own page.
+    assert!(dir.path().join("man/fallback-token-verify.1").exists());
+}
