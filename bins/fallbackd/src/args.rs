@@ -67,6 +67,11 @@ pub(crate) struct Args {
     /// socket (default /dev/log).
     #[arg(long, value_name = "SOCKET", num_args = 0..=1, default_missing_value = "/dev/log")]
     pub(crate) syslog: Option<PathBuf>,
+    /// The tag of the syslog lines (their program name): fallbackd, or asperahttpd to
+    /// keep rsyslog rules and monitoring written for the real product's HTTP fallback
+    /// server.
+    #[arg(long, value_name = "NAME", default_value = "fallbackd", value_parser = crate::syslog::parse_tag)]
+    pub(crate) syslog_tag: String,
     /// Write the man pages (fallbackd.8) and shell completions (bash, zsh, fish) into
     /// DIR and exit: what the Debian package installs, for hosts without it.
     #[arg(long, value_name = "DIR")]

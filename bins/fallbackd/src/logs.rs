@@ -6,7 +6,11 @@ use crate::syslog;
 /// Starts logging; lines reach standard error until the returned guard is dropped
 /// (which writes what is still queued).
 #[must_use = "dropping the guard stops the log writer"]
-pub(crate) fn init_logs(format: LogFormat, syslog: Option<&std::path::Path>) -> LogGuard {
+pub(crate) fn init_logs(
+    format: LogFormat,
+    syslog: Option<&std::path::Path>,
+    tag: &str,
+) -> LogGuard {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
@@ -30,7 +34,7 @@ pub(crate) fn init_logs(format: LogFormat, syslog: Option<&std::path::Path>) -> 
             .boxed(),
     };
     let mut failed = None;
-    let syslog = syslog.and_then(|path| match syslog::Syslog::connect(path) {
+    let syslog = syslog.and_then(|path| match syslog::Syslog::connect(path, tag) {
         Ok(w) => Some(
             // syslog stamps the time itself.
             tracing_subscriber::fmt::layer()

@@ -48,7 +48,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    let _logs = logs::init_logs(args.log_format, args.syslog.as_deref());
+    let _logs = logs::init_logs(args.log_format, args.syslog.as_deref(), &args.syslog_tag);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,6 +1,7 @@
 //! Logs to syslog (facility local2, as the real product uses), next to standard error:
-//! each event becomes one RFC 3164 datagram `<PRI>fallbackd[PID]: message` on the
-//! syslog socket (`/dev/log` by default).
+//! each event becomes one RFC 3164 datagram `<PRI>TAG[PID]: message` on the syslog
+//! socket (`/dev/log` by default); the tag is `fallbackd` unless `--syslog-tag` says
+//! otherwise (`asperahttpd`, for rules and monitoring written for the real product).
 
 use std::io;
 use std::os::unix::net::UnixDatagram;
@@ -18,16 +19,18 @@ const LOCAL2: u8 = 18 << 3;
 pub(crate) struct Syslog {
     socket: Arc<UnixDatagram>,
     pid: u32,
+    tag: Arc<str>,
 }
 
 impl Syslog {
-    /// Connects to the syslog socket at `path`.
-    pub(crate) fn connect(path: &Path) -> io::Result<Self> {
+    /// Connects to the syslog socket at `path`; lines are tagged `tag`.
+    pub(crate) fn connect(path: &Path, tag: &str) -> io::Result<Self> {
         let socket = UnixDatagram::unbound()?;
         socket.connect(path)?;
         Ok(Syslog {
             socket: Arc::new(socket),
             pid: std::process::id(),
+            tag: Arc::from(tag),
         })
     }
 }
@@ -59,8 +62,9 @@ impl Drop for Line {
             return;
         }
         let msg = format!(
-            "<{}>fallbackd[{}]: {text}",
+            "<{}>{}[{}]: {text}",
             LOCAL2 | self.severity,
+            self.syslog.tag,
             self.syslog.pid
         );
         // A syslog that is down must not stop the daemon: the line still went to stderr.
@@ -95,4 +99,19 @@ impl<'a> MakeWriter<'a> for Syslog {
             buf: Vec::new(),
         }
     }
+}
+
+/// Checks a syslog tag as RFC 3164 writes it: 1 to 32 letters, digits, `-`, `_`, `.`.
+pub(crate) fn parse_tag(s: &str) -> Result<String, String> {
+    if s.is_empty()
+        || s.len() > 32
+        || !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(format!(
+            "{s:?}: a syslog tag is 1 to 32 letters, digits, '-', '_' or '.'"
+        ));
+    }
+    Ok(s.to_owned())
 }

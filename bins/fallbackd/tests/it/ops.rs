@@ -266,6 +266,33 @@ fn syslog_gets_local2_messages() {
         "{line}"
     );
     assert!(!line.contains("fbt1_"));
+    drop(server);
+
+    // The real product's name, for rsyslog rules and monitoring keyed on it.
+    let other = tempfile::tempdir().unwrap();
+    let server = crate::Server::start_custom(
+        other.path(),
+        0,
+        0,
+        "",
+        &[
+            "--syslog",
+            sock.to_str().unwrap(),
+            "--syslog-tag",
+            "asperahttpd",
+        ],
+    );
+    let pid = server.pid();
+    let want = format!("asperahttpd[{pid}]: ");
+    loop {
+        let n = listener
+            .recv(&mut buf)
+            .expect("no syslog message within 10 s");
+        let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if m.contains("listening") && m.starts_with(&format!("<150>{want}")) {
+            break;
+        }
+    }
 }
 
 #[test]
