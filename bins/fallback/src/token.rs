@@ -28,6 +28,18 @@ pub(crate) enum TokenCommand {
     /// Example:
     ///   fallback token generate --config aspera.conf --user alice --up --dest /incoming --ttl 1h
     Generate(GenerateArgs),
+    /// Make a new token key and print the <token> section that rotates to it.
+    ///
+    /// The new secret issues; the current one moves to <retired_keys> with an
+    /// <accept_until> time, so its tokens keep working until then and no longer (on
+    /// every instance, after a reload or a restart alike). Retired keys still within
+    /// their time are kept; those past it are dropped. Nothing is written: replace the
+    /// section's <token> in the file on every instance, reload each, then give the web
+    /// apps that issue tokens the new secret. To revoke a key at once, remove it.
+    ///
+    /// Example:
+    ///   fallback token rotate --config aspera.conf --keep 1d
+    Rotate(RotateArgs),
     /// Show what a token says: form, key id, and for a signed token its claims.
     ///
     /// Without --config nothing is verified and a sealed token shows only its key id.
@@ -89,6 +101,23 @@ pub(crate) struct GenerateArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct RotateArgs {
+    /// The aspera.conf whose key to rotate.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: PathBuf,
+    /// Rotate the key of this user's section (default: the <default> section's).
+    #[arg(long, short = 'u', value_name = "USER", conflicts_with = "group")]
+    user: Option<String>,
+    /// Rotate the key of this group's section.
+    #[arg(long, short = 'g', value_name = "GROUP")]
+    group: Option<String>,
+    /// How long tokens made with the current key stay accepted, like 1h or 30d
+    /// (default: the section's life_seconds, the longest a token it makes lives).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    keep: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct InspectArgs {
     /// The token, or "-" to read it from standard input.
     token: String,
@@ -139,9 +168,122 @@ pub(crate) fn run(cmd: &TokenCommand) -> anyhow::Result<u8> {
         TokenCommand::Generate(a) => generate(a, &mut out),
         TokenCommand::Inspect(a) => inspect(a, &mut out),
         TokenCommand::Verify(a) => verify(a, &mut out),
+        TokenCommand::Rotate(a) => rotate(a, &mut out),
     }?;
     crate::write_stdout(&out)?;
     Ok(code)
+}
+
+/// `fallback token rotate`: a new secret, and the `<token>` section that rotates to it.
+fn rotate(a: &RotateArgs, out: &mut String) -> anyhow::Result<u8> {
+    let conf = load_config(&a.config)?;
+    let (settings, section) = match (&a.user, &a.group) {
+        (Some(u), _) => {
+            if !conf.has_user(u) {
+                bail!(
+                    "user {u:?} has no section in {}: its key is the one of the section \
+                     that applies to it (rotate that one: --group, or no option for \
+                     <default>)",
+                    a.config.display()
+                );
+            }
+            (conf.user(u, &[]), format!("the <user> section of {u}"))
+        }
+        (None, Some(g)) => {
+            if !conf.has_group(g) {
+                bail!("group {g:?} has no section in {}", a.config.display());
+            }
+            (
+                conf.user("", &[g.as_str()]),
+                format!("the <group> section of {g}"),
+            )
+        }
+        (None, None) => (conf.defaults(), "the <default> section".to_owned()),
+    };
+    let Some(current) = settings.token_key.value.as_ref() else {
+        bail!(
+            "{section} of {} has no encryption_key to rotate",
+            a.config.display()
+        );
+    };
+    let mut random = [0u8; 24];
+    getrandom::fill(&mut random).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let secret = hex::encode(random);
+    let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let keep = a
+        .keep
+        .unwrap_or(Duration::from_secs(settings.token_life_seconds.value));
+    let keep = i64::try_from(keep.as_secs()).unwrap_or(i64::MAX);
+    let until = jiff::Timestamp::from_second(now.as_second().saturating_add(keep))
+        .unwrap_or(jiff::Timestamp::MAX);
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    outln!(
+        out,
+        "<!-- {section}: rotated {now}; the old key's tokens are accepted until {until} -->"
+    );
+    outln!(out, "<token>");
+    outln!(out, "  <encryption_key>{secret}</encryption_key>");
+    for other in ["encryption_type", "life_seconds"] {
+        let set = match other {
+            "encryption_type" => {
+                !matches!(settings.token_cipher.origin, fallback_conf::Origin::Builtin)
+            }
+            _ => !matches!(
+                settings.token_life_seconds.origin,
+                fallback_conf::Origin::Builtin
+            ),
+        };
+        if set {
+            let value = match other {
+                "encryption_type" => settings.token_cipher.value.to_string(),
+                _ => settings.token_life_seconds.value.to_string(),
+            };
+            outln!(out, "  <{other}>{value}</{other}>");
+        }
+    }
+    outln!(out, "  <retired_keys>");
+    outln!(out, "    <key>");
+    outln!(
+        out,
+        "      <encryption_key>{}</encryption_key>",
+        escape(current.expose())
+    );
+    outln!(out, "      <accept_until>{until}</accept_until>");
+    outln!(out, "    </key>");
+    let now_s = now.as_second();
+    for old in settings
+        .retired_keys
+        .value
+        .iter()
+        .filter(|k| k.accept_until > now_s)
+    {
+        outln!(out, "    <key>");
+        outln!(
+            out,
+            "      <encryption_key>{}</encryption_key>",
+            escape(old.secret.expose())
+        );
+        outln!(
+            out,
+            "      <accept_until>{}</accept_until>",
+            escape(&old.accept_until_text)
+        );
+        outln!(out, "    </key>");
+    }
+    outln!(out, "  </retired_keys>");
+    outln!(out, "</token>");
+    eprintln!(
+        "fallback: replace the <token> of {section} in {} with the above on every \
+         instance, then `systemctl reload fallbackd` on each, then give the apps that \
+         issue tokens the new encryption_key.",
+        a.config.display()
+    );
+    Ok(exit::OK)
 }
 
 /// `30m`, `1h`, `2h30m`, `7d`, `PT1H`, or plain seconds.
@@ -423,8 +565,11 @@ fn verify(a: &VerifyArgs, out: &mut String) -> anyhow::Result<u8> {
             // made with another user's secret is not this user's token.
             let groups: Vec<&str> = a.group.iter().map(String::as_str).collect();
             let settings = conf.user(&a.user, &groups);
+            // ...or one of its retired keys (still within its time: decoding checked).
+            let retired = Key::retired_from_settings(&settings).unwrap_or_default();
             if let Ok(k) = Key::from_settings(&settings)
                 && k.id() != c.key_id
+                && !retired.iter().any(|(r, _)| r.id() == c.key_id)
             {
                 outln!(
                     out,
@@ -443,6 +588,11 @@ fn verify(a: &VerifyArgs, out: &mut String) -> anyhow::Result<u8> {
                 a.path,
                 human(c.remaining(SystemTime::now()))
             );
+            if let Some(until) = ring.retired_until(&c.key_id) {
+                let until = jiff::Timestamp::from_second(until)
+                    .map_or_else(|_| until.to_string(), |t| t.to_string());
+                outln!(out, "note: made with a retired key, accepted until {until}");
+            }
             Ok(exit::OK)
         }
         Err(e) => {

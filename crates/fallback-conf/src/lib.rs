@@ -61,7 +61,7 @@ pub use diag::{Code, Diagnostic, Pos, Severity};
 pub use docroot::{AWS_HOST, Docroot, S3Credentials, S3Root, STORAGE_CLASSES};
 pub use model::{
     Cipher, Document, FileMode, FilenameHash, Group, HttpServer, Layer, Overwrite, PeerDocroot,
-    Secret, TokenCipher, TransferAuth, UnknownKeyword, User, Web,
+    RetiredKey, Secret, TokenCipher, TransferAuth, UnknownKeyword, User, Web,
 };
 pub use resolve::{Mode, Origin, ServerSettings, Sourced, UserSettings, WebSettings, mode_of};
 pub use validate::MIN_TOKEN_KEY_CHARS;

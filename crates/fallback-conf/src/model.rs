@@ -295,6 +295,20 @@ impl Serialize for Secret {
     }
 }
 
+/// A token key that no longer issues tokens but still verifies those it made, until
+/// `accept_until` (fallback's own element, `authorization/token/retired_keys/key`): key
+/// rotation as configuration, so every instance and every restart accepts exactly the
+/// same tokens. Removing it revokes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RetiredKey {
+    /// The old `encryption_key`.
+    pub secret: Secret,
+    /// Unix seconds from which its tokens are refused.
+    pub accept_until: i64,
+    /// `accept_until` as written.
+    pub accept_until_text: String,
+}
+
 /// The settings that may appear in `<default>`, in a `<user>` or in a `<group>`.
 /// `None` means "not written here": the next level down decides.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -305,6 +319,9 @@ pub struct Layer {
     pub transfer_out: Option<TransferAuth>,
     /// `authorization/token/encryption_key`: the token secret.
     pub token_key: Option<Secret>,
+    /// `authorization/token/retired_keys/key`: keys rotated out, still verifying until
+    /// their time.
+    pub retired_keys: Option<Vec<RetiredKey>>,
     /// `authorization/token/encryption_type`.
     pub token_cipher: Option<TokenCipher>,
     /// `authorization/token/life_seconds`.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use crate::diag::{Code, Diagnostic, LineIndex, Pos};
 use crate::model::{
     Cipher, Document, FileMode, FilenameHash, Group, HttpServer, Keyword, Layer, Overwrite,
-    PeerDocroot, Secret, TokenCipher, TransferAuth, User, Web,
+    PeerDocroot, RetiredKey, Secret, TokenCipher, TransferAuth, User, Web,
 };
 use crate::xml::Element;
 
@@ -622,6 +622,7 @@ const LAYER_CONTAINERS: &[&str] = &[
     "authorization/transfer/in",
     "authorization/transfer/out",
     "authorization/token",
+    "authorization/token/retired_keys",
     "file_system",
     "file_system/access",
     "file_system/access/paths",
@@ -883,6 +884,10 @@ fn walk_layer(
         absolute(ctx, scope, el, base, out);
         return;
     }
+    if rel == "authorization/token/retired_keys/key" {
+        retired_key(ctx, scope, el, base, out);
+        return;
+    }
     if rel == "file_system/access/paths/path/restrictions/restriction" {
         let v = el.value();
         if !v.is_empty() && v != "AS_NULL" {
@@ -981,6 +986,88 @@ fn walk_layer(
         walk_layer(ctx, scope, child, base, rel, out);
         rel.truncate(len);
     }
+}
+
+/// `<key>` of `authorization/token/retired_keys`: an old `<encryption_key>` and the
+/// `<accept_until>` time its tokens are accepted until. Both are required (a key with
+/// no end would be accepted forever); anything else there is an error, as everywhere
+/// security settings live.
+fn retired_key(ctx: &mut Ctx<'_>, scope: Scope, el: &Element<'_>, base: &str, out: &mut Layer) {
+    const KEY: &str = "authorization/token/retired_keys/key";
+    let path = format!("{base}/{KEY}");
+    let mut secret = None;
+    let mut until = None;
+    for c in &el.children {
+        match c.name {
+            "encryption_key" if !c.value().is_empty() => {
+                secret = Some(Secret::new(c.value()));
+            }
+            "accept_until" => match parse_time(c.value()) {
+                Ok(t) => until = Some((t, c.value().to_owned())),
+                Err(why) => {
+                    ctx.report(
+                        Code::InvalidValue,
+                        c.value_start(),
+                        &format!("{path}/accept_until"),
+                        why,
+                    );
+                    return;
+                }
+            },
+            "encryption_key" => {}
+            other => {
+                ctx.report(
+                    Code::UnknownSecurityElement,
+                    c.start,
+                    &format!("{path}/{other}"),
+                    format!(
+                        "unknown element <{other}> in a retired token key: it holds \
+                         <encryption_key> and <accept_until> only"
+                    ),
+                );
+                return;
+            }
+        }
+    }
+    let (Some(secret), Some((accept_until, text))) = (secret, until) else {
+        ctx.report(
+            Code::InvalidValue,
+            el.start,
+            &path,
+            "a retired token key needs its <encryption_key> and an <accept_until> time \
+             (RFC 3339, e.g. 2027-01-31T00:00:00Z, or a date): without an end it would be \
+             accepted forever; to revoke a key, remove it"
+                .to_owned(),
+        );
+        return;
+    };
+    ctx.spans
+        .entry((scope, KEY))
+        .or_insert(ctx.idx.pos(el.start));
+    out.retired_keys
+        .get_or_insert_with(Vec::new)
+        .push(RetiredKey {
+            secret,
+            accept_until,
+            accept_until_text: text,
+        });
+}
+
+/// An RFC 3339 time (`2027-01-31T12:00:00Z`, an offset allowed) or a date (`2027-01-31`,
+/// midnight UTC), as Unix seconds.
+fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Ok(t.as_second());
+    }
+    if let Ok(d) = s.parse::<jiff::civil::Date>()
+        && let Ok(t) =
+            jiff::tz::TimeZone::UTC.to_timestamp(d.to_datetime(jiff::civil::Time::midnight()))
+    {
+        return Ok(t.as_second());
+    }
+    Err(format!(
+        "{s:?} is not a time: write RFC 3339 (2027-01-31T00:00:00Z) or a date (2027-01-31)"
+    ))
 }
 
 /// Whether `el` says nothing (empty, `AS_NULL`) or only "off" (a value in `quiet`),

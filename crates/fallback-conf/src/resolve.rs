@@ -112,6 +112,8 @@ pub struct UserSettings {
     pub transfer_out: Sourced<TransferAuth>,
     /// The token secret, if any applies.
     pub token_key: Sourced<Option<Secret>>,
+    /// Keys rotated out that still verify their tokens until their time (empty: none).
+    pub retired_keys: Sourced<Vec<crate::model::RetiredKey>>,
     /// Token cipher.
     pub token_cipher: Sourced<TokenCipher>,
     /// Default token lifetime in seconds.
@@ -569,6 +571,11 @@ impl Config {
                 TransferAuth::Allow
             ),
             token_key: optional!(token_key, "authorization/token/encryption_key"),
+            retired_keys: field!(
+                retired_keys,
+                "authorization/token/retired_keys/key",
+                Vec::new()
+            ),
             token_cipher: field!(
                 token_cipher,
                 "authorization/token/encryption_type",

@@ -142,6 +142,7 @@ fn web(o: &mut Out, w: &Web) {
 fn layer(o: &mut Out, l: &Layer) {
     let auth_transfer = l.transfer_in.is_some() || l.transfer_out.is_some();
     let token = l.token_key.is_some()
+        || l.retired_keys.is_some()
         || l.token_cipher.is_some()
         || l.token_life_seconds.is_some()
         || l.filename_hash.is_some();
@@ -156,6 +157,16 @@ fn layer(o: &mut Out, l: &Layer) {
         });
         o.nest(&["token"], token, |o| {
             o.leaf("encryption_key", l.token_key.as_ref().map(Secret::expose));
+            if let Some(keys) = &l.retired_keys {
+                o.nest(&["retired_keys"], true, |o| {
+                    for k in keys {
+                        o.nest(&["key"], true, |o| {
+                            o.leaf("encryption_key", Some(k.secret.expose()));
+                            o.leaf("accept_until", Some(k.accept_until_text.as_str()));
+                        });
+                    }
+                });
+            }
             o.leaf("encryption_type", l.token_cipher);
             o.leaf("life_seconds", l.token_life_seconds);
             o.leaf("filename_hash", l.filename_hash);

@@ -87,8 +87,6 @@ fn direction_policy(s: &UserSettings, d: Direction) -> TransferAuth {
 pub(crate) struct Known {
     /// When the account was read.
     at: std::time::Instant,
-    /// Groups and home directory.
-    pub(crate) account: Account,
     /// `Config::account` of it.
     pub(crate) settings: Arc<UserSettings>,
 }
@@ -115,7 +113,6 @@ impl AppState {
         let known = Arc::new(Known {
             at: now,
             settings: Arc::new(self.config().account(&account)),
-            account,
         });
         if let Ok(mut cache) = self.inner.accounts.write() {
             if cache.len() > 10_000 {
@@ -244,22 +241,15 @@ impl AppState {
                 })?;
                 let known = self.account_of(&claims.user).await;
                 let settings = Arc::clone(&known.settings);
-                // The key that verified must be this user's own: a secret configured for
-                // one user cannot mint tokens for another.
-                let kid_of = |s: &fallback_conf::UserSettings| {
-                    s.token_key
-                        .value
-                        .as_ref()
-                        .and_then(|secret| self.key_id_of(secret.expose()))
+                // The key that verified must be this user's own (current, or retired
+                // and still within its time, which decoding checked): a secret
+                // configured for one user cannot mint tokens for another.
+                let id_of = |secret: &fallback_conf::Secret| {
+                    self.key_id_of(secret.expose())
                         .is_some_and(|kid| kid == claims.key_id)
                 };
-                // Or the user's key before a reload rotated it (until the token expires).
-                let own_key = kid_of(&settings)
-                    || self.previous_configs().any(|c| {
-                        let groups: Vec<&str> =
-                            known.account.groups.iter().map(String::as_str).collect();
-                        kid_of(&c.user(&claims.user, &groups))
-                    });
+                let own_key = settings.token_key.value.as_ref().is_some_and(id_of)
+                    || settings.retired_keys.value.iter().any(|k| id_of(&k.secret));
                 if !own_key {
                     crate::stats::token_refused("wrong-user-key");
                     return Err(ApiError::Unauthorized {

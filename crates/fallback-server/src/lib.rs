@@ -244,10 +244,6 @@ impl Options {
     }
 }
 
-/// How many earlier configurations a reload keeps, so tokens made with a key that was
-/// rotated out stay valid until they expire.
-const KEPT_CONFIGS: usize = 8;
-
 struct Inner {
     conf: Config,
     keys: Option<KeyRing>,
@@ -257,8 +253,6 @@ struct Inner {
     /// Connected buckets (`s3://` docroots), by everything their URI says, likewise
     /// shared.
     buckets: Arc<RwLock<HashMap<String, Arc<fallback_s3::Bucket>>>>,
-    /// Configurations replaced by reloads, newest first, with when they were replaced.
-    previous: Vec<(std::time::SystemTime, Arc<Config>)>,
     /// The key id of every secret in the configuration (derived once, not per request).
     key_ids: HashMap<String, String>,
     /// System accounts (groups, home) per user, with when they were read and the
@@ -311,7 +305,8 @@ impl Inner {
             .chain(doc.users.iter().map(|u| &u.settings))
             .chain(doc.groups.iter().map(|g| &g.settings));
         for layer in sections {
-            if let Some(secret) = &layer.token_key {
+            let retired = layer.retired_keys.iter().flatten().map(|k| &k.secret);
+            for secret in layer.token_key.iter().chain(retired) {
                 let key =
                     fallback_token::Key::derive(secret.expose(), fallback_token::Form::Signed)?;
                 key_ids.insert(secret.expose().to_owned(), key.id().to_owned());
@@ -323,7 +318,6 @@ impl Inner {
             options,
             storages: Arc::new(RwLock::new(HashMap::new())),
             buckets: Arc::new(RwLock::new(HashMap::new())),
-            previous: Vec::new(),
             key_ids,
             accounts: RwLock::new(HashMap::new()),
         })
@@ -332,9 +326,10 @@ impl Inner {
 
 impl AppState {
     /// The state after a reload to `conf`: its settings and keys apply to requests from
-    /// now on, while requests in flight finish on this one. Keys rotated out stay in the
-    /// ring, and tokens made with a user's earlier key stay valid until they expire (up
-    /// to the longest token lifetime, 30 days). Open docroots are kept.
+    /// now on, while requests in flight finish on this one. Which tokens are accepted
+    /// depends on `conf` and the clock alone, exactly as after a restart with it: a key
+    /// rotated out verifies only while `conf` lists it under `retired_keys` (until its
+    /// `accept_until`), and a key removed is refused from now on. Open docroots are kept.
     pub fn reloaded(&self, conf: Config) -> Result<Self, Error> {
         // What the file decides comes from the new file; the rest (set by the program)
         // stays.
@@ -345,41 +340,11 @@ impl AppState {
             ..self.inner.options.clone()
         };
         let mut inner = Inner::build(conf, options)?;
-        // Keep every key of the previous ring that the new one lacks.
-        if let Some(old_ring) = &self.inner.keys {
-            for key in old_ring.keys() {
-                match &mut inner.keys {
-                    Some(ring) if ring.get(key.id()).is_none() => {
-                        ring.add(key.clone())?;
-                    }
-                    Some(_) => {}
-                    None => inner.keys = Some(KeyRing::new(key.clone())),
-                }
-            }
-        }
-        for (secret, kid) in &self.inner.key_ids {
-            inner
-                .key_ids
-                .entry(secret.clone())
-                .or_insert_with(|| kid.clone());
-        }
-        let now = std::time::SystemTime::now();
-        let horizon = fallback_token::DEFAULT_MAX_LIFETIME + self.inner.options.token_skew;
-        inner.previous = std::iter::once((now, Arc::new(self.inner.conf.clone())))
-            .chain(self.inner.previous.iter().cloned())
-            .filter(|(when, _)| now.duration_since(*when).unwrap_or_default() <= horizon)
-            .take(KEPT_CONFIGS)
-            .collect();
         inner.storages = Arc::clone(&self.inner.storages);
         inner.buckets = Arc::clone(&self.inner.buckets);
         Ok(AppState {
             inner: Arc::new(inner),
         })
-    }
-
-    /// Configurations replaced by reloads and still honoured for old tokens.
-    pub(crate) fn previous_configs(&self) -> impl Iterator<Item = &Config> {
-        self.inner.previous.iter().map(|(_, c)| c.as_ref())
     }
 
     /// The configuration served.

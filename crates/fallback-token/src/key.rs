@@ -214,6 +214,22 @@ impl Key {
         Key::derive(secret.expose(), form)
     }
 
+    /// The keys `settings` retired (`authorization/token/retired_keys`), which verify
+    /// but never issue, each with the Unix second from which its tokens are refused.
+    /// They take the form the settings give the current key.
+    pub fn retired_from_settings(settings: &UserSettings) -> Result<Vec<(Self, i64)>, Error> {
+        let form = match settings.token_cipher.origin {
+            Origin::Builtin => Form::Signed,
+            _ => Form::from(settings.token_cipher.value),
+        };
+        settings
+            .retired_keys
+            .value
+            .iter()
+            .map(|k| Ok((Key::derive(k.secret.expose(), form)?, k.accept_until)))
+            .collect()
+    }
+
     /// The key id carried in the clear by every token made with this key.
     pub fn id(&self) -> &str {
         &self.id
@@ -231,11 +247,16 @@ impl Key {
 #[derive(Debug, Clone)]
 pub struct KeyRing {
     keys: Vec<Key>,
+    /// Retired keys (by id): the Unix second from which their tokens are refused.
+    retired: std::collections::HashMap<String, i64>,
 }
 
 impl From<Key> for KeyRing {
     fn from(key: Key) -> Self {
-        KeyRing { keys: vec![key] }
+        KeyRing {
+            keys: vec![key],
+            retired: std::collections::HashMap::new(),
+        }
     }
 }
 
@@ -255,9 +276,30 @@ impl KeyRing {
         Ok(self)
     }
 
+    /// Adds a retired key: it verifies the tokens it made until `accept_until` (Unix
+    /// seconds), then [`KeyRing::decode`] refuses them (`KeyRetired`). A key already in
+    /// the ring as a current key stays current.
+    pub fn add_retired(&mut self, key: Key, accept_until: i64) -> &mut Self {
+        if self.get(key.id()).is_none() {
+            self.retired.insert(key.id.clone(), accept_until);
+            self.keys.push(key);
+        } else if let Some(until) = self.retired.get_mut(key.id()) {
+            // The same old key retired in two sections: the later end.
+            *until = (*until).max(accept_until);
+        }
+        self
+    }
+
+    /// When the tokens of key `id` stop being accepted (Unix seconds); `None` for a
+    /// current key (or one not in the ring).
+    pub fn retired_until(&self, id: &str) -> Option<i64> {
+        self.retired.get(id).copied()
+    }
+
     /// Every distinct secret in an aspera.conf (in `<default>`, users and groups), each
-    /// with the form its section sets. The `<default>` key, when there is one, issues.
-    /// `None` when the file has no secret at all.
+    /// with the form its section sets, then every retired key with its end. The
+    /// `<default>` key, when there is one, issues. `None` when the file has no secret
+    /// at all. Which tokens a ring accepts depends only on the file and the clock.
     pub fn from_config(conf: &Config) -> Option<Result<Self, Error>> {
         let doc = conf.document();
         let mut settings = vec![conf.defaults()];
@@ -276,6 +318,17 @@ impl KeyRing {
                     if r.get(key.id()).is_none() {
                         r.keys.push(key);
                     }
+                }
+            }
+        }
+        for s in &settings {
+            let retired = match Key::retired_from_settings(s) {
+                Ok(r) => r,
+                Err(e) => return Some(Err(e)),
+            };
+            for (key, until) in retired {
+                if let Some(r) = &mut ring {
+                    r.add_retired(key, until);
                 }
             }
         }

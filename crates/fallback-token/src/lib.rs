@@ -124,6 +124,10 @@ pub enum VerifyError {
     /// No key in the ring has the token's key id.
     #[error("unknown key id")]
     UnknownKey,
+    /// The token's key was rotated out and its tokens are accepted no longer
+    /// (`retired_keys/key/accept_until` has passed).
+    #[error("the token's key is retired")]
+    KeyRetired,
     /// The key exists but is configured for another form (signed vs sealed, cipher).
     #[error("token is {token} but its key makes {key} tokens")]
     FormMismatch {
@@ -170,6 +174,7 @@ impl VerifyError {
             VerifyError::Malformed(_) => "malformed",
             VerifyError::UnsupportedVersion => "unsupported-version",
             VerifyError::UnknownKey => "unknown-key",
+            VerifyError::KeyRetired => "key-retired",
             VerifyError::FormMismatch { .. } => "form-mismatch",
             VerifyError::BadSignature => "bad-signature",
             VerifyError::Sealed => "sealed",

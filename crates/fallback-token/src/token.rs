@@ -601,6 +601,16 @@ impl KeyRing {
     pub fn decode(&self, token: &str, opts: &VerifyOptions) -> Result<Claims, VerifyError> {
         let claims = self.open(token)?;
         check_time(&claims, opts)?;
+        // A retired key's tokens are refused from its end on, whatever their own expiry.
+        if let Some(until) = self.retired_until(&claims.key_id) {
+            let now = opts.now.unwrap_or_else(SystemTime::now);
+            let now = now
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            if now >= until {
+                return Err(VerifyError::KeyRetired);
+            }
+        }
         Ok(claims)
     }
 

@@ -227,3 +227,81 @@ fn a_user_without_a_section_is_named_and_strict_refuses() {
         .code(0)
         .stderr(predicate::str::contains("no section").not());
 }
+
+/// `token rotate` prints the `<token>` section of a rotation: pasted into the file, a
+/// token of the old key still verifies (until its end), one of the new key verifies,
+/// and after the old key is removed (revoked) its tokens are refused as "key-retired"
+/// would be after its end: here, as an unknown key.
+#[test]
+fn rotate_prints_the_section_that_rotates_and_it_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("aspera.conf");
+    let file = |token: &str| {
+        format!(
+            "<CONF version=\"2\"><http_server><enable_http>true</enable_http></http_server>\
+             <default><authorization><token>{token}</token></authorization>\
+             <file_system><access><paths><path><absolute>{}</absolute></path></paths>\
+             </access></file_system></default></CONF>",
+            dir.path().display()
+        )
+    };
+    std::fs::write(
+        &conf,
+        file("<encryption_key>the-current-secret-of-32-characters</encryption_key>"),
+    )
+    .unwrap();
+    let token_of = || {
+        let out = fallback()
+            .args([
+                "token", "generate", "-u", "alice", "--down", "-p", "/", "--config",
+            ])
+            .arg(&conf)
+            .assert()
+            .code(0)
+            .get_output()
+            .stdout
+            .clone();
+        String::from_utf8(out).unwrap().trim().to_owned()
+    };
+    let check = |token: &str| {
+        fallback()
+            .args([
+                "token", "verify", "-", "-u", "alice", "--down", "-p", "/x", "--config",
+            ])
+            .arg(&conf)
+            .write_stdin(token.to_owned())
+            .assert()
+    };
+    let old = token_of();
+    let out = fallback()
+        .args(["token", "rotate", "--keep", "1h", "--config"])
+        .arg(&conf)
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("reload"))
+        .get_output()
+        .stdout
+        .clone();
+    let printed = String::from_utf8(out).unwrap();
+    let section = &printed
+        [printed.find("<token>").unwrap() + "<token>".len()..printed.find("</token>").unwrap()];
+    assert!(section.contains("<retired_keys>"), "{printed}");
+    assert!(section.contains("the-current-secret-of-32-characters"));
+    std::fs::write(&conf, file(section)).unwrap();
+    fallback()
+        .args(["config", "check"])
+        .arg(&conf)
+        .assert()
+        .code(0);
+    let new = token_of();
+    assert_ne!(old, new);
+    check(&old).code(0);
+    check(&new).code(0);
+    // Revoked: the retired key removed.
+    let start = section.find("<retired_keys>").unwrap();
+    let end = section.find("</retired_keys>").unwrap() + "</retired_keys>".len();
+    let only_new = format!("{}{}", &section[..start], &section[end..]);
+    std::fs::write(&conf, file(&only_new)).unwrap();
+    check(&old).code(1);
+    check(&new).code(0);
+}

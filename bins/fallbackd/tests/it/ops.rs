@@ -107,42 +107,103 @@ mod signals {
         );
     }
 
+    /// The testkit's configuration with `token` in place of its `<token>` section.
+    fn with_token(docroot: &std::path::Path, token: &str) -> String {
+        let text = config_text(docroot);
+        let old = format!("<token><encryption_key>{SECRET}</encryption_key></token>");
+        assert!(text.contains(&old));
+        text.replace(&old, &format!("<token>{token}</token>"))
+    }
+
+    /// Key acceptance is a function of the file and the clock: the same token through an
+    /// instance reloaded to a file and one freshly started on it gets the same answer,
+    /// before a rotation, after it (the old key retired with an end), and after the old
+    /// key's revocation (removed from the file) or the end of its time.
     #[test]
-    fn sighup_rotates_keys_keeps_old_tokens_and_refuses_a_broken_config() {
-        let dir = tempfile::tempdir().unwrap();
-        let server = Server::start(dir.path());
-        std::fs::write(server.docroot().join("f.txt"), b"file").unwrap();
+    fn reloaded_and_restarted_instances_accept_exactly_the_same_tokens() {
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = Server::start(dir_a.path());
+        std::fs::write(a.docroot().join("f.txt"), b"file").unwrap();
         let old = download_token("alice", &["/"]);
-        assert_eq!(get(&server, &old), 200);
-        let conf = dir.path().join("aspera.conf");
-        let text = config_text(&server.docroot());
-        std::fs::write(&conf, text.replace(SECRET, ROTATED)).unwrap();
-        hup_and_wait(&server, "configuration reloaded");
         let rotated = Key::derive(ROTATED, Form::Signed).unwrap();
         let new = Token::download("alice", &["/"]).issue(&rotated).unwrap();
-        assert_eq!(get(&server, &new), 200, "a token of the new key");
-        assert_eq!(
-            get(&server, &old),
-            200,
-            "a token of the rotated-out key, not expired"
-        );
         let stranger = Key::derive("never-configured-secret-0123456789", Form::Signed).unwrap();
-        assert_eq!(
-            get(
-                &server,
-                &Token::download("alice", &["/"]).issue(&stranger).unwrap()
-            ),
-            401
+        let stranger = Token::download("alice", &["/"]).issue(&stranger).unwrap();
+        assert_eq!(get(&a, &old), 200);
+        assert_eq!(get(&a, &new), 401, "not configured yet");
+
+        // Each step: A reloads to the file, B starts fresh on it; both answer alike.
+        let step = |b: &mut Option<Server>, token_section: &str, expect: [u16; 3], what: &str| {
+            std::fs::write(
+                dir_a.path().join("aspera.conf"),
+                with_token(&a.docroot(), token_section),
+            )
+            .unwrap();
+            hup_and_wait(&a, "configuration reloaded");
+            *b = None;
+            let file = dir_b.path().join("fixture.conf");
+            std::fs::write(
+                &file,
+                with_token(std::path::Path::new("@DATA@"), token_section),
+            )
+            .unwrap();
+            let fresh = Server::start_fixture_file(dir_b.path(), &file);
+            std::fs::write(fresh.docroot().join("f.txt"), b"file").unwrap();
+            for (token, want, name) in [
+                (&old, expect[0], "old key"),
+                (&new, expect[1], "new key"),
+                (&stranger, expect[2], "a key never configured"),
+            ] {
+                assert_eq!(get(&a, token), want, "{what}: {name}, reloaded instance");
+                assert_eq!(
+                    get(&fresh, token),
+                    want,
+                    "{what}: {name}, restarted instance"
+                );
+            }
+            *b = Some(fresh);
+        };
+        let mut b = None;
+        let retired = |until: &str| {
+            format!(
+                "<encryption_key>{ROTATED}</encryption_key><retired_keys><key>\
+                 <encryption_key>{SECRET}</encryption_key><accept_until>{until}</accept_until>\
+                 </key></retired_keys>"
+            )
+        };
+        // Rotated: the new key issues, the old one verifies until its end.
+        step(
+            &mut b,
+            &retired("2999-01-01T00:00:00Z"),
+            [200, 200, 401],
+            "rotation",
         );
+        // Revoked: the old key removed from the file.
+        let only_new = format!("<encryption_key>{ROTATED}</encryption_key>");
+        step(&mut b, &only_new, [401, 200, 401], "revocation");
+        // Retired, but its time is over.
+        step(
+            &mut b,
+            &retired("2020-01-01"),
+            [401, 200, 401],
+            "end of the old key's time",
+        );
+
         // A broken file: refused, the running configuration stays.
         std::fs::write(
-            &conf,
+            dir_a.path().join("aspera.conf"),
             "<CONF version=\"2\"><http_server><http_port>99999</http_port>",
         )
         .unwrap();
-        hup_and_wait(&server, "reload refused");
-        assert_eq!(get(&server, &new), 200);
-        assert_eq!(get(&server, &old), 200);
+        hup_and_wait(&a, "reload refused");
+        assert_eq!(get(&a, &new), 200);
+        assert_eq!(get(&a, &old), 401);
+        assert!(
+            a.log_values().iter().any(|v| v["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("key-retired"))),
+            "a retired key's refusal is logged as such"
+        );
     }
 
     #[test]

@@ -330,3 +330,72 @@ fn uri_docroots_that_cannot_be_used_are_refused_without_echoing_secrets() {
         assert!(!shown.contains("SeCrEt"), "{shown}");
     }
 }
+
+/// Key rotation as configuration: retired keys with the time their tokens are accepted
+/// until, per section like `encryption_key`; one without a time, with a bad time or
+/// with another element is refused (a key with no end would be accepted forever).
+#[test]
+fn retired_token_keys_are_read_with_their_end() {
+    let token = |inner: &str| {
+        format!(
+            "<authorization><token><encryption_key>the-new-secret-of-32-characters!!</encryption_key>\
+             <retired_keys>{inner}</retired_keys></token></authorization>{}",
+            root("<absolute>/srv</absolute>")
+        )
+    };
+    let c = conf(
+        &token(
+            "<key><encryption_key>the-old-secret-of-32-characters!!!</encryption_key>\
+             <accept_until>2027-01-31T12:00:00Z</accept_until></key>\
+             <key><encryption_key>an-older-secret-of-32-characters!</encryption_key>\
+             <accept_until>2026-12-31</accept_until></key>",
+        ),
+        "",
+    );
+    let d = c.defaults();
+    let keys = &d.retired_keys.value;
+    assert_eq!(keys.len(), 2);
+    assert_eq!(
+        keys[0].secret.expose(),
+        "the-old-secret-of-32-characters!!!"
+    );
+    assert_eq!(keys[0].accept_until, 1_801_396_800);
+    assert_eq!(keys[1].accept_until, 1_798_675_200);
+    // Never shown.
+    assert!(!format!("{d:?}").contains("the-old-secret"));
+    // Written back as read.
+    let again = Config::parse(&c.document().to_xml()).unwrap();
+    assert_eq!(again.defaults().retired_keys.value, d.retired_keys.value);
+
+    for (bad, code) in [
+        (
+            "<key><encryption_key>the-old-secret-of-32-characters!!!</encryption_key></key>",
+            Code::InvalidValue,
+        ),
+        (
+            "<key><encryption_key>the-old-secret-of-32-characters!!!</encryption_key>\
+             <accept_until>next year</accept_until></key>",
+            Code::InvalidValue,
+        ),
+        (
+            "<key><encryption_key>the-old-secret-of-32-characters!!!</encryption_key>\
+             <accept_until>2027-01-01</accept_until><forever>true</forever></key>",
+            Code::UnknownSecurityElement,
+        ),
+        ("<kye></kye>", Code::UnknownSecurityElement),
+    ] {
+        let text = format!(
+            "<CONF><http_server><enable_http>true</enable_http></http_server>\
+             <default>{}</default></CONF>",
+            token(bad)
+        );
+        let c = Config::parse(&text).unwrap();
+        assert!(
+            c.diagnostics()
+                .iter()
+                .any(|d| d.code == code && d.is_error()),
+            "{bad}: {:?}",
+            c.diagnostics()
+        );
+    }
+}

@@ -61,7 +61,11 @@ fn layer() -> impl Strategy<Value = Layer> {
             of(any::<bool>()),
             of(any::<bool>()),
         ),
-        (of(cipher()), of(cipher())),
+        (
+            of(cipher()),
+            of(cipher()),
+            of(vec((text(r"[!-~]{1,40}"), 0i64..4_000_000_000), 1..3)),
+        ),
         (
             vec(
                 (any::<[u8; 4]>(), text(r"/[a-z0-9_/]{0,12}(\$\(name\))?")),
@@ -79,9 +83,20 @@ fn layer() -> impl Strategy<Value = Layer> {
                 (transfer_in, transfer_out),
                 (token_key, token_cipher, token_life_seconds, filename_hash),
                 (docroot, read_allowed, write_allowed, dir_allowed),
-                (allowed_cipher, user_value),
+                (allowed_cipher, user_value, retired),
                 (peers, restrictions, overwrite, fmode, dmode, cap),
             )| Layer {
+                retired_keys: retired.map(|keys| {
+                    keys.into_iter()
+                        .map(|(secret, at)| fallback_conf::RetiredKey {
+                            secret: Secret::new(secret),
+                            accept_until: at,
+                            accept_until_text: jiff::Timestamp::from_second(at)
+                                .unwrap()
+                                .to_string(),
+                        })
+                        .collect()
+                }),
                 peer_docroots: {
                     let mut seen = std::collections::HashSet::new();
                     peers
