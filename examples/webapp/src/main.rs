@@ -161,6 +161,32 @@ impl Web {
         self.sessions.lock().ok()?.get(id).cloned()
     }
 
+    /// The signed-in user of `headers`, their settings, the folder `path` names and its
+    /// entries; or the answer when there is none (sign in first, a bad path, no
+    /// docroot, no such folder).
+    async fn folder(
+        &self,
+        headers: &HeaderMap,
+        path: &str,
+    ) -> Result<(String, UserSettings, String, Vec<fallback_server::DirEntry>), Box<Response>> {
+        let Some(user) = self.user_of(headers) else {
+            return Err(Box::new(Redirect::to("/").into_response()));
+        };
+        // As the service sees the user: their groups from the system (NSS), so a key
+        // or docroot set for a group applies here too.
+        let settings = self.fallback.settings_for(&user).await;
+        let dir = format!("/{}", path.trim_end_matches('/'));
+        let entries = self.fallback.list(&settings, &dir).await.map_err(|e| {
+            let status = match e {
+                fallback_server::ListError::BadPath(_) => StatusCode::BAD_REQUEST,
+                fallback_server::ListError::NoDocroot(_) => StatusCode::FORBIDDEN,
+                _ => StatusCode::NOT_FOUND,
+            };
+            Box::new((status, e.to_string()).into_response())
+        })?;
+        Ok((user, settings, dir, entries))
+    }
+
     /// A token for `user`, for exactly `path` in one direction, valid `token_ttl`.
     fn token(&self, s: &UserSettings, path: &str, upload: bool) -> anyhow::Result<String> {
         let (user, key) = (s.user.as_str(), Key::from_settings(s)?);
@@ -266,22 +292,9 @@ async fn browse(
     headers: HeaderMap,
     UrlPath(path): UrlPath<String>,
 ) -> Response {
-    let Some(user) = web.user_of(&headers) else {
-        return Redirect::to("/").into_response();
-    };
-    // As the service sees the user: their groups from the system (NSS), so a key
-    // or docroot set for a group applies here too.
-    let settings = web.fallback.settings_for(&user).await;
-    let dir = format!("/{}", path.trim_end_matches('/'));
-    let entries = match web.fallback.list(&settings, &dir).await {
-        Ok(e) => e,
-        Err(e @ fallback_server::ListError::BadPath(_)) => {
-            return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
-        }
-        Err(e @ fallback_server::ListError::NoDocroot(_)) => {
-            return (StatusCode::FORBIDDEN, e.to_string()).into_response();
-        }
-        Err(e) => return (StatusCode::NOT_FOUND, e.to_string()).into_response(),
+    let (user, settings, dir, entries) = match web.folder(&headers, &path).await {
+        Ok(f) => f,
+        Err(resp) => return *resp,
     };
     let host = headers
         .get(header::HOST)
@@ -338,14 +351,9 @@ async fn gateway(
     headers: HeaderMap,
     UrlPath(path): UrlPath<String>,
 ) -> Response {
-    let Some(user) = web.user_of(&headers) else {
-        return Redirect::to("/").into_response();
-    };
-    let settings = web.fallback.settings_for(&user).await;
-    let dir = format!("/{}", path.trim_end_matches('/'));
-    let entries = match web.fallback.list(&settings, &dir).await {
-        Ok(e) => e,
-        Err(e) => return (StatusCode::NOT_FOUND, e.to_string()).into_response(),
+    let (user, settings, dir, entries) = match web.folder(&headers, &path).await {
+        Ok(f) => f,
+        Err(resp) => return *resp,
     };
     let rows: Vec<page::Row> = entries
         .iter()

@@ -747,21 +747,8 @@ async fn gateway_upload_and_zip_on_a_bucket() {
     )
     .await;
     assert_eq!(got.status, StatusCode::OK);
-    let dir = tempfile::tempdir().unwrap();
-    let zip = dir.path().join("got.zip");
-    std::fs::write(&zip, &got.body).unwrap();
-    let out = std::process::Command::new("python3")
-        .args(["-c", "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None; print(' '.join(sorted(i.filename + ':' + str(i.file_size) for i in z.infolist())))"])
-        .arg(&zip)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "a.bin:150000 folder/:0 folder/c.bin:70000"
+        crate::gateway::zip_listing(&got.body),
+        ["a.bin 150000", "folder/ 0", "folder/c.bin 70000"]
     );
 }
