@@ -220,6 +220,21 @@ impl Config {
                     ),
                 ));
             }
+            if let (Some(key), Some(retired)) = (&layer.token_key, &layer.retired_keys)
+                && retired.iter().any(|r| r.secret == *key)
+            {
+                let (pos, path) = self.at(scope, "authorization/token/retired_keys/key");
+                out.push(Diagnostic::new(
+                    Code::Ineffective,
+                    pos,
+                    path,
+                    "the current encryption_key is also listed under retired_keys, where \
+                     it has no effect: it stays current and its tokens never stop being \
+                     accepted; remove it from retired_keys (fallback token rotate makes a \
+                     new key)"
+                        .to_owned(),
+                ));
+            }
             for (key, root) in written_docroots(layer) {
                 let (pos, path) = self.at(scope, key);
                 if root.starts_with("s3://") {

@@ -367,6 +367,23 @@ fn retired_token_keys_are_read_with_their_end() {
     let again = Config::parse(&c.document().to_xml()).unwrap();
     assert_eq!(again.defaults().retired_keys.value, d.retired_keys.value);
 
+    // The current key listed as retired too: said, as it changes nothing.
+    let text = format!(
+        "<CONF><http_server><enable_http>true</enable_http></http_server><default>{}</default></CONF>",
+        token(
+            "<key><encryption_key>the-new-secret-of-32-characters!!</encryption_key>\
+             <accept_until>2027-01-01</accept_until></key>"
+        )
+    );
+    let c = Config::parse(&text).unwrap();
+    assert!(
+        c.diagnostics()
+            .iter()
+            .any(|d| d.code == Code::Ineffective && d.message.contains("retired_keys")),
+        "{:?}",
+        c.diagnostics()
+    );
+
     for (bad, code) in [
         (
             "<key><encryption_key>the-old-secret-of-32-characters!!!</encryption_key></key>",
