@@ -33,6 +33,33 @@ fn ttl_param(query: Option<&str>) -> Result<Option<u64>, ApiError> {
     Ok(None)
 }
 
+/// A download token for exactly `paths`, made with the requester's own key, living
+/// `ttl` seconds but never past `claims` (the token it is made from); with its lifetime.
+/// What a link and an IBM Gateway download id carry.
+pub(crate) fn short_download_token<S: AsRef<str>>(
+    state: &AppState,
+    id: &crate::auth::Identity,
+    claims: &fallback_token::Claims,
+    paths: &[S],
+    ttl: u64,
+) -> Result<(String, u64), ApiError> {
+    let now = state.options().clock.unix();
+    let ttl = ttl.min(claims.expires_at.saturating_sub(now));
+    if ttl == 0 {
+        return Err(ApiError::Unauthorized {
+            reason: "the token expires now: nothing made from it outlives it".to_owned(),
+        });
+    }
+    let key: Key = Key::from_settings(&id.settings)
+        .map_err(|e| ApiError::Internal(format!("token key: {e}")))?;
+    let token = Token::download(&claims.user, paths)
+        .issued_at(state.options().clock.now())
+        .valid_for(std::time::Duration::from_secs(ttl))
+        .issue(&key)
+        .map_err(|e| ApiError::Internal(format!("download token: {e}")))?;
+    Ok((token, ttl))
+}
+
 pub(crate) async fn create(
     State(state): State<AppState>,
     req: Request,
@@ -55,25 +82,12 @@ pub(crate) async fn create(
             reason: "link asked for without a token (downloads are allow)".to_owned(),
         });
     };
-    let now = state.options().clock.unix();
-    let left = claims.expires_at.saturating_sub(now);
     let ttl = ttl_param(parts.uri.query())?
         .unwrap_or(DEFAULT_TTL_SECS)
-        .min(MAX_TTL_SECS)
-        .min(left);
-    if ttl == 0 {
-        return Err(ApiError::Unauthorized {
-            reason: "the token expires now: no link outlives it".to_owned(),
-        });
-    }
-    let key: Key = Key::from_settings(&id.settings)
-        .map_err(|e| ApiError::Internal(format!("token key: {e}")))?;
+        .min(MAX_TTL_SECS);
     let p = path.to_string();
-    let token = Token::download(&claims.user, &[p.as_str()])
-        .issued_at(state.options().clock.now())
-        .valid_for(std::time::Duration::from_secs(ttl))
-        .issue(&key)
-        .map_err(|e| ApiError::Internal(format!("link token: {e}")))?;
+    let (token, ttl) = short_download_token(&state, &id, claims, &[p.as_str()], ttl)?;
+    let now = state.options().clock.unix();
     let mut encoded = String::new();
     for seg in path.segments() {
         encoded.push('/');

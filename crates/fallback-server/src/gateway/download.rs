@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use bytes::Bytes;
 use fallback_engine::{EntryKind, RelPath};
-use fallback_token::{Direction, Key, Token};
+use fallback_token::Direction;
 use serde::{Deserialize, Serialize};
 
 use super::{BASE, GwError, TransferSpec, spec_path};
@@ -87,30 +87,16 @@ impl Capability {
                 id.check_restrictions(p)?;
             }
         }
+        let strings: Vec<String> = paths.iter().map(ToString::to_string).collect();
         let token = match &id.claims {
             None => None,
             Some(claims) => {
-                let now = state.options().clock.unix();
-                let ttl = claims.expires_at.saturating_sub(now).min(TTL_SECS);
-                if ttl == 0 {
-                    return Err(ApiError::Unauthorized {
-                        reason: "the token expires now: no download outlives it".to_owned(),
-                    });
-                }
-                let key = Key::from_settings(&id.settings)
-                    .map_err(|e| ApiError::Internal(format!("token key: {e}")))?;
-                let strings: Vec<String> = paths.iter().map(ToString::to_string).collect();
-                let token = Token::download(&claims.user, &strings)
-                    .issued_at(state.options().clock.now())
-                    .valid_for(std::time::Duration::from_secs(ttl))
-                    .issue(&key)
-                    .map_err(|e| ApiError::Internal(format!("download token: {e}")))?;
-                Some(token)
+                Some(crate::links::short_download_token(state, id, claims, &strings, TTL_SECS)?.0)
             }
         };
         Ok(Capability {
             token,
-            paths: paths.iter().map(ToString::to_string).collect(),
+            paths: strings,
             zip: spec.zip_required.unwrap_or(false),
             name: spec
                 .download_name
