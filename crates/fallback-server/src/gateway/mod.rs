@@ -277,7 +277,7 @@ pub(crate) fn close_code(status: StatusCode) -> u16 {
 /// its bytes go through a queue into the same pump as a PUT, so it is staged, hashed
 /// and published atomically, and a file cut off leaves nothing at its path.
 pub(crate) struct Sink {
-    pub(crate) dest: RelPath,
+    dest: RelPath,
     /// The length announced, if any.
     size: Option<u64>,
     /// Bytes handed to the writer.
@@ -397,21 +397,10 @@ impl Sink {
             .ok_or_else(|| ApiError::Internal(format!("{dest} was not completed")))
     }
 
-    /// Drops a file cut off: its staged bytes go, nothing is published.
+    /// Drops a file cut off: its staged bytes go, nothing is published (the pump
+    /// removes a single-shot upload whose body breaks off).
     pub(crate) async fn abort(self, id: &Identity, why: String) {
-        let Sink {
-            dest,
-            tx,
-            writer,
-            started,
-            ..
-        } = self;
-        let _ = tx.send(Err(std::io::Error::other(why))).await;
-        drop(tx);
-        let outcome = writer
-            .await
-            .map_err(|e| ApiError::Internal(format!("the file's writer: {e}")))
-            .and_then(|r| r);
-        crate::body::log_end(id, "upload", &dest, started, &outcome);
+        let _ = self.tx.send(Err(std::io::Error::other(why))).await;
+        let _ = self.join(id).await;
     }
 }

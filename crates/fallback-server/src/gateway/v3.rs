@@ -131,8 +131,7 @@ async fn receive(
     parts: &Parts,
     form: &mut Multipart,
 ) -> Result<Response, GwError> {
-    let (state, parts) = (state.clone(), parts.clone());
-    super::check_origin(&state, &parts)?;
+    super::check_origin(state, parts)?;
     let mut who: Option<(Identity, TransferSpec, RelPath)> = None;
     let mut size: Option<u64> = None;
     let mut index = 0usize;
@@ -149,9 +148,9 @@ async fn receive(
                 }
                 let text = text_field(&mut field).await?;
                 let spec: TransferSpec = super::parse_json(text.as_bytes())?;
-                let spec = with_header_token(&parts, spec);
+                let spec = with_header_token(parts, spec);
                 let id = state
-                    .identify_spec(&parts, &spec, Direction::Upload)
+                    .identify_spec(parts, &spec, Direction::Upload)
                     .await?;
                 let token_dir = id.upload_root()?;
                 let dir = match spec.destination_root.as_deref() {
@@ -189,7 +188,7 @@ async fn receive(
                     }
                     _ => dir.join(&rel),
                 };
-                let mut sink = Sink::open(&state, id, dest, size.take()).await?;
+                let mut sink = Sink::open(state, id, dest, size.take()).await?;
                 loop {
                     match field.chunk().await {
                         Ok(Some(chunk)) => {
