@@ -228,23 +228,23 @@ fn rotate(a: &RotateArgs, out: &mut String) -> anyhow::Result<u8> {
     );
     outln!(out, "<token>");
     outln!(out, "  <encryption_key>{secret}</encryption_key>");
-    for other in ["encryption_type", "life_seconds"] {
-        let set = match other {
-            "encryption_type" => {
-                !matches!(settings.token_cipher.origin, fallback_conf::Origin::Builtin)
-            }
-            _ => !matches!(
-                settings.token_life_seconds.origin,
-                fallback_conf::Origin::Builtin
-            ),
-        };
-        if set {
-            let value = match other {
-                "encryption_type" => settings.token_cipher.value.to_string(),
-                _ => settings.token_life_seconds.value.to_string(),
-            };
-            outln!(out, "  <{other}>{value}</{other}>");
-        }
+    // The section's other token settings, when it writes them, stay as they are.
+    if !matches!(settings.token_cipher.origin, fallback_conf::Origin::Builtin) {
+        outln!(
+            out,
+            "  <encryption_type>{}</encryption_type>",
+            settings.token_cipher.value
+        );
+    }
+    if !matches!(
+        settings.token_life_seconds.origin,
+        fallback_conf::Origin::Builtin
+    ) {
+        outln!(
+            out,
+            "  <life_seconds>{}</life_seconds>",
+            settings.token_life_seconds.value
+        );
     }
     outln!(out, "  <retired_keys>");
     outln!(out, "    <key>");
