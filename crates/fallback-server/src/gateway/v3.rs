@@ -149,9 +149,7 @@ async fn receive(
                 let text = text_field(&mut field).await?;
                 let spec: TransferSpec = super::parse_json(text.as_bytes())?;
                 let spec = with_header_token(parts, spec);
-                let id = state
-                    .identify_spec(parts, &spec, Direction::Upload)
-                    .await?;
+                let id = state.identify_spec(parts, &spec, Direction::Upload).await?;
                 let token_dir = id.upload_root()?;
                 let dir = match spec.destination_root.as_deref() {
                     Some(d) if !d.trim().is_empty() => spec_path(d, "destination_root")?,
